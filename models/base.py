@@ -1,0 +1,74 @@
+"""The scoring interface every streamrec model implements.
+
+A scorer takes a batch of user behaviour sequences and returns, per user, the
+top-K next items with scores and one influence weight per past event.
+
+>>> from models.base import Interaction, Scored
+>>> seq = [Interaction("i1", "click", 1_000), Interaction("i2", "purchase", 2_000)]
+>>> s = Scored(items=[("i3", 0.7), ("i4", 0.3)], influences=[0.25, 0.75])
+>>> s.top_item
+'i3'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol, runtime_checkable
+
+EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase")
+
+
+class Interaction(NamedTuple):
+    """One past behaviour of a user, oldest first in a sequence."""
+
+    item_id: str
+    event_type: str
+    ts: int  # milliseconds since epoch
+
+
+@dataclass(slots=True)
+class Scored:
+    """A scorer's answer for one user.
+
+    ``items`` holds (item_id, score) pairs, best first. ``influences`` holds one
+    weight per event of the input sequence, in the same order; they sum to 1
+    (or the list is empty when the sequence was empty).
+    """
+
+    items: list[tuple[str, float]]
+    influences: list[float] = field(default_factory=list)
+
+    @property
+    def top_item(self) -> str | None:
+        return self.items[0][0] if self.items else None
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Scores the next items for a batch of user sequences."""
+
+    name: str
+
+    @property
+    def version(self) -> str: ...
+
+    def score(self, sequences: Sequence[Sequence[Interaction]], k: int) -> list[Scored]:
+        """Return one :class:`Scored` per input sequence, in input order."""
+        ...
+
+
+def normalise(weights: Sequence[float]) -> list[float]:
+    """Scale non-negative weights to sum to 1; equal shares when all are zero.
+
+    >>> normalise([1.0, 3.0])
+    [0.25, 0.75]
+    >>> normalise([0.0, 0.0])
+    [0.5, 0.5]
+    """
+    if not weights:
+        return []
+    total = float(sum(weights))
+    if total <= 0.0:
+        return [1.0 / len(weights)] * len(weights)
+    return [w / total for w in weights]

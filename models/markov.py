@@ -1,0 +1,174 @@
+"""First-order item transitions plus popularity, learned online.
+
+The scorer reads its counts through a :class:`TransitionStore`, so the same
+logic runs over a plain dict (tests, offline use) or over Faust tables (the
+worker).
+
+score(c) = (1 - w_pop) * sum_t decay^age(t) * P(c | item_t) / sum_t decay^age(t)
+         + w_pop * count(c) / count(most popular item)
+
+over the last ``window`` events t. An event's influence is its share of the
+transition part of the top items' scores; when no transition explains the list
+(a cold start served by popularity alone), every event gets an equal share.
+
+>>> store = DictTransitionStore()
+>>> m = MarkovScorer(store)
+>>> for a, b in [("a", "b"), ("a", "b"), ("a", "c"), ("x", "y")]:
+...     m.learn_one(a, b)
+>>> out = m.score([[Interaction("x", "view", 1), Interaction("a", "click", 2)]], k=2)[0]
+>>> [i for i, _ in out.items]
+['b', 'y']
+>>> [round(w, 2) for w in out.influences]  # x explains 'y', a explains 'b'
+[0.43, 0.57]
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from models.base import Interaction, Scored, normalise
+
+
+@dataclass(slots=True)
+class ItemRow:
+    """What the store knows about one item: how often it was seen and what followed it."""
+
+    count: int = 0
+    successors: dict[str, int] = field(default_factory=dict)
+
+    def add_successor(self, item_id: str, max_successors: int) -> None:
+        self.successors[item_id] = self.successors.get(item_id, 0) + 1
+        if len(self.successors) > max_successors:
+            # Space-saving style pruning: forget the rarest successor.
+            rarest = min(self.successors, key=self.successors.__getitem__)
+            del self.successors[rarest]
+
+
+class TransitionStore(Protocol):
+    """Where transition and popularity counts live."""
+
+    def record(self, prev_item: str | None, item: str) -> None:
+        """Count ``item`` once, and the transition ``prev_item -> item``."""
+        ...
+
+    def successors(self, item: str) -> Mapping[str, int]:
+        """Counts of the items that followed ``item``."""
+        ...
+
+    def popular(self, k: int) -> list[tuple[str, int]]:
+        """The ``k`` most frequent items with their counts, most frequent first."""
+        ...
+
+
+class PopularityIndex:
+    """Item counts with a lazily refreshed top list."""
+
+    def __init__(self, refresh_every: int = 500) -> None:
+        self.counts: Counter[str] = Counter()
+        self._top: list[tuple[str, int]] = []
+        self._top_k = 0
+        self._stale = 0
+        self._refresh_every = refresh_every
+
+    def add(self, item: str, n: int = 1) -> None:
+        self.counts[item] += n
+        self._stale += 1
+
+    def top(self, k: int) -> list[tuple[str, int]]:
+        # A full re-rank is O(items); do it only every `refresh_every` updates.
+        if k > self._top_k or self._stale >= self._refresh_every or not self._top:
+            self._top = heapq.nlargest(max(k, 100), self.counts.items(), key=lambda kv: kv[1])
+            self._top_k = max(k, 100)
+            self._stale = 0
+        return self._top[:k]
+
+
+class DictTransitionStore:
+    """An in-memory :class:`TransitionStore`."""
+
+    def __init__(self, max_successors: int = 50) -> None:
+        self.rows: dict[str, ItemRow] = {}
+        self.popularity = PopularityIndex()
+        self.max_successors = max_successors
+
+    def record(self, prev_item: str | None, item: str) -> None:
+        self.rows.setdefault(item, ItemRow()).count += 1
+        self.popularity.add(item)
+        if prev_item is not None:
+            self.rows.setdefault(prev_item, ItemRow()).add_successor(item, self.max_successors)
+
+    def successors(self, item: str) -> Mapping[str, int]:
+        row = self.rows.get(item)
+        return row.successors if row else {}
+
+    def popular(self, k: int) -> list[tuple[str, int]]:
+        return self.popularity.top(k)
+
+
+class MarkovScorer:
+    """The online Markov-1 + popularity :class:`~models.base.Scorer`."""
+
+    name = "markov"
+
+    def __init__(
+        self,
+        store: TransitionStore,
+        window: int = 5,
+        decay: float = 0.5,
+        popularity_weight: float = 0.05,
+    ) -> None:
+        self.store = store
+        self.window = window
+        self.decay = decay
+        self.popularity_weight = popularity_weight
+
+    @property
+    def version(self) -> str:
+        return "online"
+
+    def learn_one(self, prev_item: str | None, item: str) -> None:
+        self.store.record(prev_item, item)
+
+    def score(self, sequences: Sequence[Sequence[Interaction]], k: int) -> list[Scored]:
+        popular = self.store.popular(k)
+        return [self._score_one(seq, k, popular) for seq in sequences]
+
+    def _score_one(
+        self, seq: Sequence[Interaction], k: int, popular: list[tuple[str, int]]
+    ) -> Scored:
+        n = len(seq)
+        recent = range(max(0, n - self.window), n)
+        weights = {t: self.decay ** (n - 1 - t) for t in recent}
+        wsum = sum(weights.values()) or 1.0
+        w_trans = 1.0 - self.popularity_weight
+
+        # Per-event transition distributions, weighted by recency.
+        contrib: dict[int, dict[str, float]] = {}
+        scores: dict[str, float] = {}
+        for t, w in weights.items():
+            succ = self.store.successors(seq[t].item_id)
+            total = sum(succ.values())
+            if not total:
+                continue
+            scale = w_trans * w / wsum / total
+            part = {item: c * scale for item, c in succ.items()}
+            contrib[t] = part
+            for item, s in part.items():
+                scores[item] = scores.get(item, 0.0) + s
+
+        if popular:
+            top_count = popular[0][1] or 1
+            for item, c in popular:
+                scores[item] = scores.get(item, 0.0) + self.popularity_weight * c / top_count
+
+        top = heapq.nlargest(k, scores.items(), key=lambda kv: (kv[1], kv[0]))
+        top_ids = [i for i, _ in top]
+        influence = [
+            sum(contrib[t].get(i, 0.0) for i in top_ids) if t in contrib else 0.0
+            for t in range(n)
+        ]
+        return Scored(items=[(i, float(s)) for i, s in top], influences=normalise(influence))

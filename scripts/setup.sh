@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Everything streamrec needs on a fresh Debian machine: Python 3.11 venv with
+# pinned dependencies, a Java runtime and Maven (for the embedded Kafka), the
+# broker jars from Maven Central. Idempotent: a second run takes a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then echo "need root (or sudo) to apt-get install $*" >&2; exit 1; fi
+  if [ -z "${_APT_UPDATED:-}" ]; then apt-get update -qq; _APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for c in python3.11 python3; do
+    if command -v "$c" >/dev/null && "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      PY=$(command -v "$c"); break
+    fi
+  done
+fi
+if [ -z "$PY" ]; then apt_install python3.11 python3.11-venv; PY=python3.11; fi
+"$PY" -c 'import venv, ensurepip' 2>/dev/null || apt_install python3.11-venv
+command -v java >/dev/null || apt_install default-jre-headless
+command -v mvn >/dev/null || apt_install maven
+
+if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
+stamp=.venv/.streamrec-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "installing Python dependencies into .venv (torch is large: the first time takes minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q --progress-bar off -e '.[dev]'
+  touch "$stamp"
+fi
+.venv/bin/streamrec broker --fetch-only

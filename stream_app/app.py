@@ -1,0 +1,121 @@
+"""The single entry point: wires topics, tables and the agent into a Faust app.
+
+``create_app(settings)`` returns the app; ``run_worker(settings)`` runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from models.markov import MarkovScorer
+from stream_app.kafka.admin import ensure_topics
+from stream_app.outgoing import Outgoing
+from stream_app.processor import Processor, Source
+from stream_app.settings import Settings
+from stream_app.state.transitions import TableTransitionStore
+
+log = logging.getLogger(__name__)
+
+
+def faust_settings(settings: Settings) -> dict[str, Any]:
+    store = "rocksdb://" if settings.store == "rocksdb" else "memory://"
+    return {
+        "broker": f"kafka://{settings.bootstrap}",
+        "store": store,
+        "datadir": str(settings.data_dir / settings.app_id),
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication_factor,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        # Small timeouts: a worker joins, and a dead one is noticed, within seconds.
+        "broker_session_timeout": settings.session_timeout_s,
+        "broker_heartbeat_interval": settings.heartbeat_interval_s,
+        "broker_request_timeout": max(40.0, settings.session_timeout_s * 4),
+        "consumer_auto_offset_reset": "earliest",
+        # Big enough to forward a huge (rejected) event's original bytes to the DLQ.
+        "producer_max_request_size": settings.dlq_max_bytes + 64 * 1024,
+        "producer_acks": -1,
+        "web_host": settings.web_host,
+        "web_port": settings.web_port,
+        "web_bind": settings.web_host,
+        "web_in_thread": False,
+    }
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(settings.app_id, **faust_settings(settings))
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    events = app.topic(settings.input_topic, partitions=settings.partitions, **raw)
+    topics = {
+        name: app.topic(name, partitions=settings.partitions, **raw)
+        for name in (settings.input_topic, settings.output_topic, settings.dlq_topic)
+    }
+    users = app.Table("users", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    items = app.Table("items", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+
+    def local_partitions() -> list[int]:
+        return sorted(
+            tp.partition
+            for tp in app.assignor.assigned_actives()
+            if tp.topic == settings.input_topic
+        )
+
+    transitions = TableTransitionStore(items, local_partitions, settings.markov_max_successors)
+    scorer = MarkovScorer(
+        transitions,
+        window=settings.markov_window,
+        decay=settings.markov_decay,
+        popularity_weight=settings.popularity_weight,
+    )
+    processor = Processor(settings, users, scorer, learner=scorer)
+
+    async def publish(messages: list[Outgoing]) -> None:
+        for m in messages:
+            await topics[m.topic].send(key=m.key, value=m.value, headers=m.headers)
+
+    @app.agent(events, name="recommend")
+    async def recommend(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            msg = event.message
+            src = Source(msg.topic, msg.partition, msg.offset, msg.key, msg.headers or ())
+            transitions.partition = msg.partition
+            try:
+                result = processor.ingest(event.value, src)
+                out = result if isinstance(result, list) else processor.recommend([result])
+            except Exception as exc:
+                # A bug must not cost the event: it goes to the DLQ, the stream goes on.
+                log.exception("processing failed at %s:%d:%d", *src.coordinates)
+                out = [processor.failed(event.value, src, exc)]
+            await publish(out)
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        transitions.invalidate()
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        transitions.invalidate()
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    app.streamrec_settings = settings  # type: ignore[attr-defined]
+    return app
+
+
+def run_worker(settings: Settings) -> None:
+    """Declare topics, then run one Faust worker in this process until stopped."""
+    asyncio.run(ensure_topics(settings))
+    (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    if not sys.stdout.isatty():
+        worker.spinner = None  # its progress frames would flood log files
+    worker.execute_from_commandline()

@@ -1,0 +1,123 @@
+"""``streamrec`` command line: broker | worker | produce | consume | demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from stream_app.settings import Settings
+
+
+def _broker(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_app.kafka.broker import EmbeddedBroker, java_binary, resolve_jars
+
+    if args.fetch_only:
+        java_binary()
+        print(f"broker jars in {resolve_jars(settings.home, settings.kafka_version)}")
+        return 0
+    broker = EmbeddedBroker(settings, data_dir=args.data_dir).start()
+    print(f"Kafka ready on {broker.bootstrap} (Ctrl-C to stop)", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        assert broker.proc is not None
+        broker.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_app.app import run_worker
+
+    run_worker(settings)
+    return 0
+
+
+def _produce(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_app.kafka.admin import ensure_topics
+    from stream_app.kafka.producer import produce
+
+    async def go() -> int:
+        await ensure_topics(settings)
+        return await produce(settings, args.dataset, args.rate, args.limit, args.format, args.seed)
+
+    print(f"sent {asyncio.run(go())} events", file=sys.stderr)
+    return 0
+
+
+def _consume(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_app.kafka.consumer import recommendations
+
+    async def go() -> None:
+        async for rec in recommendations(
+            settings, args.limit, args.from_beginning, args.idle_timeout
+        ):
+            print(json.dumps(rec), flush=True)
+
+    asyncio.run(go())
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_app.demo import run_demo
+
+    return run_demo(settings, args.dataset, args.rate, args.limit)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="streamrec",
+        description="Real-time sequence recommendations on Kafka. "
+        "Configuration comes from STREAMREC_* environment variables (see README).",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("broker", help="run the embedded single-node Apache Kafka (KRaft)")
+    b.add_argument("--data-dir", type=Path, help="keep storage here (default: fresh temp dir)")
+    b.add_argument("--fetch-only", action="store_true", help="only resolve the jars, then exit")
+    b.set_defaults(func=_broker)
+
+    w = sub.add_parser("worker", help="run one stream worker")
+    w.set_defaults(func=_worker)
+
+    pr = sub.add_parser("produce", help="replay a dataset into the input topic")
+    pr.add_argument("--dataset", type=Path, help="sequences file or Taobao CSV (default: generated)")
+    pr.add_argument("--rate", type=float, default=1000.0, help="events/s; 0 = as fast as possible")
+    pr.add_argument("--limit", type=int, help="stop after N events")
+    pr.add_argument("--format", choices=["msgpack", "json"], default="msgpack")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.set_defaults(func=_produce)
+
+    c = sub.add_parser("consume", help="print recommendations as JSON lines")
+    c.add_argument("--limit", type=int)
+    c.add_argument("--from-beginning", action="store_true")
+    c.add_argument("--idle-timeout", type=float, help="stop after this many quiet seconds")
+    c.set_defaults(func=_consume)
+
+    d = sub.add_parser("demo", help="broker + worker + replay + printed recommendations")
+    d.add_argument("--dataset", type=Path, help="default: ../shared/datasets/amazon-beauty")
+    d.add_argument("--rate", type=float, default=50.0, help="events/s")
+    d.add_argument("--limit", type=int)
+    d.set_defaults(func=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic's message names the bad variable
+        print(f"streamrec: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args, settings))
+    except KeyboardInterrupt:
+        return 130

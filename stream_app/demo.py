@@ -1,0 +1,105 @@
+"""The main job in one command: broker, worker, events in, recommendations out.
+
+Ctrl-C stops the producer, the worker and the broker, in that order; the worker
+and broker also die with this process if it is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from stream_app.kafka.admin import ensure_topics
+from stream_app.kafka.broker import EmbeddedBroker, _die_with_parent
+from stream_app.kafka.consumer import recommendations, summary
+from stream_app.kafka.producer import produce
+from stream_app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The shared datasets sit beside the repository checkout.
+DEFAULT_DATASETS = (
+    Path("../shared/datasets/amazon-beauty/sequences.txt"),
+    Path(__file__).resolve().parents[2] / "shared/datasets/amazon-beauty/sequences.txt",
+)
+
+
+def start_worker(settings: Settings, data_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        STREAMREC_KAFKA_BOOTSTRAP=settings.bootstrap,
+        STREAMREC_DATA_DIR=str(data_dir),
+        STREAMREC_WEB_PORT=str(settings.web_port),
+    )
+    with open(log_path, "ab") as logf:
+        return subprocess.Popen(
+            [sys.executable, "-m", "stream_app", "worker"],
+            env=env, stdout=logf, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def _run(settings: Settings, dataset: Path | None, rate: float, limit: int | None) -> None:
+    await ensure_topics(settings)
+    printed = 0
+
+    async def show() -> None:
+        nonlocal printed
+        async for rec in recommendations(settings, from_beginning=True):
+            print(summary(rec), flush=True)
+            printed += 1
+
+    shower = asyncio.create_task(show())
+    try:
+        sent = await produce(settings, dataset, rate, limit)
+        print(f"-- producer done: {sent} events sent; Ctrl-C to stop", flush=True)
+        await shower
+    finally:
+        shower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await shower
+
+
+def run_demo(settings: Settings, dataset: Path | None, rate: float, limit: int | None) -> int:
+    if dataset is None:
+        dataset = next((p for p in DEFAULT_DATASETS if p.exists()), None)
+    print(f"-- streamrec demo: events from {dataset or 'a generated stream'} at {rate}/s", flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="streamrec-demo-"))
+    broker: EmbeddedBroker | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        if settings.kafka_bootstrap is None:
+            print(f"-- starting embedded Apache Kafka {settings.kafka_version} on "
+                  f"{settings.bootstrap}", flush=True)
+            broker = EmbeddedBroker(settings).start()
+        asyncio.run(ensure_topics(settings))
+        worker_log = workdir / "worker.log"
+        print(f"-- starting worker (log: {worker_log})", flush=True)
+        worker = start_worker(settings, workdir / "state", worker_log)
+        asyncio.run(_run(settings, dataset, rate, limit))
+    except KeyboardInterrupt:
+        print("\n-- stopping", flush=True)
+    finally:
+        if worker is not None:
+            stop_process(worker)
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0

@@ -1,0 +1,119 @@
+"""The input event contract and its validation.
+
+An event is a map with ``user_id`` (str or int), ``item_id`` (str or int),
+``event_type`` (view, click, add_to_cart, purchase), ``ts`` (int, ms since
+epoch) and optional ``event_id``, ``session_id`` and ``value``. Ids are
+normalised to strings.
+
+>>> parse(b'{"user_id": 7, "item_id": "i9", "event_type": "click", "ts": 5}').user_id
+'7'
+>>> parse(b'{"user_id": 7}')
+Traceback (most recent call last):
+...
+stream_app.events.InvalidEvent: missing_field: item_id
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from models.base import EVENT_TYPES
+from stream_app.serializers import DecodeError, decode_value
+
+REQUIRED = ("user_id", "item_id", "event_type", "ts")
+
+# Stable reason codes: DLQ headers and the invalid-events metric use them.
+REASONS = (
+    "too_large",
+    "undecodable",
+    "not_a_map",
+    "missing_field",
+    "wrong_type",
+    "empty_id",
+    "unknown_event_type",
+    "invalid_ts",
+    "too_late",
+    "ts_in_future",
+    "processing_error",  # a bug, not bad input; the event is kept in the DLQ
+)
+
+
+class InvalidEvent(ValueError):
+    """An event that breaks the contract; ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        assert reason in REASONS, reason
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    user_id: str
+    item_id: str
+    event_type: str
+    ts: int
+    event_id: str | None = None
+    session_id: str | None = None
+    value: float | None = None
+
+
+def _id(obj: dict[str, Any], name: str, optional: bool = False) -> str | None:
+    v = obj.get(name)
+    if v is None:
+        if optional:
+            return None
+        raise InvalidEvent("missing_field", name)
+    # bool is an int subclass but never a sensible id
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        raise InvalidEvent("wrong_type", f"{name} must be str or int, got {type(v).__name__}")
+    s = str(v)
+    if not s:
+        raise InvalidEvent("empty_id", name)
+    return s
+
+
+def validate(obj: Any) -> Event:
+    """Check a decoded value against the contract; raise :class:`InvalidEvent`."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent("not_a_map", f"got {type(obj).__name__}")
+    for name in REQUIRED:
+        if name not in obj or obj[name] is None:
+            raise InvalidEvent("missing_field", name)
+    event_type = obj["event_type"]
+    if not isinstance(event_type, str):
+        raise InvalidEvent("wrong_type", f"event_type must be str, got {type(event_type).__name__}")
+    if event_type not in EVENT_TYPES:
+        raise InvalidEvent("unknown_event_type", repr(event_type)[:64])
+    ts = obj["ts"]
+    if isinstance(ts, bool) or not isinstance(ts, int):
+        raise InvalidEvent("wrong_type", f"ts must be int (ms), got {type(ts).__name__}")
+    if ts < 0:
+        raise InvalidEvent("invalid_ts", f"negative ts {ts}")
+    value = obj.get("value")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise InvalidEvent("wrong_type", f"value must be a number, got {type(value).__name__}")
+    return Event(
+        user_id=_id(obj, "user_id") or "",
+        item_id=_id(obj, "item_id") or "",
+        event_type=event_type,
+        ts=ts,
+        event_id=_id(obj, "event_id", optional=True),
+        session_id=_id(obj, "session_id", optional=True),
+        value=float(value) if value is not None else None,
+    )
+
+
+def parse(raw: bytes | None, max_bytes: int = 64 * 1024) -> Event:
+    """Decode and validate one message value."""
+    if raw is None:
+        raise InvalidEvent("undecodable", "empty message value")
+    if len(raw) > max_bytes:
+        raise InvalidEvent("too_large", f"{len(raw)} bytes > limit {max_bytes}")
+    try:
+        obj = decode_value(raw)
+    except DecodeError as exc:
+        raise InvalidEvent("undecodable", str(exc)[:200]) from None
+    return validate(obj)

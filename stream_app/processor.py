@@ -1,0 +1,174 @@
+"""What the worker does with one input message, free of Faust and Kafka.
+
+Data flows one way: bytes -> event -> state -> scorer -> recommendation.
+:meth:`Processor.ingest` validates, routes and updates state; it returns either
+messages to publish at once (dead letters, reroutes) or a :class:`ScoreRequest`.
+:meth:`Processor.recommend` scores a batch of requests and returns the
+recommendation messages. The split lets scoring be batched across users.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass
+
+from models.base import Interaction, Scorer
+from stream_app import metrics
+from stream_app.dlq import dead_letter
+from stream_app.events import InvalidEvent, parse
+from stream_app.outgoing import Header, Outgoing
+from stream_app.pseudonym import Pseudonymizer
+from stream_app.routing import REROUTED_HEADER, partition_for
+from stream_app.serializers import encode_value
+from stream_app.settings import Settings
+from stream_app.state.user_state import UserState
+
+
+@dataclass(slots=True)
+class Source:
+    """Where a message came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    headers: Sequence[Header] = ()
+
+    @property
+    def coordinates(self) -> tuple[str, int, int]:
+        return (self.topic, self.partition, self.offset)
+
+    def header(self, name: str) -> bytes | None:
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+
+@dataclass(slots=True)
+class ScoreRequest:
+    """A valid event applied to state, waiting to be scored."""
+
+    user_id: str  # pseudonymous when a secret is configured
+    history: list[Interaction]
+    event_id: str
+    event_ts: int
+
+
+class Learner:
+    """Something that learns online from each newly applied event."""
+
+    def learn_one(self, prev_item: str | None, item: str) -> None: ...
+
+
+class Processor:
+    def __init__(
+        self,
+        settings: Settings,
+        users: MutableMapping[bytes, bytes],
+        scorer: Scorer,
+        learner: Learner | None = None,
+    ) -> None:
+        self.settings = settings
+        self.users = users
+        self.scorer = scorer
+        self.learner = learner
+        self.pseudonymize = Pseudonymizer.from_settings(settings)
+
+    # -- ingest -----------------------------------------------------------------
+    def ingest(self, raw: bytes | None, src: Source) -> ScoreRequest | list[Outgoing]:
+        s = self.settings
+        try:
+            event = parse(raw, s.max_event_bytes)
+        except InvalidEvent as exc:
+            return [self._dead(raw, src, exc)]
+
+        # Every event of a user must be handled by the partition owning the
+        # user, or two partitions would write the same state key.
+        user_key = event.user_id.encode()
+        owner = partition_for(user_key, s.partitions)
+        rerouted_from = src.header(REROUTED_HEADER)
+        if src.partition != owner and rerouted_from is None:
+            metrics.REROUTED.inc()
+            origin = ("%s:%d:%d" % src.coordinates).encode()
+            return [Outgoing(s.input_topic, user_key, raw or b"", [(REROUTED_HEADER, origin)])]
+
+        event_id = event.event_id or (rerouted_from or ("%s:%d:%d" % src.coordinates).encode())
+        if isinstance(event_id, bytes):
+            event_id = event_id.decode()
+        user_id = self.pseudonymize(event.user_id) if self.pseudonymize else event.user_id
+        state_key = user_id.encode()
+        state = UserState.decode(self.users.get(state_key))
+
+        if src.offset > state.last_offset:
+            try:
+                self._check_time(event.ts, state)
+            except InvalidEvent as exc:
+                return [self._dead(raw, src, exc)]
+            applied = state.apply(
+                event.item_id, event.event_type, event.ts, event.event_id, src.offset,
+                s.history_len,
+            )
+            # last_offset moved even for a repeated event_id: persist either way.
+            self.users[state_key] = state.encode()
+            if applied and self.learner is not None:
+                pos = state.position_of(event.event_id, event.ts, event.item_id)
+                prev = state.records[pos - 1].item_id if pos > 0 else None
+                self.learner.learn_one(prev, event.item_id)
+            if not applied:
+                metrics.DUPLICATES.inc()
+        else:
+            metrics.DUPLICATES.inc()
+
+        metrics.EVENTS_CONSUMED.labels(event.event_type).inc()
+        return ScoreRequest(user_id, state.interactions(), event_id, event.ts)
+
+    def _check_time(self, ts: int, state: UserState) -> None:
+        s = self.settings
+        now = int(time.time() * 1000)
+        if ts > now + s.max_future_ms:
+            raise InvalidEvent("ts_in_future", f"ts {ts} is {ts - now} ms ahead of the clock")
+        newest = state.newest_ts
+        if newest is not None and ts < newest - s.max_lateness_ms:
+            raise InvalidEvent(
+                "too_late", f"ts {ts} is {newest - ts} ms older than the user's newest event"
+            )
+
+    def failed(self, raw: bytes | None, src: Source, exc: Exception) -> Outgoing:
+        """The dead letter for an event whose processing raised unexpectedly."""
+        detail = f"{type(exc).__name__}: {exc}"[:500]
+        return self._dead(raw, src, InvalidEvent("processing_error", detail))
+
+    def _dead(self, raw: bytes | None, src: Source, exc: InvalidEvent) -> Outgoing:
+        metrics.INVALID_EVENTS.labels(exc.reason).inc()
+        metrics.DLQ_MESSAGES.inc()
+        s = self.settings
+        return dead_letter(
+            s.dlq_topic, raw, src.key, exc.reason, exc.detail, src.coordinates, s.dlq_max_bytes
+        )
+
+    # -- recommend --------------------------------------------------------------
+    def recommend(self, requests: Sequence[ScoreRequest]) -> list[Outgoing]:
+        s = self.settings
+        scored = self.scorer.score([r.history for r in requests], s.top_k)
+        model = {"name": self.scorer.name, "version": self.scorer.version}
+        out = []
+        now = int(time.time() * 1000)
+        for req, res in zip(requests, scored, strict=True):
+            rec = {
+                "user_id": req.user_id,
+                "items": [{"item_id": i, "score": sc} for i, sc in res.items],
+                "influences": [
+                    {"item_id": h.item_id, "event_type": h.event_type, "ts": h.ts, "weight": w}
+                    for h, w in zip(req.history, res.influences, strict=True)
+                ],
+                "model": model,
+                "source_event_id": req.event_id,
+                "event_ts": req.event_ts,
+                "emitted_ts": now,
+            }
+            out.append(Outgoing(s.output_topic, req.user_id.encode(), encode_value(rec, s.output_format)))
+            metrics.RECOMMENDATIONS.inc()
+            metrics.EVENT_TO_PUBLISH.observe(max(0.0, (now - req.event_ts) / 1000))
+        return out

@@ -1,0 +1,94 @@
+"""One typed settings object, read from ``STREAMREC_*`` environment variables.
+
+Every knob streamrec has lives here; the README lists them all.
+
+>>> s = Settings(partitions=2)
+>>> s.input_topic, s.partitions
+('streamrec.events', 2)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+def _default_home() -> Path:
+    return Path.home() / ".cache" / "streamrec"
+
+
+class Settings(BaseSettings):
+    """streamrec configuration. Each field ``x`` is read from ``STREAMREC_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMREC_", frozen=True, extra="ignore")
+
+    # --- Kafka ---------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        None, description="host:port list of a Kafka cluster; unset = the embedded broker"
+    )
+    broker_host: str = Field("127.0.0.1", description="embedded broker bind address")
+    broker_port: int = Field(9092, description="embedded broker client port")
+    broker_controller_port: int | None = Field(
+        None, description="embedded KRaft controller port (default: broker_port + 1)"
+    )
+    broker_heap: str = Field("512m", description="embedded broker JVM heap (-Xmx)")
+    kafka_version: str = Field("4.1.1", description="Apache Kafka release the broker runs")
+    home: Path = Field(default_factory=_default_home, description="cache for jars and state")
+
+    # --- topics --------------------------------------------------------------
+    app_id: str = Field("streamrec", description="Faust app id = consumer group id")
+    input_topic: str = "streamrec.events"
+    output_topic: str = "streamrec.recommendations"
+    dlq_topic: str = "streamrec.events.dlq"
+    partitions: int = Field(4, ge=1, description="partitions of input, output and DLQ topics")
+    replication_factor: int = Field(1, ge=1)
+    dlq_retention_ms: int = Field(
+        7 * 24 * 3600 * 1000, description="DLQ retention; the DLQ holds raw input (personal data)"
+    )
+
+    # --- worker --------------------------------------------------------------
+    store: Literal["rocksdb", "memory"] = Field("rocksdb", description="Faust table store")
+    data_dir: Path = Field(Path("var"), description="worker state directory (RocksDB)")
+    web_port: int = Field(6066, description="Faust web port; give each worker its own")
+    web_host: str = "127.0.0.1"
+    session_timeout_s: float = Field(10.0, description="consumer-group session timeout")
+    heartbeat_interval_s: float = Field(1.0, description="consumer-group heartbeat interval")
+    log_level: Literal["crit", "error", "warn", "info", "debug"] = "info"
+
+    # --- events and state ----------------------------------------------------
+    history_len: int = Field(50, ge=1, description="events kept per user")
+    max_event_bytes: int = Field(64 * 1024, ge=64, description="larger events go to the DLQ")
+    dlq_max_bytes: int = Field(
+        8 * MiB, description="original bytes beyond this are truncated in the DLQ copy"
+    )
+    max_lateness_ms: int = Field(
+        3_600_000, description="events older than the user's newest by more go to the DLQ"
+    )
+    max_future_ms: int = Field(
+        86_400_000, description="events stamped further ahead of the wall clock go to the DLQ"
+    )
+    pseudonym_secret: SecretStr | None = Field(
+        None, description="HMAC key; when set user ids are pseudonymised at ingestion"
+    )
+
+    # --- scoring and output --------------------------------------------------
+    top_k: int = Field(10, ge=1, description="items per recommendation")
+    output_format: Literal["msgpack", "json"] = "msgpack"
+    markov_window: int = Field(5, ge=1, description="recent events the Markov scorer uses")
+    markov_decay: float = Field(0.5, gt=0, le=1, description="weight ratio per step back")
+    markov_max_successors: int = Field(50, ge=1, description="successors kept per item")
+    popularity_weight: float = Field(0.05, ge=0, description="share of popularity in scores")
+
+    @property
+    def bootstrap(self) -> str:
+        """Where clients connect: the configured cluster or the embedded broker."""
+        return self.kafka_bootstrap or f"{self.broker_host}:{self.broker_port}"
+
+    @property
+    def controller_port(self) -> int:
+        return self.broker_controller_port or self.broker_port + 1

@@ -1,0 +1,1 @@
+"""Per-user and per-item state kept in Faust tables."""

@@ -1,0 +1,90 @@
+"""The Markov scorer's counts, kept in a Faust table.
+
+Faust writes a table key to the changelog partition of the event being
+processed, so a key written from two input partitions would be restored from
+whichever partition came last. Each input partition therefore owns its own
+rows, keyed ``"<partition>:<item>"``; reads add up the rows of every partition
+this worker holds, so one worker sees the whole stream and several workers each
+see their share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+
+import msgpack
+
+from models.markov import ItemRow, PopularityIndex
+
+
+def encode_row(row: ItemRow) -> bytes:
+    return msgpack.packb([row.count, row.successors], use_bin_type=True)
+
+
+def decode_row(raw: bytes | None) -> ItemRow:
+    if not raw:
+        return ItemRow()
+    count, successors = msgpack.unpackb(raw, raw=False)
+    return ItemRow(count, successors)
+
+
+def row_key(partition: int, item: str) -> bytes:
+    return f"{partition}:{item}".encode()
+
+
+class TableTransitionStore:
+    """A :class:`models.markov.TransitionStore` over a bytes->bytes table."""
+
+    def __init__(
+        self,
+        table: MutableMapping[bytes, bytes],
+        local_partitions: Callable[[], Iterable[int]],
+        max_successors: int = 50,
+    ) -> None:
+        self.table = table
+        self.local_partitions = local_partitions
+        self.max_successors = max_successors
+        self.partition = 0  # the input partition being processed; set per event
+        self._popularity: PopularityIndex | None = None
+
+    def record(self, prev_item: str | None, item: str) -> None:
+        key = row_key(self.partition, item)
+        row = decode_row(self.table.get(key))
+        row.count += 1
+        self.table[key] = encode_row(row)
+        self.popularity.add(item)
+        if prev_item is not None:
+            pkey = row_key(self.partition, prev_item)
+            prev = decode_row(self.table.get(pkey))
+            prev.add_successor(item, self.max_successors)
+            self.table[pkey] = encode_row(prev)
+
+    def successors(self, item: str) -> Mapping[str, int]:
+        merged: dict[str, int] = {}
+        for p in self.local_partitions():
+            raw = self.table.get(row_key(p, item))
+            if raw:
+                for nxt, c in decode_row(raw).successors.items():
+                    merged[nxt] = merged.get(nxt, 0) + c
+        return merged
+
+    def popular(self, k: int) -> list[tuple[str, int]]:
+        return self.popularity.top(k)
+
+    @property
+    def popularity(self) -> PopularityIndex:
+        # Rebuilt from the table after each rebalance, since the set of
+        # partitions (and so of counted rows) this worker holds has changed.
+        if self._popularity is None:
+            index = PopularityIndex()
+            held = {str(p) for p in self.local_partitions()}
+            for key, raw in self.table.items():
+                part, _, item = key.decode().partition(":")
+                if part in held:
+                    index.add(item, decode_row(raw).count)
+            self._popularity = index
+        return self._popularity
+
+    def invalidate(self) -> None:
+        """Forget derived data; call when partitions are assigned or revoked."""
+        self._popularity = None

@@ -1,0 +1,101 @@
+"""A user's recent behaviour: the last N events, oldest first, in ts order.
+
+Stored as msgpack bytes in a Faust table keyed by user. Alongside the events it
+keeps the last input offset applied, so a replayed message changes nothing.
+
+>>> s = UserState()
+>>> s.apply("i1", "click", ts=2_000, event_id="a", offset=0, max_len=3)
+True
+>>> s.apply("i0", "view", ts=1_000, event_id="b", offset=1, max_len=3)  # late: goes first
+True
+>>> [r.item_id for r in s.records]
+['i0', 'i1']
+>>> s.apply("i1", "click", ts=2_000, event_id="a", offset=2, max_len=3)  # repeated event_id
+False
+>>> s.apply("i5", "click", ts=3_000, event_id=None, offset=1, max_len=3)  # replayed offset
+False
+>>> UserState.decode(s.encode()) == s
+True
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+import msgpack
+
+from models.base import EVENT_TYPES, Interaction
+
+_TYPE_CODE = {t: i for i, t in enumerate(EVENT_TYPES)}
+
+
+@dataclass(slots=True)
+class Record:
+    item_id: str
+    event_type: str
+    ts: int
+    event_id: str | None = None
+
+    def interaction(self) -> Interaction:
+        return Interaction(self.item_id, self.event_type, self.ts)
+
+
+@dataclass(slots=True)
+class UserState:
+    records: list[Record] = field(default_factory=list)
+    last_offset: int = -1  # input offset of the last event applied (-1: none)
+
+    def apply(
+        self,
+        item_id: str,
+        event_type: str,
+        ts: int,
+        event_id: str | None,
+        offset: int,
+        max_len: int,
+    ) -> bool:
+        """Insert an event in ts order; False (and no change) when already applied.
+
+        An event counts as applied when its offset is not past ``last_offset``
+        (a replay after a restart) or its ``event_id`` is among the kept records.
+        """
+        if offset <= self.last_offset:
+            return False
+        self.last_offset = offset
+        if event_id is not None and any(r.event_id == event_id for r in self.records):
+            return False
+        rec = Record(item_id, event_type, ts, event_id)
+        # bisect_right keeps arrival order among equal timestamps
+        pos = bisect.bisect_right([r.ts for r in self.records], ts)
+        self.records.insert(pos, rec)
+        if len(self.records) > max_len:
+            del self.records[: len(self.records) - max_len]
+        return True
+
+    def position_of(self, event_id: str | None, ts: int, item_id: str) -> int:
+        """Index of the record just applied (for finding its predecessor)."""
+        for i in range(len(self.records) - 1, -1, -1):
+            r = self.records[i]
+            if r.ts == ts and r.item_id == item_id and r.event_id == event_id:
+                return i
+        return -1
+
+    @property
+    def newest_ts(self) -> int | None:
+        return self.records[-1].ts if self.records else None
+
+    def interactions(self) -> list[Interaction]:
+        return [r.interaction() for r in self.records]
+
+    def encode(self) -> bytes:
+        rows = [[r.item_id, _TYPE_CODE[r.event_type], r.ts, r.event_id] for r in self.records]
+        return msgpack.packb([1, self.last_offset, rows], use_bin_type=True)
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> UserState:
+        if not raw:
+            return cls()
+        _version, last_offset, rows = msgpack.unpackb(raw, raw=False)
+        records = [Record(i, EVENT_TYPES[t], ts, eid) for i, t, ts, eid in rows]
+        return cls(records=records, last_offset=last_offset)

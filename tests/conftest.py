@@ -1,0 +1,124 @@
+"""Shared fixtures: one real Kafka broker per test session, and workers as processes.
+
+Set ``STREAMREC_TEST_BOOTSTRAP`` to run the broker-backed tests against an
+existing cluster instead of the embedded one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stream_app.kafka.broker import EmbeddedBroker
+from stream_app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> Iterator[str]:
+    external = os.environ.get("STREAMREC_TEST_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    port = free_port()
+    settings = Settings(broker_port=port, broker_controller_port=free_port())
+    with EmbeddedBroker(settings) as broker:
+        yield broker.bootstrap
+
+
+class Worker:
+    """One ``streamrec worker`` process with its own settings."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        with open(self.log_path, "ab") as logf:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "stream_app", "worker"],
+                env=self.env, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT,
+            )
+        return self
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class Stack:
+    """Isolated topic names, consumer group and state dir on the shared broker."""
+
+    def __init__(self, bootstrap: str, tmp: Path, **overrides: str) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.tmp = tmp
+        self.env_vars = {
+            "STREAMREC_KAFKA_BOOTSTRAP": bootstrap,
+            "STREAMREC_APP_ID": f"streamrec-test-{tag}",
+            "STREAMREC_INPUT_TOPIC": f"t{tag}.events",
+            "STREAMREC_OUTPUT_TOPIC": f"t{tag}.recommendations",
+            "STREAMREC_DLQ_TOPIC": f"t{tag}.events.dlq",
+            "STREAMREC_PARTITIONS": "4",
+            "STREAMREC_LOG_LEVEL": "info",
+            **overrides,
+        }
+        self.settings = Settings(**{k[len("STREAMREC_"):].lower(): v for k, v in self.env_vars.items()})
+        self.workers: list[Worker] = []
+
+    def worker(self, n: int = 0) -> Worker:
+        env = dict(os.environ)
+        env.update(self.env_vars)
+        env["STREAMREC_DATA_DIR"] = str(self.tmp / f"worker{n}")
+        env["STREAMREC_WEB_PORT"] = str(free_port())
+        w = Worker(env, self.tmp / f"worker{n}.log")
+        self.workers.append(w)
+        return w
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.stop()
+
+
+@pytest.fixture
+def stack(bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(bootstrap, tmp_path)
+    yield s
+    s.close()
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout}s")

@@ -1,0 +1,58 @@
+"""Plain aiokafka clients for tests: what an outside user of streamrec runs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from stream_app.serializers import decode_value
+
+
+async def send_all(
+    bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]
+) -> None:
+    """Send (key, value) pairs in order and wait for every acknowledgement."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024
+    )
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def read_n(
+    bootstrap: str, topic: str, n: int, timeout: float = 60.0, settle: float = 0.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read ``n`` records from the start of ``topic``; then ``settle`` s more to catch extras."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    await consumer.start()
+    out: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(out) < n and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                out.extend(records)
+        end = time.monotonic() + settle
+        while time.monotonic() < end:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                out.extend(records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def decoded(records: list[ConsumerRecord[bytes, bytes]]) -> list[dict[str, Any]]:
+    return [decode_value(r.value) for r in records]
