@@ -41,11 +41,14 @@ class ItemRow:
     successors: dict[str, int] = field(default_factory=dict)
 
     def add_successor(self, item_id: str, max_successors: int) -> None:
-        self.successors[item_id] = self.successors.get(item_id, 0) + 1
-        if len(self.successors) > max_successors:
-            # Space-saving style pruning: forget the rarest successor.
-            rarest = min(self.successors, key=self.successors.__getitem__)
-            del self.successors[rarest]
+        succ = self.successors
+        if item_id in succ or len(succ) < max_successors:
+            succ[item_id] = succ.get(item_id, 0) + 1
+            return
+        # Space-saving: the newcomer replaces the rarest successor and inherits
+        # its count, so a rising item can climb in and bounded memory holds.
+        rarest = min(succ, key=succ.__getitem__)
+        succ[item_id] = succ.pop(rarest) + 1
 
 
 class TransitionStore(Protocol):
@@ -168,7 +171,6 @@ class MarkovScorer:
         top = heapq.nlargest(k, scores.items(), key=lambda kv: (kv[1], kv[0]))
         top_ids = [i for i, _ in top]
         influence = [
-            sum(contrib[t].get(i, 0.0) for i in top_ids) if t in contrib else 0.0
-            for t in range(n)
+            sum(contrib[t].get(i, 0.0) for i in top_ids) if t in contrib else 0.0 for t in range(n)
         ]
         return Scored(items=[(i, float(s)) for i, s in top], influences=normalise(influence))

@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(func=_worker)
 
     pr = sub.add_parser("produce", help="replay a dataset into the input topic")
-    pr.add_argument("--dataset", type=Path, help="sequences file or Taobao CSV (default: generated)")
+    pr.add_argument(
+        "--dataset", type=Path, help="sequences file or Taobao CSV (default: generated)"
+    )
     pr.add_argument("--rate", type=float, default=1000.0, help="events/s; 0 = as fast as possible")
     pr.add_argument("--limit", type=int, help="stop after N events")
     pr.add_argument("--format", choices=["msgpack", "json"], default="msgpack")
@@ -111,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = Settings()
     except Exception as exc:  # pydantic's message names the bad variable

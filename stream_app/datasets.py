@@ -61,9 +61,9 @@ def interleave(
         yield user, item
 
 
-def synthetic_sequences(users: int = 2000, items: int = 300, seed: int = 0) -> Iterator[
-    tuple[str, list[str]]
-]:
+def synthetic_sequences(
+    users: int = 2000, items: int = 300, seed: int = 0
+) -> Iterator[tuple[str, list[str]]]:
     """A small generated stream for when no dataset is present: users walk a
     sparse item graph, so transitions are learnable."""
     rng = random.Random(seed)

@@ -42,7 +42,10 @@ def start_worker(settings: Settings, data_dir: Path, log_path: Path) -> subproce
     with open(log_path, "ab") as logf:
         return subprocess.Popen(
             [sys.executable, "-m", "stream_app", "worker"],
-            env=env, stdout=logf, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            env=env,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
 
 
@@ -80,14 +83,19 @@ async def _run(settings: Settings, dataset: Path | None, rate: float, limit: int
 def run_demo(settings: Settings, dataset: Path | None, rate: float, limit: int | None) -> int:
     if dataset is None:
         dataset = next((p for p in DEFAULT_DATASETS if p.exists()), None)
-    print(f"-- streamrec demo: events from {dataset or 'a generated stream'} at {rate}/s", flush=True)
+    print(
+        f"-- streamrec demo: events from {dataset or 'a generated stream'} at {rate}/s", flush=True
+    )
     workdir = Path(tempfile.mkdtemp(prefix="streamrec-demo-"))
     broker: EmbeddedBroker | None = None
     worker: subprocess.Popen[bytes] | None = None
     try:
         if settings.kafka_bootstrap is None:
-            print(f"-- starting embedded Apache Kafka {settings.kafka_version} on "
-                  f"{settings.bootstrap}", flush=True)
+            print(
+                f"-- starting embedded Apache Kafka {settings.kafka_version} on "
+                f"{settings.bootstrap}",
+                flush=True,
+            )
             broker = EmbeddedBroker(settings).start()
         asyncio.run(ensure_topics(settings))
         worker_log = workdir / "worker.log"

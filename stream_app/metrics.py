@@ -17,9 +17,7 @@ REROUTED = Counter(
 DUPLICATES = Counter(
     "streamrec_replayed_events_total", "Events already applied to state (replays, repeated ids)"
 )
-RECOMMENDATIONS = Counter(
-    "streamrec_recommendations_published_total", "Recommendations published"
-)
+RECOMMENDATIONS = Counter("streamrec_recommendations_published_total", "Recommendations published")
 EVENT_TO_PUBLISH = Histogram(
     "streamrec_event_to_publish_seconds",
     "From the event's own ts to publishing its recommendation",

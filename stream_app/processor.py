@@ -39,6 +39,11 @@ class Source:
     def coordinates(self) -> tuple[str, int, int]:
         return (self.topic, self.partition, self.offset)
 
+    @property
+    def identity(self) -> str:
+        """``topic:partition:offset``: the id of an event that brings none."""
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
     def header(self, name: str) -> bytes | None:
         for k, v in self.headers:
             if k == name:
@@ -91,12 +96,12 @@ class Processor:
         rerouted_from = src.header(REROUTED_HEADER)
         if src.partition != owner and rerouted_from is None:
             metrics.REROUTED.inc()
-            origin = ("%s:%d:%d" % src.coordinates).encode()
+            origin = src.identity.encode()
             return [Outgoing(s.input_topic, user_key, raw or b"", [(REROUTED_HEADER, origin)])]
 
-        event_id = event.event_id or (rerouted_from or ("%s:%d:%d" % src.coordinates).encode())
-        if isinstance(event_id, bytes):
-            event_id = event_id.decode()
+        event_id = event.event_id or (
+            rerouted_from.decode() if rerouted_from is not None else src.identity
+        )
         user_id = self.pseudonymize(event.user_id) if self.pseudonymize else event.user_id
         state_key = user_id.encode()
         state = UserState.decode(self.users.get(state_key))
@@ -107,7 +112,11 @@ class Processor:
             except InvalidEvent as exc:
                 return [self._dead(raw, src, exc)]
             applied = state.apply(
-                event.item_id, event.event_type, event.ts, event.event_id, src.offset,
+                event.item_id,
+                event.event_type,
+                event.ts,
+                event.event_id,
+                src.offset,
                 s.history_len,
             )
             # last_offset moved even for a repeated event_id: persist either way.
@@ -168,7 +177,9 @@ class Processor:
                 "event_ts": req.event_ts,
                 "emitted_ts": now,
             }
-            out.append(Outgoing(s.output_topic, req.user_id.encode(), encode_value(rec, s.output_format)))
+            out.append(
+                Outgoing(s.output_topic, req.user_id.encode(), encode_value(rec, s.output_format))
+            )
             metrics.RECOMMENDATIONS.inc()
             metrics.EVENT_TO_PUBLISH.observe(max(0.0, (now - req.event_ts) / 1000))
         return out

@@ -27,7 +27,9 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.input_topic, n, rf),
         NewTopic(settings.output_topic, n, rf),
         NewTopic(
-            settings.dlq_topic, n, rf,
+            settings.dlq_topic,
+            n,
+            rf,
             topic_configs={
                 "retention.ms": str(settings.dlq_retention_ms),
                 "max.message.bytes": dlq_bytes,

@@ -12,6 +12,7 @@ fresh storage directory unless one is given.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import shutil
@@ -65,17 +66,27 @@ def resolve_jars(home: Path, kafka_version: str) -> Path:
         return libs
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise BrokerError("Maven (mvn) is needed once to fetch the broker jars: apt-get install maven")
+        raise BrokerError(
+            "Maven (mvn) is needed once to fetch the broker jars: apt-get install maven"
+        )
     root.mkdir(parents=True, exist_ok=True)
     (root / "pom.xml").write_text(_POM.format(kafka=kafka_version, slf4j=SLF4J_VERSION))
     log.info("resolving Apache Kafka %s jars from Maven Central into %s", kafka_version, libs)
     cmd = [
-        mvn, "-q", "-B", "-f", str(root / "pom.xml"), "dependency:copy-dependencies",
-        f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(root / "pom.xml"),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={libs}",
+        "-DincludeScope=runtime",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BrokerError(f"mvn failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        raise BrokerError(
+            f"mvn failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        )
     done.touch()
     return libs
 
@@ -108,10 +119,8 @@ def broker_properties(port: int, controller_port: int, host: str, log_dir: Path)
 
 def _die_with_parent() -> None:
     # Linux: the JVM gets SIGTERM if our process dies, so no broker is orphaned.
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def port_open(host: str, port: int) -> bool:
@@ -175,26 +184,52 @@ class EmbeddedBroker:
         if not (log_dir / "meta.properties").exists():
             cluster_id = subprocess.run(
                 [java, "-cp", cp, "kafka.tools.StorageTool", "random-uuid"],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout.strip()
             fmt = subprocess.run(
-                [java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                 "-c", str(cfg)],
-                capture_output=True, text=True,
+                [
+                    java,
+                    "-cp",
+                    cp,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(cfg),
+                ],
+                capture_output=True,
+                text=True,
             )
             if fmt.returncode != 0:
                 raise BrokerError(f"formatting KRaft storage failed:\n{fmt.stdout}{fmt.stderr}")
         logfile = open(self.dir / "broker.log", "ab")  # noqa: SIM115 - lives as long as the JVM
         self.proc = subprocess.Popen(
-            [java, f"-Xmx{s.broker_heap}", f"-Xms{s.broker_heap}",
-             "-XX:+UseG1GC",
-             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-             "-cp", cp, "kafka.Kafka", str(cfg)],
-            stdout=logfile, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            [
+                java,
+                f"-Xmx{s.broker_heap}",
+                f"-Xms{s.broker_heap}",
+                "-XX:+UseG1GC",
+                "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+                "-cp",
+                cp,
+                "kafka.Kafka",
+                str(cfg),
+            ],
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         logfile.close()
-        log.info("embedded Kafka %s starting on %s (pid %d, dir %s)",
-                 s.kafka_version, self.bootstrap, self.proc.pid, self.dir)
+        log.info(
+            "embedded Kafka %s starting on %s (pid %d, dir %s)",
+            s.kafka_version,
+            self.bootstrap,
+            self.proc.pid,
+            self.dir,
+        )
         try:
             asyncio.run(self._wait(timeout))
         except BaseException:

@@ -48,11 +48,12 @@ class TableTransitionStore:
         self._popularity: PopularityIndex | None = None
 
     def record(self, prev_item: str | None, item: str) -> None:
+        popularity = self.popularity  # build it before the write it would count twice
         key = row_key(self.partition, item)
         row = decode_row(self.table.get(key))
         row.count += 1
         self.table[key] = encode_row(row)
-        self.popularity.add(item)
+        popularity.add(item)
         if prev_item is not None:
             pkey = row_key(self.partition, prev_item)
             prev = decode_row(self.table.get(pkey))
@@ -80,8 +81,9 @@ class TableTransitionStore:
             held = {str(p) for p in self.local_partitions()}
             for key, raw in self.table.items():
                 part, _, item = key.decode().partition(":")
-                if part in held:
-                    index.add(item, decode_row(raw).count)
+                count = decode_row(raw).count if part in held else 0
+                if count:
+                    index.add(item, count)
             self._popularity = index
         return self._popularity
 

@@ -1,0 +1,69 @@
+import pytest
+
+from models.base import Interaction, Scorer
+from models.markov import DictTransitionStore, ItemRow, MarkovScorer
+from stream_app.state.transitions import TableTransitionStore, decode_row, encode_row
+
+
+def seq(*items: str) -> list[Interaction]:
+    return [Interaction(i, "click", n) for n, i in enumerate(items)]
+
+
+def trained(store) -> MarkovScorer:  # type: ignore[no-untyped-def]
+    m = MarkovScorer(store, window=3, decay=0.5, popularity_weight=0.1)
+    for a, b in [("a", "b"), ("a", "b"), ("a", "c"), ("b", "d"), ("z", "a")]:
+        m.learn_one(a, b)
+    m.learn_one(None, "a")
+    return m
+
+
+def test_is_a_scorer_and_ranks_by_transitions() -> None:
+    m = trained(DictTransitionStore())
+    assert isinstance(m, Scorer)
+    out = m.score([seq("a")], k=3)[0]
+    assert [i for i, _ in out.items][:2] == ["b", "c"]
+    assert out.influences == [1.0]
+
+
+def test_influence_is_the_share_of_top_items_explained() -> None:
+    m = trained(DictTransitionStore())
+    out = m.score([seq("q", "b", "a")], k=2)[0]  # q is unknown: explains nothing
+    assert len(out.influences) == 3
+    assert out.influences[0] == 0.0
+    assert out.influences[2] > out.influences[1] > 0
+    assert sum(out.influences) == pytest.approx(1.0)
+
+
+def test_cold_start_falls_back_to_popularity_with_equal_influence() -> None:
+    m = trained(DictTransitionStore())
+    out = m.score([seq("unknown1", "unknown2"), []], k=2)
+    assert out[0].items and out[0].influences == [0.5, 0.5]
+    assert out[1].items and out[1].influences == []
+
+
+def test_successor_lists_are_bounded() -> None:
+    row = ItemRow()
+    for i in range(10):
+        for _ in range(i + 1):
+            row.add_successor(f"s{i}", max_successors=3)
+    assert len(row.successors) == 3
+    assert "s9" in row.successors
+    assert decode_row(encode_row(row)) == row
+
+
+def test_table_store_sums_the_partitions_this_worker_holds() -> None:
+    table: dict[bytes, bytes] = {}
+    held = [0, 1]
+    store = TableTransitionStore(table, lambda: held)
+    store.partition = 0
+    store.record("a", "b")
+    store.partition = 1
+    store.record("a", "b")
+    store.record("a", "c")
+    assert set(table) == {b"0:a", b"0:b", b"1:a", b"1:b", b"1:c"}
+    assert dict(store.successors("a")) == {"b": 2, "c": 1}
+    assert store.popular(1) == [("b", 2)]
+    held.remove(1)
+    store.invalidate()
+    assert dict(store.successors("a")) == {"b": 1}
+    assert store.popular(5) == [("b", 1)]
