@@ -1,0 +1,136 @@
+"""End-to-end throughput of one streamrec worker vs a bare Faust agent, in one run.
+
+For each contender: pre-produce N events (the Beauty replay) to fresh topics,
+start one worker process, and time the output topic from the first output
+message to the N-th. Results go to ``results/bench_pipeline.json``.
+
+    .venv/bin/python scripts/bench_pipeline.py --events 40000
+
+Uses the embedded broker unless STREAMREC_KAFKA_BOOTSTRAP is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from stream_app.kafka.admin import ensure_topics
+from stream_app.kafka.broker import EmbeddedBroker
+from stream_app.kafka.producer import produce
+from stream_app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASET = ROOT.parent / "shared/datasets/amazon-beauty/sequences.txt"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def isolated(base: Settings, tag: str, data_dir: Path) -> dict[str, str]:
+    return {
+        "STREAMREC_KAFKA_BOOTSTRAP": base.bootstrap,
+        "STREAMREC_APP_ID": f"bench-{tag}",
+        "STREAMREC_INPUT_TOPIC": f"bench-{tag}.events",
+        "STREAMREC_OUTPUT_TOPIC": f"bench-{tag}.out",
+        "STREAMREC_DLQ_TOPIC": f"bench-{tag}.dlq",
+        "STREAMREC_DATA_DIR": str(data_dir),
+        "STREAMREC_WEB_PORT": str(free_port()),
+        "STREAMREC_LOG_LEVEL": "warn",
+    }
+
+
+async def time_outputs(settings: Settings, n: int, timeout: float) -> dict[str, float]:
+    consumer = AIOKafkaConsumer(
+        settings.output_topic, bootstrap_servers=settings.bootstrap,
+        auto_offset_reset="earliest", enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen, first, last = 0, 0.0, 0.0
+    start = time.monotonic()
+    try:
+        while seen < n and time.monotonic() - start < timeout:
+            batch = await consumer.getmany(timeout_ms=200, max_records=10000)
+            now = time.monotonic()
+            for records in batch.values():
+                if records and not first:
+                    first = now
+                seen += len(records)
+                last = now if records else last
+    finally:
+        await consumer.stop()
+    span = max(last - first, 1e-9)
+    return {"outputs": seen, "first_output_s": first - start, "span_s": span,
+            "events_per_s": (seen - 1) / span if seen > 1 else 0.0}
+
+
+def run_one(name: str, cmd: list[str], base: Settings, n: int, timeout: float) -> dict[str, Any]:
+    tag = f"{name}-{uuid.uuid4().hex[:6]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, **isolated(base, tag, Path(tmp))}
+        settings = Settings(**{k[10:].lower(): v for k, v in env.items()
+                               if k.startswith("STREAMREC_") and k[10:].lower() in Settings.model_fields})
+        asyncio.run(ensure_topics(settings))
+        asyncio.run(produce(settings, DATASET if DATASET.exists() else None, 0, n))
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=open(Path(tmp) / "worker.log", "wb"))  # noqa: SIM115
+        try:
+            result = asyncio.run(time_outputs(settings, n, timeout))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    result["name"] = name
+    print(f"{name:>10}: {result['outputs']} outputs, {result['events_per_s']:.0f} events/s",
+          flush=True)
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=40_000)
+    ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--out", type=Path, default=ROOT / "results/bench_pipeline.json")
+    args = ap.parse_args()
+    base = Settings(broker_port=int(os.environ.get("STREAMREC_BROKER_PORT", "19192")))
+    broker = None if base.kafka_bootstrap else EmbeddedBroker(base).start()
+    try:
+        py = sys.executable
+        runs = [
+            run_one("baseline", [py, str(ROOT / "scripts/baseline_agent.py")], base,
+                    args.events, args.timeout),
+            run_one("streamrec", [py, "-m", "stream_app", "worker"], base, args.events,
+                    args.timeout),
+        ]
+    finally:
+        if broker:
+            broker.stop()
+    report = {
+        "benchmark": "end-to-end events/s, one worker, Markov scorer, input pre-produced",
+        "events": args.events,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "runs": runs,
+        "ratio_streamrec_vs_baseline": runs[1]["events_per_s"] / max(runs[0]["events_per_s"], 1e-9),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"ratio streamrec/baseline: {report['ratio_streamrec_vs_baseline']:.2f} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
