@@ -19,14 +19,27 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 def event(user: str, item: str, ts: int, eid: str, fmt: str = "msgpack", **extra: object) -> bytes:
-    value = {"user_id": user, "item_id": item, "event_type": "purchase", "ts": ts,
-             "event_id": eid, **extra}
+    value = {
+        "user_id": user,
+        "item_id": item,
+        "event_type": "purchase",
+        "ts": ts,
+        "event_id": eid,
+        **extra,
+    }
     return json.dumps(value).encode() if fmt == "json" else msgpack.packb(value)
 
 
 def check_recommendation(rec: dict, top_k: int = 10) -> None:
-    assert set(rec) == {"user_id", "items", "influences", "model", "source_event_id",
-                        "event_ts", "emitted_ts"}
+    assert set(rec) == {
+        "user_id",
+        "items",
+        "influences",
+        "model",
+        "source_event_id",
+        "event_ts",
+        "emitted_ts",
+    }
     assert 0 < len(rec["items"]) <= top_k
     scores = [i["score"] for i in rec["items"]]
     assert scores == sorted(scores, reverse=True)
@@ -53,18 +66,28 @@ async def test_every_valid_event_recommended_and_bad_input_dead_lettered(stack: 
         key = None if n % 10 == 0 else user.encode()
         good.append((key, event(user, item, now + n, eid, fmt)))
 
-    huge = json.dumps({"user_id": "u", "item_id": "i", "event_type": "click", "ts": now,
-                       "pad": "x" * (2 * 1024 * 1024)}).encode()
+    huge = json.dumps(
+        {
+            "user_id": "u",
+            "item_id": "i",
+            "event_type": "click",
+            "ts": now,
+            "pad": "x" * (2 * 1024 * 1024),
+        }
+    ).encode()
     bad = {
         "undecodable": b"\xc1\xc1 not msgpack",
         "missing_field": msgpack.packb({"user_id": "u1", "event_type": "click", "ts": now}),
-        "wrong_type": json.dumps({"user_id": "u1", "item_id": "i1", "event_type": "click",
-                                  "ts": "yesterday"}).encode(),
-        "unknown_event_type": msgpack.packb({"user_id": "u1", "item_id": "i1",
-                                             "event_type": "like", "ts": now}),
+        "wrong_type": json.dumps(
+            {"user_id": "u1", "item_id": "i1", "event_type": "click", "ts": "yesterday"}
+        ).encode(),
+        "unknown_event_type": msgpack.packb(
+            {"user_id": "u1", "item_id": "i1", "event_type": "like", "ts": now}
+        ),
         "too_large": huge,
-        "invalid_ts": msgpack.packb({"user_id": "u1", "item_id": "i1", "event_type": "view",
-                                     "ts": -5}),
+        "invalid_ts": msgpack.packb(
+            {"user_id": "u1", "item_id": "i1", "event_type": "view", "ts": -5}
+        ),
         "not_a_map": msgpack.packb([1, 2, 3]),
     }
     messages = list(good)
@@ -95,9 +118,11 @@ async def _restart_keeps_state(stack: Stack, wipe_local_state: bool) -> None:
     worker = stack.worker().start()
     now = int(time.time() * 1000)
     before = [f"early{i}" for i in range(5)]
-    await send_all(s.bootstrap, s.input_topic, [
-        (b"alice", event("alice", item, now + i, f"a{i}")) for i, item in enumerate(before)
-    ])
+    await send_all(
+        s.bootstrap,
+        s.input_topic,
+        [(b"alice", event("alice", item, now + i, f"a{i}")) for i, item in enumerate(before)],
+    )
     await read_n(s.bootstrap, s.output_topic, len(before), timeout=90)
     assert worker.stop() == 0, worker.log()[-3000:]
     if wipe_local_state:
@@ -116,3 +141,59 @@ async def test_state_survives_restart(stack: Stack) -> None:
 
 async def test_state_restored_from_changelog(stack: Stack) -> None:
     await _restart_keeps_state(stack, wipe_local_state=True)
+
+
+async def test_memory_store_restores_state_from_the_changelog(bootstrap: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    stack = Stack(bootstrap, tmp_path, STREAMREC_STORE="memory")
+    try:
+        await _restart_keeps_state(stack, wipe_local_state=False)
+    finally:
+        stack.close()
+
+
+def test_cli_produce_and_consume_round_trip(stack: Stack) -> None:
+    """The documented commands, as a user runs them: replay a dataset, read JSON lines."""
+    import subprocess
+    import sys
+
+    worker = stack.worker().start()
+    env = {**worker.env}
+    dataset = stack.tmp / "seq.txt"
+    dataset.write_text(
+        "".join(f"{u} " + " ".join(f"{u * 3 + i}" for i in range(4)) + "\n" for u in range(25))
+    )
+    run = [sys.executable, "-m", "stream_app"]
+    produced = subprocess.run(
+        [
+            *run,
+            "produce",
+            "--dataset",
+            str(dataset),
+            "--rate",
+            "500",
+            "--limit",
+            "80",
+            "--format",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert produced.returncode == 0, produced.stderr[-2000:]
+    consumed = subprocess.run(
+        [*run, "consume", "--from-beginning", "--limit", "80", "--idle-timeout", "60"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert consumed.returncode == 0, consumed.stderr[-2000:]
+    recs = [json.loads(line) for line in consumed.stdout.splitlines()]
+    assert len(recs) == 80
+    assert len({r["source_event_id"] for r in recs}) == 80
+    for rec in recs:
+        check_recommendation(rec)
+    users = {r["user_id"] for r in recs}
+    assert users <= {str(u) for u in range(25)} and len(users) > 5
