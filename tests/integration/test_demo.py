@@ -1,0 +1,77 @@
+"""The README's main command, as a person runs it: it prints recommendations,
+and Ctrl-C leaves no broker or worker process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, free_port
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = (
+        Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}").exists() else "X"
+    )
+    return state not in ("Z", "X")
+
+
+def test_demo_prints_recommendations_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    dataset = tmp_path / "seq.txt"
+    dataset.write_text("".join(f"{u} {u % 7} {u % 5 + 10} {u % 3 + 20}\n" for u in range(300)))
+    env = {
+        **os.environ,
+        "STREAMREC_BROKER_PORT": str(free_port()),
+        "STREAMREC_BROKER_CONTROLLER_PORT": str(free_port()),
+        "STREAMREC_WEB_PORT": str(free_port()),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("STREAMREC_KAFKA_BOOTSTRAP", None)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "stream_app", "demo", "--dataset", str(dataset), "--rate", "100"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert demo.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and sum(ln.startswith("user") for ln in lines) < 20:
+            line = demo.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        recs = [ln for ln in lines if ln.startswith("user")]
+        assert len(recs) >= 20, "".join(lines[-40:])
+        assert all("| top: " in ln and "| because: " in ln for ln in recs)
+        kids = children_of(demo.pid)
+        assert len(kids) >= 2  # the broker JVM and the worker
+        demo.send_signal(signal.SIGINT)
+        demo.wait(60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0
+    time.sleep(0.5)
+    assert [k for k in kids if alive(k)] == []
