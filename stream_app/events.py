@@ -15,6 +15,7 @@ stream_app.events.InvalidEvent: missing_field: item_id
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,9 +93,18 @@ def validate(obj: Any) -> Event:
         raise InvalidEvent("wrong_type", f"ts must be int (ms), got {type(ts).__name__}")
     if ts < 0:
         raise InvalidEvent("invalid_ts", f"negative ts {ts}")
+    if ts >= 2**63:
+        raise InvalidEvent("invalid_ts", "ts beyond 64 bits")
     value = obj.get("value")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise InvalidEvent("wrong_type", f"value must be a number, got {type(value).__name__}")
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidEvent("wrong_type", f"value must be a number, got {type(value).__name__}")
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond float range
+            value = math.inf
+        if not math.isfinite(value):
+            raise InvalidEvent("wrong_type", "value must be a finite number")
     return Event(
         user_id=_id(obj, "user_id") or "",
         item_id=_id(obj, "item_id") or "",
@@ -102,7 +112,7 @@ def validate(obj: Any) -> Event:
         ts=ts,
         event_id=_id(obj, "event_id", optional=True),
         session_id=_id(obj, "session_id", optional=True),
-        value=float(value) if value is not None else None,
+        value=value,
     )
 
 

@@ -27,8 +27,8 @@ def decode_value(raw: bytes) -> Any:
     if raw[:1] == b"{":
         try:
             return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DecodeError(f"invalid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # incl. over-long ints, deep nesting
+            raise DecodeError(f"invalid JSON: {type(exc).__name__}: {exc}"[:300]) from None
     try:
         return msgpack.unpackb(raw, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types
