@@ -62,7 +62,9 @@ def test_table_store_sums_the_partitions_this_worker_holds() -> None:
     store.record("a", "c")
     assert set(table) == {b"0:a", b"0:b", b"1:a", b"1:b", b"1:c"}
     assert dict(store.successors("a")) == {"b": 2, "c": 1}
-    assert store.popular(1) == [("b", 2)]
+    assert store.popular(2) == [("b", 2), ("c", 1)]
+    store.record("a", "z")  # a cached read must see the new transition
+    assert dict(store.successors("a")) == {"b": 2, "c": 1, "z": 1}
     held.remove(1)
     store.invalidate()
     assert dict(store.successors("a")) == {"b": 1}

@@ -40,12 +40,17 @@ class TableTransitionStore:
         table: MutableMapping[bytes, bytes],
         local_partitions: Callable[[], Iterable[int]],
         max_successors: int = 50,
+        cache_size: int = 100_000,
     ) -> None:
         self.table = table
         self.local_partitions = local_partitions
         self.max_successors = max_successors
         self.partition = 0  # the input partition being processed; set per event
         self._popularity: PopularityIndex | None = None
+        # Merged successor counts per item, dropped when the item's row changes:
+        # scoring reads many more rows than learning writes.
+        self._merged: dict[str, dict[str, int]] = {}
+        self.cache_size = cache_size
 
     def record(self, prev_item: str | None, item: str) -> None:
         popularity = self.popularity  # build it before the write it would count twice
@@ -59,14 +64,21 @@ class TableTransitionStore:
             prev = decode_row(self.table.get(pkey))
             prev.add_successor(item, self.max_successors)
             self.table[pkey] = encode_row(prev)
+            self._merged.pop(prev_item, None)
 
     def successors(self, item: str) -> Mapping[str, int]:
-        merged: dict[str, int] = {}
+        merged = self._merged.get(item)
+        if merged is not None:
+            return merged
+        merged = {}
         for p in self.local_partitions():
             raw = self.table.get(row_key(p, item))
             if raw:
                 for nxt, c in decode_row(raw).successors.items():
                     merged[nxt] = merged.get(nxt, 0) + c
+        if len(self._merged) >= self.cache_size:
+            self._merged.clear()  # crude but bounded; refills from the table
+        self._merged[item] = merged
         return merged
 
     def popular(self, k: int) -> list[tuple[str, int]]:
@@ -90,3 +102,4 @@ class TableTransitionStore:
     def invalidate(self) -> None:
         """Forget derived data; call when partitions are assigned or revoked."""
         self._popularity = None
+        self._merged.clear()
