@@ -1,4 +1,4 @@
-"""``streamrec`` command line: broker | worker | produce | consume | demo."""
+"""``streamrec`` command line: broker | worker | produce | consume | state | demo."""
 
 from __future__ import annotations
 
@@ -65,6 +65,21 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _state(args: argparse.Namespace, settings: Settings) -> int:
+    import urllib.error
+
+    from stream_app.query import fetch_state, render
+
+    url = args.url or f"http://{settings.web_host}:{settings.web_port}"
+    try:
+        doc = fetch_state(url, args.user_id)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"streamrec: cannot query a worker at {url}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(doc) if args.json else render(doc))
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from stream_app.demo import run_demo
 
@@ -102,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--from-beginning", action="store_true")
     c.add_argument("--idle-timeout", type=float, help="stop after this many quiet seconds")
     c.set_defaults(func=_consume)
+
+    st = sub.add_parser("state", help="print a user's current state, from the worker owning it")
+    st.add_argument("user_id")
+    st.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    st.add_argument("--url", help="any worker's web URL (default: STREAMREC_WEB_HOST/_PORT)")
+    st.set_defaults(func=_state)
 
     d = sub.add_parser("demo", help="broker + worker + replay + printed recommendations")
     d.add_argument("--dataset", type=Path, help="default: ../shared/datasets/amazon-beauty")

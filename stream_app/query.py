@@ -1,0 +1,28 @@
+"""``streamrec state``: ask the worker group for one user's state."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+
+def fetch_state(base_url: str, user_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    url = f"{base_url.rstrip('/')}/state/{urllib.parse.quote(user_id, safe='')}/"
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def render(doc: dict[str, Any]) -> str:
+    lines = [
+        f"user {doc['user_id']}  (partition {doc['partition']}, served by {doc.get('served_by')})",
+        f"last input offset applied: {doc['last_offset']}",
+        f"{len(doc['events'])} recent events, oldest first:",
+    ]
+    for e in doc["events"]:
+        when = datetime.fromtimestamp(e["ts"] / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        lines.append(f"  {when}  {e['event_type']:<12} {e['item_id']}  ({e['event_id']})")
+    return "\n".join(lines)

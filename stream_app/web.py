@@ -1,0 +1,60 @@
+"""The worker's HTTP views: metrics, and interactive queries of user state.
+
+``GET /state/<user_id>/`` is answered by the worker that owns the user's
+partition: any worker receiving it forwards it there (Faust's table routing,
+the way Kafka Streams' interactive queries work), so one URL serves a group of
+any size. Ownership follows the raw user id, exactly as the input topic is
+partitioned; the owner then looks up the (possibly pseudonymous) state key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from stream_app.routing import partition_for
+from stream_app.settings import Settings
+from stream_app.state.user_state import UserState
+
+
+def state_document(
+    user_id: str,
+    users: Mapping[bytes, bytes],
+    settings: Settings,
+    pseudonymize: Callable[[str], str] | None,
+) -> dict[str, Any]:
+    """What ``streamrec state`` shows for one user."""
+    key = pseudonymize(user_id) if pseudonymize else user_id
+    state = UserState.decode(users.get(key.encode()))
+    return {
+        "user_id": key,
+        "partition": partition_for(user_id.encode(), settings.partitions),
+        "last_offset": state.last_offset,
+        "events": [
+            {"item_id": r.item_id, "event_type": r.event_type, "ts": r.ts, "event_id": r.event_id}
+            for r in state.records
+        ],
+    }
+
+
+def register_views(
+    app: faust.App,
+    users: faust.Table,
+    settings: Settings,
+    pseudonymize: Callable[[str], str] | None,
+) -> None:
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Request) -> Response:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/state/{user_id}/")
+    class UserStateView(View):
+        @app.table_route(table=users, match_info="user_id")
+        async def get(self, request: Request, user_id: str) -> Response:
+            doc = state_document(user_id, users, settings, pseudonymize)
+            doc["served_by"] = str(app.conf.canonical_url)
+            return self.json(doc)
