@@ -57,8 +57,10 @@ def isolated(base: Settings, tag: str, data_dir: Path) -> dict[str, str]:
 
 async def time_outputs(settings: Settings, n: int, timeout: float) -> dict[str, float]:
     consumer = AIOKafkaConsumer(
-        settings.output_topic, bootstrap_servers=settings.bootstrap,
-        auto_offset_reset="earliest", enable_auto_commit=False,
+        settings.output_topic,
+        bootstrap_servers=settings.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     seen, first, last = 0, 0.0, 0.0
@@ -75,28 +77,38 @@ async def time_outputs(settings: Settings, n: int, timeout: float) -> dict[str, 
     finally:
         await consumer.stop()
     span = max(last - first, 1e-9)
-    return {"outputs": seen, "first_output_s": first - start, "span_s": span,
-            "events_per_s": (seen - 1) / span if seen > 1 else 0.0}
+    return {
+        "outputs": seen,
+        "first_output_s": first - start,
+        "span_s": span,
+        "events_per_s": (seen - 1) / span if seen > 1 else 0.0,
+    }
 
 
 def run_one(name: str, cmd: list[str], base: Settings, n: int, timeout: float) -> dict[str, Any]:
     tag = f"{name}-{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, **isolated(base, tag, Path(tmp))}
-        settings = Settings(**{k[10:].lower(): v for k, v in env.items()
-                               if k.startswith("STREAMREC_") and k[10:].lower() in Settings.model_fields})
+        settings = Settings.from_env(env)
         asyncio.run(ensure_topics(settings))
         asyncio.run(produce(settings, DATASET if DATASET.exists() else None, 0, n))
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=open(Path(tmp) / "worker.log", "wb"))  # noqa: SIM115
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(Path(tmp) / "worker.log", "wb"),
+        )
         try:
             result = asyncio.run(time_outputs(settings, n, timeout))
         finally:
             proc.terminate()
             proc.wait(30)
     result["name"] = name
-    print(f"{name:>10}: {result['outputs']} outputs, {result['events_per_s']:.0f} events/s",
-          flush=True)
+    print(
+        f"{name:>10}: {result['outputs']} outputs, {result['events_per_s']:.0f} events/s",
+        flush=True,
+    )
     return result
 
 
@@ -111,10 +123,16 @@ def main() -> int:
     try:
         py = sys.executable
         runs = [
-            run_one("baseline", [py, str(ROOT / "scripts/baseline_agent.py")], base,
-                    args.events, args.timeout),
-            run_one("streamrec", [py, "-m", "stream_app", "worker"], base, args.events,
-                    args.timeout),
+            run_one(
+                "baseline",
+                [py, str(ROOT / "scripts/baseline_agent.py")],
+                base,
+                args.events,
+                args.timeout,
+            ),
+            run_one(
+                "streamrec", [py, "-m", "stream_app", "worker"], base, args.events, args.timeout
+            ),
         ]
     finally:
         if broker:

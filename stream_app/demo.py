@@ -11,16 +11,14 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from stream_app.kafka.admin import ensure_topics
-from stream_app.kafka.broker import EmbeddedBroker, _die_with_parent
+from stream_app.kafka.broker import EmbeddedBroker
 from stream_app.kafka.consumer import recommendations, summary
 from stream_app.kafka.producer import produce
+from stream_app.processes import WorkerProcess
 from stream_app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,33 +28,6 @@ DEFAULT_DATASETS = (
     Path("../shared/datasets/amazon-beauty/sequences.txt"),
     Path(__file__).resolve().parents[2] / "shared/datasets/amazon-beauty/sequences.txt",
 )
-
-
-def start_worker(settings: Settings, data_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        STREAMREC_KAFKA_BOOTSTRAP=settings.bootstrap,
-        STREAMREC_DATA_DIR=str(data_dir),
-        STREAMREC_WEB_PORT=str(settings.web_port),
-    )
-    with open(log_path, "ab") as logf:
-        return subprocess.Popen(
-            [sys.executable, "-m", "stream_app", "worker"],
-            env=env,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def _run(settings: Settings, dataset: Path | None, rate: float, limit: int | None) -> None:
@@ -88,7 +59,7 @@ def run_demo(settings: Settings, dataset: Path | None, rate: float, limit: int |
     )
     workdir = Path(tempfile.mkdtemp(prefix="streamrec-demo-"))
     broker: EmbeddedBroker | None = None
-    worker: subprocess.Popen[bytes] | None = None
+    worker: WorkerProcess | None = None
     try:
         if settings.kafka_bootstrap is None:
             print(
@@ -100,13 +71,18 @@ def run_demo(settings: Settings, dataset: Path | None, rate: float, limit: int |
         asyncio.run(ensure_topics(settings))
         worker_log = workdir / "worker.log"
         print(f"-- starting worker (log: {worker_log})", flush=True)
-        worker = start_worker(settings, workdir / "state", worker_log)
+        env = {
+            **os.environ,
+            "STREAMREC_KAFKA_BOOTSTRAP": settings.bootstrap,
+            "STREAMREC_DATA_DIR": str(workdir / "state"),
+        }
+        worker = WorkerProcess(env, worker_log).start()
         asyncio.run(_run(settings, dataset, rate, limit))
     except KeyboardInterrupt:
         print("\n-- stopping", flush=True)
     finally:
         if worker is not None:
-            stop_process(worker)
+            worker.stop()
         if broker is not None:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -9,6 +9,7 @@ Every knob streamrec has lives here; the README lists them all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -83,6 +84,13 @@ class Settings(BaseSettings):
     markov_decay: float = Field(0.5, gt=0, le=1, description="weight ratio per step back")
     markov_max_successors: int = Field(50, ge=1, description="successors kept per item")
     popularity_weight: float = Field(0.05, ge=0, description="share of popularity in scores")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Settings from a given environment (e.g. one prepared for a child process)."""
+        prefix = "STREAMREC_"
+        fields = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
+        return cls(**{k: v for k, v in fields.items() if k in cls.model_fields})
 
     @property
     def bootstrap(self) -> str:

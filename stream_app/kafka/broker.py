@@ -12,17 +12,15 @@ fresh storage directory unless one is given.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import logging
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from stream_app.processes import die_with_parent
 from stream_app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -115,12 +113,6 @@ def broker_properties(port: int, controller_port: int, host: str, log_dir: Path)
         "log.cleaner.backoff.ms": "1000",
         "auto.create.topics.enable": "true",
     }
-
-
-def _die_with_parent() -> None:
-    # Linux: the JVM gets SIGTERM if our process dies, so no broker is orphaned.
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def port_open(host: str, port: int) -> bool:
@@ -220,7 +212,7 @@ class EmbeddedBroker:
             ],
             stdout=logfile,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         logfile.close()
         log.info(

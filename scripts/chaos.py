@@ -1,0 +1,306 @@
+"""Chaos harness: count every event across restarts, crashes, rebalances and
+broker outages.
+
+Each scenario runs on its own topics: an embedded broker, two workers in one
+group, a producer sending N events (unique ``event_id``s, many users) at a
+steady rate, and one disruption a third of the way in:
+
+  a  SIGTERM one worker, then restart it
+  b  kill -9 one worker, then restart it with its state directory wiped
+  c  add a third worker, then remove it (two rebalances)
+  d  stop the broker for --outage seconds, then start it again
+
+It then reports, per scenario: events sent, events with no recommendation,
+duplicate recommendations, and users whose final state (asked through
+``GET /state/<user>/``, as ``streamrec state`` does) differs from the last
+events sent to them. Results go to ``results/chaos.json``.
+
+    .venv/bin/python scripts/chaos.py --events 20000 --rate 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from tqdm import tqdm
+
+from stream_app.kafka.admin import ensure_topics
+from stream_app.kafka.broker import EmbeddedBroker
+from stream_app.processes import WorkerProcess
+from stream_app.query import fetch_state
+from stream_app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ("a", "b", "c", "d")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    """A broker (ours or given) plus the workers of one scenario."""
+
+    base: Settings
+    workdir: Path
+    broker: EmbeddedBroker | None = None
+    workers: dict[str, WorkerProcess] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    settings: Settings | None = None
+
+    def start(self, tag: str) -> None:
+        if self.base.kafka_bootstrap is None:
+            self.broker = EmbeddedBroker(self.base, data_dir=self.workdir / "broker").start()
+        self.env = {
+            **os.environ,
+            "STREAMREC_KAFKA_BOOTSTRAP": self.base.bootstrap,
+            "STREAMREC_APP_ID": f"chaos-{tag}",
+            "STREAMREC_INPUT_TOPIC": f"chaos-{tag}.events",
+            "STREAMREC_OUTPUT_TOPIC": f"chaos-{tag}.recommendations",
+            "STREAMREC_DLQ_TOPIC": f"chaos-{tag}.dlq",
+            "STREAMREC_PARTITIONS": "4",
+            "STREAMREC_LOG_LEVEL": "info",
+        }
+        self.settings = Settings.from_env(self.env)
+        asyncio.run(ensure_topics(self.settings))
+
+    def worker(self, name: str) -> WorkerProcess:
+        w = self.workers.get(name)
+        if w is None:
+            env = {
+                **self.env,
+                "STREAMREC_DATA_DIR": str(self.workdir / name),
+                "STREAMREC_WEB_PORT": str(free_port()),
+            }
+            w = self.workers[name] = WorkerProcess(env, self.workdir / f"{name}.log", cwd=ROOT)
+        return w
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.workers[name].env['STREAMREC_WEB_PORT']}"
+
+    def stop(self) -> None:
+        for w in self.workers.values():
+            w.stop()
+        if self.broker is not None:
+            self.broker.stop()
+
+
+async def produce(
+    settings: Settings, n: int, rate: float, users: int, progress: tqdm
+) -> dict[str, list[str]]:
+    """Send n events at ``rate``/s; return each user's items in sending order."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        request_timeout_ms=120_000,
+        retry_backoff_ms=500,
+    )
+    await producer.start()
+    sent: dict[str, list[str]] = {}
+    start = time.monotonic()
+    pending = []
+    try:
+        for i in range(n):
+            ahead = i / rate - (time.monotonic() - start)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+            user = f"user{(i * 7919) % users}"
+            item = f"item{i}"
+            body = {
+                "user_id": user,
+                "item_id": item,
+                "event_type": "click",
+                "ts": int(time.time() * 1000),
+                "event_id": f"ev{i}",
+            }
+            pending.append(
+                await producer.send(settings.input_topic, msgpack.packb(body), key=user.encode())
+            )
+            sent.setdefault(user, []).append(item)
+            progress.update(1)
+            if len(pending) >= 500:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def collect(settings: Settings, n: int, idle: float) -> list[str]:
+    """All source_event_ids on the output topic, until n distinct seen and idle s of quiet."""
+    consumer = AIOKafkaConsumer(
+        settings.output_topic,
+        bootstrap_servers=settings.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    ids: list[str] = []
+    distinct: set[str] = set()
+    last = time.monotonic()
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for r in records:
+                    eid = msgpack.unpackb(r.value)["source_event_id"]
+                    ids.append(eid)
+                    distinct.add(eid)
+                last = time.monotonic()
+            quiet = time.monotonic() - last
+            if (len(distinct) >= n and quiet > 3) or quiet > idle:
+                return ids
+    finally:
+        await consumer.stop()
+
+
+def disrupt(scenario: str, cluster: Cluster, outage: float) -> Callable[[], None]:
+    """The disruption of a scenario, as a blocking function."""
+
+    def a() -> None:
+        cluster.workers["w1"].stop()
+        time.sleep(2)
+        cluster.worker("w1").start()
+
+    def b() -> None:
+        cluster.workers["w1"].kill()
+        shutil.rmtree(cluster.workdir / "w1", ignore_errors=True)
+        time.sleep(2)
+        cluster.worker("w1").start()
+
+    def c() -> None:
+        cluster.worker("w3").start()
+        time.sleep(15)
+        cluster.workers["w3"].stop()
+
+    def d() -> None:
+        assert cluster.broker is not None, "scenario d needs the embedded broker"
+        cluster.broker.stop()
+        time.sleep(outage)
+        cluster.broker.start()
+
+    return {"a": a, "b": b, "c": c, "d": d}[scenario]
+
+
+def check_states(cluster: Cluster, sent: dict[str, list[str]], history: int) -> list[str]:
+    wrong = []
+    for user, items in sent.items():
+        doc = fetch_state(cluster.url("w0"), user)
+        if [e["item_id"] for e in doc["events"]] != items[-history:]:
+            wrong.append(user)
+    return wrong
+
+
+def run_scenario(
+    scenario: str,
+    base: Settings,
+    events: int,
+    rate: float,
+    users: int,
+    outage: float,
+    keep: Path | None = None,
+) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"chaos-{scenario}-"))
+    cluster = Cluster(base, workdir)
+    try:
+        cluster.start(f"{scenario}-{uuid.uuid4().hex[:6]}")
+        assert cluster.settings is not None
+        cluster.worker("w0").start()
+        cluster.worker("w1").start()
+        time.sleep(3)  # both join before traffic starts
+
+        async def drive() -> dict[str, list[str]]:
+            with tqdm(total=events, desc=f"scenario {scenario}", unit="ev") as bar:
+                task = asyncio.create_task(produce(cluster.settings, events, rate, users, bar))  # type: ignore[arg-type]
+                await asyncio.sleep(events / rate / 3)
+                await asyncio.to_thread(disrupt(scenario, cluster, outage))
+                return await task
+
+        t0 = time.monotonic()
+        sent = asyncio.run(drive())
+        ids = asyncio.run(collect(cluster.settings, events, idle=90))
+        elapsed = time.monotonic() - t0
+        expected = {f"ev{i}" for i in range(events)}
+        distinct = set(ids)
+        wrong = check_states(cluster, sent, cluster.settings.history_len)
+        result = {
+            "scenario": scenario,
+            "events_sent": events,
+            "lost": len(expected - distinct),
+            "duplicates": len(ids) - len(distinct),
+            "state_mismatches": len(wrong),
+            "users": len(sent),
+            "seconds": round(elapsed, 1),
+        }
+        crashed = [n for n, w in cluster.workers.items() if w.proc is not None and not w.running]
+        if crashed:
+            result["crashed_workers"] = crashed
+        return result
+    finally:
+        cluster.stop()
+        if keep is not None:
+            shutil.copytree(
+                workdir,
+                keep / scenario,
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns("broker", "w*[0-9]"),
+            )
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenarios", default="abcd")
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--rate", type=float, default=500.0, help="events/s")
+    ap.add_argument("--users", type=int, default=1000)
+    ap.add_argument("--outage", type=float, default=30.0, help="broker down seconds (d)")
+    ap.add_argument("--out", type=Path, default=ROOT / "results/chaos.json")
+    ap.add_argument("--keep-logs", type=Path, help="copy worker logs here")
+    args = ap.parse_args()
+    base = Settings(broker_port=free_port(), broker_controller_port=free_port())
+    results = []
+    for sc in args.scenarios:
+        r = run_scenario(sc, base, args.events, args.rate, args.users, args.outage, args.keep_logs)
+        print(json.dumps(r), flush=True)
+        results.append(r)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "events": args.events,
+                "rate": args.rate,
+                "users": args.users,
+                "outage_s": args.outage,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
+    print(f"-> {args.out}")
+    bad = [r for r in results if r["lost"] or r["state_mismatches"]]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
