@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from aiokafka import AIOKafkaConsumer
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.broker import EmbeddedBroker
 from stream_app.kafka.producer import produce
+from stream_app.processes import WorkerProcess
 from stream_app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,18 +92,11 @@ def run_one(name: str, cmd: list[str], base: Settings, n: int, timeout: float) -
         settings = Settings.from_env(env)
         asyncio.run(ensure_topics(settings))
         asyncio.run(produce(settings, DATASET if DATASET.exists() else None, 0, n))
-        proc = subprocess.Popen(
-            cmd,
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=open(Path(tmp) / "worker.log", "wb"),
-        )
+        worker = WorkerProcess(env, Path(tmp) / "worker.log", cwd=ROOT, argv=cmd).start()
         try:
             result = asyncio.run(time_outputs(settings, n, timeout))
         finally:
-            proc.terminate()
-            proc.wait(30)
+            worker.stop()
     result["name"] = name
     print(
         f"{name:>10}: {result['outputs']} outputs, {result['events_per_s']:.0f} events/s",

@@ -7,7 +7,7 @@ import ctypes
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
@@ -18,9 +18,17 @@ def die_with_parent() -> None:
 
 
 class WorkerProcess:
-    """One ``python -m stream_app worker`` with its own environment and log file."""
+    """One worker process (``python -m stream_app worker`` unless ``argv`` says
+    otherwise) with its own environment and log file."""
 
-    def __init__(self, env: Mapping[str, str], log_path: Path, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log_path: Path,
+        cwd: Path | None = None,
+        argv: Sequence[str] = (sys.executable, "-m", "stream_app", "worker"),
+    ) -> None:
+        self.argv = list(argv)
         self.env = dict(env)
         self.log_path = log_path
         self.cwd = cwd
@@ -29,7 +37,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream_app", "worker"],
+                self.argv,
                 env=self.env,
                 stdout=logf,
                 stderr=subprocess.STDOUT,
