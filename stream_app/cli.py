@@ -1,4 +1,5 @@
-"""``streamrec`` command line: broker | worker | produce | consume | state | demo."""
+"""``streamrec`` command line: broker | worker | produce | consume | state | demo |
+train | evaluate."""
 
 from __future__ import annotations
 
@@ -86,6 +87,13 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, args.dataset, args.rate, args.limit)
 
 
+# Model commands keep their own parsers (models/train.py, models/evaluate.py).
+MODEL_COMMANDS = {
+    "train": ("models.train", "train a Transformer or LSTM on a sequences file"),
+    "evaluate": ("models.evaluate", "leave-one-out, full-ranking evaluation with baselines"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="streamrec",
@@ -124,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--url", help="any worker's web URL (default: STREAMREC_WEB_HOST/_PORT)")
     st.set_defaults(func=_state)
 
+    for name, (_, helptext) in MODEL_COMMANDS.items():
+        sub.add_parser(name, help=f"{helptext} (see streamrec {name} --help)", add_help=False)
+
     d = sub.add_parser("demo", help="broker + worker + replay + printed recommendations")
     d.add_argument("--dataset", type=Path, help="default: ../shared/datasets/amazon-beauty")
     d.add_argument("--rate", type=float, default=50.0, help="events/s")
@@ -133,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in MODEL_COMMANDS:
+        import importlib
+
+        module = importlib.import_module(MODEL_COMMANDS[argv[0]][0])
+        return int(module.main(argv[1:]))
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

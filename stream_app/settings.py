@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     )
 
     # --- scoring and output --------------------------------------------------
+    model_dir: Path | None = Field(
+        None, description="checkpoint directory of a trained model; unset = online Markov"
+    )
+    device: str = Field("auto", description="torch device for the model: auto, cpu, cuda:0...")
     top_k: int = Field(10, ge=1, description="items per recommendation")
     output_format: Literal["msgpack", "json"] = "msgpack"
     markov_window: int = Field(5, ge=1, description="recent events the Markov scorer uses")

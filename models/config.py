@@ -1,0 +1,53 @@
+"""Configuration of a sequence model, stored verbatim in every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+ARCHS = ("transformer", "lstm", "gru")
+
+
+@dataclass(slots=True)
+class BlendConfig:
+    """How the final ranking score of item j is formed (log space, so weights are exponents):
+
+    ``score_j = next_item * log P(next = j | history)``
+    ``        + purchase * log P(purchase | next = j, history)``
+    ``        + transition * log P_T(j | last item)``
+
+    ``P_T`` is the Markov-1 transition estimate from training data, smoothed towards
+    popularity with pseudo-count ``transition_alpha``. ``purchase`` only counts when
+    the purchase head was trained (data with event types); ``train`` tunes
+    ``transition`` and ``transition_alpha`` on the validation split.
+    """
+
+    next_item: float = 1.0
+    purchase: float = 0.5
+    transition: float = 0.0
+    transition_alpha: float = 1.0
+
+
+@dataclass(slots=True)
+class ModelConfig:
+    arch: str = "transformer"
+    n_items: int = 0  # catalogue size (real items, without padding/unknown)
+    dim: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    dropout: float = 0.3
+    max_len: int = 50
+    use_events: bool = False  # False: the training data had no event types
+    use_time: bool = False  # False: the training data had no timestamps
+    purchase_trained: bool = False
+    blend: BlendConfig = field(default_factory=BlendConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        kwargs["blend"] = BlendConfig(**d.get("blend", {}))
+        return cls(**kwargs)

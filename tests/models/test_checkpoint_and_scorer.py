@@ -1,0 +1,84 @@
+"""Checkpoint round-trip and the serving scorer's robustness."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from models import checkpoint
+from models.base import Interaction, Scorer
+from models.batching import collate
+from models.network import SequenceRecommender
+from models.neural import NeuralScorer
+from models.predictor import Predictor
+from models.transitions import Transitions
+from models.vocab import ItemVocab
+
+Factory = Callable[..., Any]
+ITEMS = [str(100 + i) for i in range(30)]
+
+
+def _save(path: Path, net: SequenceRecommender) -> Transitions:
+    net.config.blend.transition = 1.0
+    vocab = ItemVocab(ITEMS)
+    trans = Transitions.fit([np.array([2, 3, 4, 5, 2, 3])], vocab.n_indices)
+    checkpoint.save(path, net, vocab, trans, {"dataset": "unit"})
+    return trans
+
+
+def test_round_trip_scores_identically(
+    tmp_path: Path, arch: str, make_network: Factory, make_seq: Factory
+) -> None:
+    net = make_network(arch)
+    trans = _save(tmp_path, net)
+    ckpt = checkpoint.load(tmp_path)
+    assert ckpt.network.config == net.config
+    assert ckpt.vocab.to_list() == ITEMS
+    assert ckpt.version == checkpoint.version_id(net) and ckpt.version.startswith(arch)
+    assert ckpt.meta["dataset"] == "unit"
+    batch = collate([make_seq([2, 3, 4]), make_seq([7])], 8, False)
+    before = Predictor(net, trans, torch.device("cpu")).score(batch)
+    after = Predictor(ckpt.network, ckpt.transitions, torch.device("cpu")).score(batch)
+    torch.testing.assert_close(before, after)
+
+
+def test_version_changes_with_weights(make_network: Factory) -> None:
+    net = make_network("transformer")
+    v1 = checkpoint.version_id(net)
+    with torch.no_grad():
+        net.next_head.bias[0] += 1.0
+    assert checkpoint.version_id(net) != v1
+
+
+def test_scorer_handles_unknown_short_long_and_empty(
+    tmp_path: Path, arch: str, make_network: Factory
+) -> None:
+    _save(tmp_path, make_network(arch))
+    scorer = NeuralScorer.load(tmp_path, device="cpu")
+    assert isinstance(scorer, Scorer)
+    long_seq = [Interaction(ITEMS[i % 30], "view", 1000 * i) for i in range(20)]  # > max_len 8
+    batch = [
+        [Interaction("100", "click", 0), Interaction("not-an-item", "view", 5_000)],
+        [Interaction("nope", "teleport", 0)],
+        long_seq,
+        [],
+    ]
+    out = scorer.score(batch, k=5)
+    assert len(out) == 4
+    for s, inp in zip(out, batch, strict=True):
+        assert len(s.items) == 5
+        assert all(item in set(ITEMS) for item, _ in s.items)
+        scores = [v for _, v in s.items]
+        assert scores == sorted(scores, reverse=True) and all(np.isfinite(scores))
+        assert len(s.influences) == len(inp)
+        if inp:
+            assert sum(s.influences) == pytest.approx(1.0)
+            assert min(s.influences) >= 0.0
+    assert out[2].influences[:12] == [0.0] * 12  # beyond the window of 8
+    assert scorer.version.startswith(arch)
+    assert scorer.score([], k=3) == []
