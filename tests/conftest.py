@@ -53,7 +53,10 @@ class Worker:
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "stream_app", "worker"],
-                env=self.env, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT,
+                env=self.env,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
             )
         return self
 
@@ -90,7 +93,9 @@ class Stack:
             "STREAMREC_LOG_LEVEL": "info",
             **overrides,
         }
-        self.settings = Settings(**{k[len("STREAMREC_"):].lower(): v for k, v in self.env_vars.items()})
+        self.settings = Settings(
+            **{k[len("STREAMREC_") :].lower(): v for k, v in self.env_vars.items()}
+        )
         self.workers: list[Worker] = []
 
     def worker(self, n: int = 0) -> Worker:

@@ -6,7 +6,9 @@ broker's default partition count, not ours, so every topic is created up front.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 
 from aiokafka.admin import NewTopic
 
@@ -38,24 +40,50 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     ]
 
 
-async def ensure_topics(settings: Settings) -> None:
-    """Create missing topics; fail clearly if existing ones are partitioned differently."""
-    specs = topic_specs(settings)
+async def ensure_topics(
+    settings: Settings, extra: Sequence[NewTopic] = (), timeout: float = 30.0
+) -> None:
+    """Create missing topics, wait until the broker's metadata lists them all with
+    leaders, and fail clearly if the input topic is partitioned differently.
+
+    The wait matters: a KRaft broker can leave a just-created topic out of the
+    metadata it serves (or describe it with 0 partitions) for some ms. A Faust
+    worker subscribing in that window ignores the topic, and a table whose
+    changelog is missing then has 0 partitions and rejects every write.
+    """
+    specs = topic_specs(settings) + list(extra)
+    names = [t.name for t in specs]
     client = clients.admin(settings)
     await client.start()
     try:
         existing = set(await client.list_topics())
         missing = [t for t in specs if t.name not in existing]
-        if missing:
+        if missing:  # a concurrent creator only yields a per-topic error, not a raise
             await client.create_topics(missing)
             log.info("created topics %s", ", ".join(t.name for t in missing))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            descs = {d["topic"]: d for d in await client.describe_topics(names)}
+            waiting = [
+                n
+                for n in names
+                if n not in descs
+                or descs[n]["error_code"] != 0
+                or not descs[n]["partitions"]
+                or any(p["leader"] < 0 for p in descs[n]["partitions"])
+            ]
+            if not waiting:
+                break
+            if loop.time() > deadline:
+                raise RuntimeError(f"topics not in broker metadata after {timeout}s: {waiting}")
+            await asyncio.sleep(0.1)
         # The worker routes users to partitions by key hash over this count.
-        for desc in await client.describe_topics([settings.input_topic]):
-            found = len(desc["partitions"])
-            if found != settings.partitions:
-                raise TopicMismatch(
-                    f"{settings.input_topic} has {found} partitions but "
-                    f"STREAMREC_PARTITIONS={settings.partitions}; make them agree"
-                )
+        found = len(descs[settings.input_topic]["partitions"])
+        if found != settings.partitions:
+            raise TopicMismatch(
+                f"{settings.input_topic} has {found} partitions but "
+                f"STREAMREC_PARTITIONS={settings.partitions}; make them agree"
+            )
     finally:
         await client.close()

@@ -12,9 +12,7 @@ from aiokafka.structs import ConsumerRecord
 from stream_app.serializers import decode_value
 
 
-async def send_all(
-    bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]
-) -> None:
+async def send_all(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
     """Send (key, value) pairs in order and wait for every acknowledgement."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024
@@ -32,8 +30,11 @@ async def read_n(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read ``n`` records from the start of ``topic``; then ``settle`` s more to catch extras."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-        enable_auto_commit=False, fetch_max_bytes=64 * 1024 * 1024,
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=16 * 1024 * 1024,
     )
     await consumer.start()

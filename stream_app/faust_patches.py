@@ -1,0 +1,182 @@
+"""Narrow fixes for faust-streaming 0.15.3: events lost or duplicated at recovery end.
+
+Written against, and pinned to, faust-streaming **0.15.3** (checked at import; the
+installed ``faust/tables/recovery.py`` and ``faust/transport/consumer.py`` were
+read line by line). Applied once by :func:`apply`, which ``stream_app.app`` calls.
+
+The bug: upstream issue #596 (related: #606, PR #707)
+-----------------------------------------------------
+After a rebalance every assigned partition is paused and tables are restored from
+their changelogs. ``Recovery.on_recovery_completed`` (recovery.py:624-667) then:
+
+1. resumes the input (stream) partitions (recovery.py:649);
+2. awaits ``consumer.perform_seek()`` -- one ``committed()`` round trip per
+   assigned partition, tens of ms (recovery.py:655);
+3. calls ``app.flow_control.resume()``, which *clears* every stream queue
+   (recovery.py:659; ``mode.utils.queues.FlowControlEvent.resume``).
+
+During step 2 the fetcher (``Consumer._drain_messages``, consumer.py:1170) already
+delivers input records into the agent's queue, and the agent processes some. When
+the seek lands, ``_read_offset`` is reset to the committed offset, but the drain
+loop is still iterating its *stale* batch (with ``broker_max_poll_records=None``
+that is a partition's whole backlog) and moves ``_read_offset`` to that batch's
+end, adding a fake "gap" on the way (consumer.py:1209-1223, ``_add_gap``). Then
+step 3 empties the queue. The refetch from the committed offset is dropped below
+``_read_offset``, except the batch's last record, which passes the ``>=`` test.
+Measured outcome (tests/integration/test_recovery.py without this module):
+
+* records that sat in the queue at step 3 are never processed: **lost**, and the
+  committed offset either stalls at the hole or jumps over it via the fake gap;
+* records the agent processed during step 2 are processed again after the seek,
+  and the last record of each partition is delivered twice: **duplicates**
+  (e.g. exactly ``e9996..e9999``, one per input partition).
+
+The fix
+-------
+``on_recovery_completed`` below is the upstream method with one change of order:
+the stream partitions are seeked to their committed offsets *while still paused*,
+the stream queues are cleared, and only then are the partitions resumed. No input
+record can be fetched before its partition's read offset has been reset, so there
+is no stale batch, nothing in a queue to clear, and no fake gap (given the
+snapshot fix below, which this order needs). Everything else
+(signals, table callbacks, generation check, fetcher start) is unchanged.
+``Recovery._resume_streams`` (recovery.py:302-335) has the same order but only
+runs for apps without tables; streamrec always has tables, so it is left alone.
+
+Why it is safe: nothing is processed during the seek that was processed before
+(the agent sees input only after it), the committed offset is where the previous
+owner stopped, and at-least-once still holds because offsets are committed only
+after acks. The changelog/standby partitions are untouched: they were already
+resumed by recovery and ``perform_seek`` treats them exactly as before.
+
+Two guards with the same rule: a paused partition delivers nothing
+------------------------------------------------------------------
+1. Fetch with a snapshot of the active partitions. ``Consumer._wait_next_records``
+(consumer.py:798-806) hands its *live* ``_active_partitions`` set to the consumer
+thread, which calls aiokafka's ``Fetcher.fetched_records(partitions, timeout=1)``
+with it (drivers/aiokafka.py:1088-1108). That call may wait up to a second while
+the event loop pauses and resumes partitions, and aiokafka reads an empty set as
+"every partition" (``if partitions and tp not in partitions``, fetcher.py:1221).
+So when recovery pauses the changelogs ("Done reading from changelog topics") and
+the set is momentarily empty, a fetch in flight returns *input* records; Faust's
+``getmany`` drops them as inactive (consumer.py:758-766), but aiokafka has already
+moved its position past them. Upstream's late seek happened to repair that; with
+the seek first (above) it left an event unprocessed until the next rebalance
+(seen once in test_pipeline's memory-store restart). ``_getmany`` below passes a
+copy, taken on the event loop, and skips the call when it is empty.
+
+2. Back-pressure bookkeeping. ``Consumer.on_buffer_full`` (consumer.py:547) moves an input
+partition to ``_buffered_partitions``; ``on_buffer_drop`` (consumer.py:554) later
+puts it back into the *active* set, without checking that a rebalance paused it
+meanwhile. The drop callback fires from the agent's next ``queue.get()`` on an
+empty queue, which a rebalance's queue clear makes likely, so an input partition
+could be re-activated during table recovery and its events applied to half
+restored tables. Here ``pause_partitions`` forgets buffered state and
+``on_buffer_drop`` never re-activates a paused partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from importlib.metadata import version
+from typing import Any, cast
+
+log = logging.getLogger(__name__)
+
+PINNED_FAUST = "0.15.3"
+_installed = version("faust-streaming")
+if _installed != PINNED_FAUST:  # pragma: no cover - guarded by pyproject's pin
+    raise ImportError(
+        f"stream_app.faust_patches was written against faust-streaming=={PINNED_FAUST}, "
+        f"found {_installed}: re-check upstream issue #596 and this module before upgrading"
+    )
+
+from faust.tables.recovery import Recovery  # noqa: E402
+from faust.transport.consumer import (  # noqa: E402
+    Consumer,
+    ThreadDelegateConsumer,
+    ensure_TPset,
+)
+
+_APPLIED = False
+
+
+async def _on_recovery_completed(self: Recovery, generation_id: int = 0) -> None:
+    """``Recovery.on_recovery_completed`` with the stream seek done while paused (#596)."""
+    app: Any = self.app
+    consumer = app.consumer
+    self.log.info("Restore complete!")
+    await app.on_rebalance_complete.send()
+    self._set_recovery_ended()
+    callback_coros = [
+        asyncio.ensure_future(
+            table.on_recovery_completed(
+                self.actives_for_table[table],
+                self.standbys_for_table[table],
+            )
+        )
+        for table in self.tables.values()
+    ]
+    if callback_coros:
+        await asyncio.wait(callback_coros)
+    assignment = consumer.assignment()
+    if app.consumer_generation_id != generation_id:
+        self.log.warning(
+            f"Recovery rebalancing again app id {app.consumer_generation_id} param {generation_id}"
+        )
+        return
+    stream_tps = {tp for tp in assignment if not self._is_changelog_tp(tp)}
+    if assignment:
+        # Upstream resumes stream_tps *before* this seek: the #596 window.
+        self.log.info("Seek stream partitions to committed offsets (still paused).")
+        await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+    self.completed.set()
+    self.log.dev("Resume stream partitions")
+    app.flow_control.resume()  # clears stream queues; nothing of stream_tps can be there
+    consumer.resume_partitions(stream_tps)
+    consumer.resume_flow()
+    await app._fetcher.maybe_start()
+    self.tables.on_actives_ready()
+    if not app.assignor.assigned_standbys():
+        self.tables.on_standbys_ready()
+    app.on_rebalance_end()
+    self.log.info("Worker ready")
+
+
+_upstream_pause_partitions = Consumer.pause_partitions
+
+
+def _pause_partitions(self: Consumer, tps: Any) -> None:
+    tpset = ensure_TPset(tps)
+    _upstream_pause_partitions(self, tpset)
+    self._buffered_partitions.difference_update(tpset)
+
+
+def _on_buffer_drop(self: Consumer, tp: Any) -> None:
+    buffered = self._buffered_partitions
+    if tp in buffered:
+        buffered.discard(tp)
+        if tp not in self._paused_partitions:
+            self._get_active_partitions().add(tp)
+
+
+async def _getmany(self: ThreadDelegateConsumer, active_partitions: Any, timeout: float) -> Any:
+    if active_partitions is not None:
+        active_partitions = set(active_partitions)  # snapshot, taken on the event loop
+        if not active_partitions:
+            return {}  # aiokafka would read an empty set as "every partition"
+    return await self._thread.getmany(active_partitions, timeout)
+
+
+def apply() -> None:
+    """Install the patches (idempotent)."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    cast(Any, Recovery).on_recovery_completed = _on_recovery_completed
+    cast(Any, Consumer).pause_partitions = _pause_partitions
+    cast(Any, Consumer).on_buffer_drop = _on_buffer_drop
+    cast(Any, ThreadDelegateConsumer)._getmany = _getmany
+    _APPLIED = True
+    log.debug("faust-streaming %s patched: recovery-end seek while paused (#596)", PINNED_FAUST)
