@@ -1,6 +1,8 @@
 """The single entry point: wires topics, tables and the agent into a Faust app.
 
 ``create_app(settings)`` returns the app; ``run_worker(settings)`` runs it.
+Faust 0.15.3 is patched for the recovery gap (upstream #596) by
+:mod:`stream_app.faust_patches`, applied in ``create_app``.
 """
 
 from __future__ import annotations
@@ -11,16 +13,21 @@ import sys
 from typing import Any
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from aiokafka.admin import NewTopic
 
+from models.base import Scorer
 from models.markov import MarkovScorer
+from stream_app import faust_patches
 from stream_app.kafka.admin import ensure_topics
 from stream_app.outgoing import Outgoing
 from stream_app.processor import Processor, Source
 from stream_app.settings import Settings
 from stream_app.state.transitions import TableTransitionStore
+from stream_app.web import register_views
 
 log = logging.getLogger(__name__)
+
+TABLES = ("users", "items")
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -49,6 +56,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 
 
 def create_app(settings: Settings) -> faust.App:
+    faust_patches.apply()
     app = faust.App(settings.app_id, **faust_settings(settings))
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.input_topic, partitions=settings.partitions, **raw)
@@ -58,6 +66,9 @@ def create_app(settings: Settings) -> faust.App:
     }
     users = app.Table("users", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     items = app.Table("items", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    declared = {t.name for t in internal_topic_specs(settings)}
+    if {t.changelog_topic_name for t in app.tables.values()} - declared:
+        raise RuntimeError("a table's changelog is missing from internal_topic_specs")
 
     def local_partitions() -> list[int]:
         return sorted(
@@ -67,13 +78,16 @@ def create_app(settings: Settings) -> faust.App:
         )
 
     transitions = TableTransitionStore(items, local_partitions, settings.markov_max_successors)
-    scorer = MarkovScorer(
+    markov = MarkovScorer(
         transitions,
         window=settings.markov_window,
         decay=settings.markov_decay,
         popularity_weight=settings.popularity_weight,
     )
-    processor = Processor(settings, users, scorer, learner=scorer)
+    # A trained model when one is configured; the online Markov model otherwise
+    # (which then also learns from every event).
+    scorer: Scorer = load_model(settings) if settings.model_dir else markov
+    processor = Processor(settings, users, scorer, learner=None if settings.model_dir else markov)
 
     async def publish(messages: list[Outgoing]) -> None:
         for m in messages:
@@ -102,17 +116,36 @@ def create_app(settings: Settings) -> faust.App:
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         transitions.invalidate()
 
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+    register_views(app, users, settings, processor.pseudonymize)
 
     app.streamrec_settings = settings  # type: ignore[attr-defined]
     return app
 
 
+def load_model(settings: Settings) -> Scorer:
+    from models.neural import NeuralScorer  # imports torch: only when a model is served
+
+    assert settings.model_dir is not None
+    device = None if settings.device == "auto" else settings.device
+    scorer = NeuralScorer.load(settings.model_dir, device=device)
+    log.info("serving %s %s from %s", scorer.name, scorer.version, settings.model_dir)
+    return scorer
+
+
+def internal_topic_specs(settings: Settings) -> list[NewTopic]:
+    """Faust's own topics, named as Faust names them: table changelogs, assignor leader."""
+    n, rf = settings.partitions, settings.replication_factor
+    compact = {"cleanup.policy": "compact"}  # what Faust gives a non-windowed table
+    specs = [
+        NewTopic(f"{settings.app_id}-{t}-changelog", n, rf, topic_configs=compact) for t in TABLES
+    ]
+    specs.append(NewTopic(f"{settings.app_id}-__assignor-__leader", 1, rf))
+    return specs
+
+
 def run_worker(settings: Settings) -> None:
     """Declare topics, then run one Faust worker in this process until stopped."""
-    asyncio.run(ensure_topics(settings))
+    asyncio.run(ensure_topics(settings, internal_topic_specs(settings)))
     (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)

@@ -51,6 +51,11 @@ def register_views(
     async def metrics(web: Any, request: Request) -> Response:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
+    @app.page("/tables/")
+    async def tables(web: Any, request: Request) -> Response:
+        """Keys held locally per table (a full scan: for soak tests, not dashboards)."""
+        return web.json({"tables": {t.name: sum(1 for _ in t) for t in app.tables.values()}})
+
     @app.page("/state/{user_id}/")
     class UserStateView(View):
         @app.table_route(table=users, match_info="user_id")
