@@ -1,0 +1,182 @@
+"""Soak test: a steady load for M minutes, sampling the worker's memory.
+
+Runs the embedded broker (unless STREAMREC_KAFKA_BOOTSTRAP is set), one worker
+with the Markov scorer, and a producer replaying the Beauty sequences in a loop
+at a steady rate (the same users come back, as real users do). Every 10 s it
+samples the worker's RSS and its table sizes (``GET /tables/``). Writes
+``results/soak.json`` and ``results/soak.png``; the headline figure is RSS
+growth from the end of warm-up to the end.
+
+    .venv/bin/python scripts/soak.py --minutes 30 --rate 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import msgpack
+from aiokafka import AIOKafkaProducer
+from tqdm import tqdm
+
+from stream_app.datasets import interleave, read_sequences, synthetic_sequences
+from stream_app.kafka.admin import ensure_topics
+from stream_app.kafka.broker import EmbeddedBroker
+from stream_app.processes import WorkerProcess
+from stream_app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASET = ROOT.parent / "shared/datasets/amazon-beauty/sequences.txt"
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def table_sizes(web_port: str) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/tables/", timeout=30) as r:
+        return json.loads(r.read())["tables"]
+
+
+async def load(settings: Settings, rate: float, seconds: float, bar: tqdm) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5)
+    await producer.start()
+    users = list(read_sequences(DATASET)) if DATASET.exists() else list(synthetic_sequences())
+    stream = itertools.cycle(list(interleave(users, seed=0)))
+    sent, start = 0, time.monotonic()
+    try:
+        while time.monotonic() - start < seconds:
+            ahead = sent / rate - (time.monotonic() - start)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+            user, item = next(stream)
+            body = {
+                "user_id": user,
+                "item_id": item,
+                "event_type": "purchase",
+                "ts": int(time.time() * 1000),
+                "event_id": f"soak-{sent}",
+            }
+            await producer.send(settings.input_topic, msgpack.packb(body), key=user.encode())
+            sent += 1
+            bar.update(1)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def sample(
+    worker: WorkerProcess, every: float, stop: asyncio.Event, out: list[dict[str, Any]]
+) -> None:
+    start = time.monotonic()
+    while not stop.is_set():
+        assert worker.proc is not None
+        row: dict[str, Any] = {
+            "t": round(time.monotonic() - start, 1),
+            "rss_bytes": rss_bytes(worker.proc.pid),
+        }
+        with contextlib.suppress(OSError, ValueError):
+            row["tables"] = await asyncio.to_thread(table_sizes, worker.env["STREAMREC_WEB_PORT"])
+        out.append(row)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
+def plot(samples: list[dict[str, Any]], warmup_s: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [s["t"] / 60 for s in samples]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    ax[0].plot(t, [s["rss_bytes"] / 2**20 for s in samples])
+    ax[0].axvline(warmup_s / 60, color="grey", linestyle="--", label="end of warm-up")
+    ax[0].set(xlabel="minutes", ylabel="worker RSS (MiB)", title="memory")
+    ax[0].legend()
+    for name in ("users", "items"):
+        ax[1].plot(t, [s.get("tables", {}).get(name, float("nan")) for s in samples], label=name)
+    ax[1].set(xlabel="minutes", ylabel="keys", title="table sizes")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=30)
+    ap.add_argument("--rate", type=float, default=500)
+    ap.add_argument("--every", type=float, default=10, help="seconds between samples")
+    ap.add_argument("--warmup", type=float, default=0.2, help="fraction treated as warm-up")
+    ap.add_argument("--out", type=Path, default=ROOT / "results/soak.json")
+    args = ap.parse_args()
+    base = Settings(broker_port=int(os.environ.get("STREAMREC_BROKER_PORT", "19292")))
+    seconds = args.minutes * 60
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = None if base.kafka_bootstrap else EmbeddedBroker(base).start()
+        env = {
+            **os.environ,
+            "STREAMREC_KAFKA_BOOTSTRAP": base.bootstrap,
+            "STREAMREC_APP_ID": f"soak-{int(time.time())}",
+            "STREAMREC_INPUT_TOPIC": "soak.events",
+            "STREAMREC_OUTPUT_TOPIC": "soak.recs",
+            "STREAMREC_DLQ_TOPIC": "soak.dlq",
+            "STREAMREC_DATA_DIR": tmp,
+            "STREAMREC_WEB_PORT": os.environ.get("STREAMREC_WEB_PORT", "16999"),
+            "STREAMREC_LOG_LEVEL": "warn",
+        }
+        settings = Settings.from_env(env)
+        asyncio.run(ensure_topics(settings))
+        worker = WorkerProcess(env, Path(tmp) / "worker.log", cwd=ROOT).start()
+        samples: list[dict[str, Any]] = []
+        try:
+            time.sleep(5)
+
+            async def run() -> int:
+                stop = asyncio.Event()
+                sampler = asyncio.create_task(sample(worker, args.every, stop, samples))
+                with tqdm(total=int(seconds * args.rate), desc="soak", unit="ev") as bar:
+                    sent = await load(settings, args.rate, seconds, bar)
+                stop.set()
+                await sampler
+                return sent
+
+            sent = asyncio.run(run())
+        finally:
+            alive = worker.running
+            worker.stop()
+            if broker:
+                broker.stop()
+    warm = args.warmup * seconds
+    after = [s for s in samples if s["t"] >= warm]
+    growth = (after[-1]["rss_bytes"] / after[0]["rss_bytes"] - 1) if len(after) > 1 else None
+    report = {
+        "minutes": args.minutes,
+        "rate": args.rate,
+        "events_sent": sent,
+        "worker_alive_at_end": alive,
+        "warmup_s": warm,
+        "rss_growth_after_warmup": growth,
+        "samples": samples,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    plot(samples, warm, args.out.with_suffix(".png"))
+    print(f"RSS growth after warm-up: {growth:.1%}" if growth is not None else "too few samples")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""Small, fast runs of each chaos scenario (scripts/chaos.py has the full ones)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scripts.chaos import run_scenario
+from stream_app.settings import Settings
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+# Known failing (issue #6 is open): in the last full run, (a) lost 12 of 1,500
+# events across a SIGTERM restart with two workers, (b) and (c) published 571 and
+# 178 duplicates, (d) lost everything around a broker restart. The harness found
+# these; the fixes are not done. Non-strict so the runs still report.
+@pytest.mark.xfail(reason="issue #6: rebalance/outage loss and duplicates not fixed yet")
+@pytest.mark.parametrize("scenario", ["a", "b", "c", "d"])
+def test_chaos_scenario_loses_nothing(scenario: str, bootstrap: str) -> None:
+    if scenario == "d":  # stops its own broker, so it runs one
+        base = Settings(broker_port=free_port(), broker_controller_port=free_port())
+    else:
+        base = Settings(kafka_bootstrap=bootstrap)
+    r = run_scenario(scenario, base, events=1500, rate=250, users=100, outage=5)
+    assert r["lost"] == 0, r
+    assert r["state_mismatches"] == 0, r
+    assert "crashed_workers" not in r, r
+    if scenario != "b":  # after kill -9, in-flight events may be recommended twice
+        assert r["duplicates"] == 0, r
