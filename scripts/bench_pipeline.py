@@ -24,8 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-
+from stream_app.kafka import clients
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.broker import EmbeddedBroker
 from stream_app.kafka.producer import produce
@@ -56,12 +55,7 @@ def isolated(base: Settings, tag: str, data_dir: Path) -> dict[str, str]:
 
 
 async def time_outputs(settings: Settings, n: int, timeout: float) -> dict[str, float]:
-    consumer = AIOKafkaConsumer(
-        settings.output_topic,
-        bootstrap_servers=settings.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    consumer = clients.consumer(settings, settings.output_topic)
     await consumer.start()
     seen, first, last = 0, 0.0, 0.0
     start = time.monotonic()

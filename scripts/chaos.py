@@ -35,9 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
+from stream_app.kafka import clients
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.broker import EmbeddedBroker
 from stream_app.processes import WorkerProcess
@@ -148,12 +149,7 @@ async def produce(
 
 async def collect(settings: Settings, n: int, idle: float) -> list[str]:
     """All source_event_ids on the output topic, until n distinct seen and idle s of quiet."""
-    consumer = AIOKafkaConsumer(
-        settings.output_topic,
-        bootstrap_servers=settings.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    consumer = clients.consumer(settings, settings.output_topic)
     await consumer.start()
     ids: list[str] = []
     distinct: set[str] = set()

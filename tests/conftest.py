@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from stream_app.kafka.broker import EmbeddedBroker
+from stream_app.processes import WorkerProcess
 from stream_app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,42 +40,6 @@ def bootstrap() -> Iterator[str]:
         yield broker.bootstrap
 
 
-class Worker:
-    """One ``streamrec worker`` process with its own settings."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Worker:
-        with open(self.log_path, "ab") as logf:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream_app", "worker"],
-                env=self.env,
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-        return self
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 class Stack:
     """Isolated topic names, consumer group and state dir on the shared broker."""
 
@@ -93,17 +56,15 @@ class Stack:
             "STREAMREC_LOG_LEVEL": "info",
             **overrides,
         }
-        self.settings = Settings(
-            **{k[len("STREAMREC_") :].lower(): v for k, v in self.env_vars.items()}
-        )
-        self.workers: list[Worker] = []
+        self.settings = Settings.from_env(self.env_vars)
+        self.workers: list[WorkerProcess] = []
 
-    def worker(self, n: int = 0) -> Worker:
+    def worker(self, n: int = 0) -> WorkerProcess:
         env = dict(os.environ)
         env.update(self.env_vars)
         env["STREAMREC_DATA_DIR"] = str(self.tmp / f"worker{n}")
         env["STREAMREC_WEB_PORT"] = str(free_port())
-        w = Worker(env, self.tmp / f"worker{n}.log")
+        w = WorkerProcess(env, self.tmp / f"worker{n}.log", cwd=ROOT)
         self.workers.append(w)
         return w
 
