@@ -117,8 +117,6 @@ def create_app(settings: Settings) -> faust.App:
         transitions.invalidate()
 
     register_views(app, users, settings, processor.pseudonymize)
-
-    app.streamrec_settings = settings  # type: ignore[attr-defined]
     return app
 
 
