@@ -41,6 +41,7 @@ from tqdm import tqdm
 from stream_app.kafka import clients
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.broker import EmbeddedBroker
+from stream_app.kafka.producer import Pacer
 from stream_app.processes import WorkerProcess
 from stream_app.query import fetch_state
 from stream_app.settings import Settings
@@ -117,13 +118,11 @@ async def produce(
     )
     await producer.start()
     sent: dict[str, list[str]] = {}
-    start = time.monotonic()
+    pacer = Pacer(rate)
     pending = []
     try:
         for i in range(n):
-            ahead = i / rate - (time.monotonic() - start)
-            if ahead > 0:
-                await asyncio.sleep(ahead)
+            await pacer.tick()
             user = f"user{(i * 7919) % users}"
             item = f"item{i}"
             body = {

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from stream_app.datasets import interleave, read_sequences, synthetic_sequences
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.broker import EmbeddedBroker
+from stream_app.kafka.producer import Pacer
 from stream_app.processes import WorkerProcess
 from stream_app.settings import Settings
 
@@ -55,12 +56,10 @@ async def load(settings: Settings, rate: float, seconds: float, bar: tqdm) -> in
     await producer.start()
     users = list(read_sequences(DATASET)) if DATASET.exists() else list(synthetic_sequences())
     stream = itertools.cycle(list(interleave(users, seed=0)))
-    sent, start = 0, time.monotonic()
+    sent, start, pacer = 0, time.monotonic(), Pacer(rate)
     try:
         while time.monotonic() - start < seconds:
-            ahead = sent / rate - (time.monotonic() - start)
-            if ahead > 0:
-                await asyncio.sleep(ahead)
+            await pacer.tick()
             user, item = next(stream)
             body = {
                 "user_id": user,

@@ -18,6 +18,22 @@ from stream_app.settings import Settings
 log = logging.getLogger(__name__)
 
 
+class Pacer:
+    """Holds a loop to ``rate`` iterations per second; ``rate`` <= 0 means no limit."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.count = 0
+        self.start = time.monotonic()
+
+    async def tick(self) -> None:
+        if self.rate > 0:
+            ahead = self.count / self.rate - (time.monotonic() - self.start)
+            if ahead > 0.002:
+                await asyncio.sleep(ahead)
+        self.count += 1
+
+
 def dataset_events(path: Path | None, seed: int = 0) -> Iterator[tuple[str, str, str, int | None]]:
     """(user, item, event_type, original ts or None) from a file, or a generated stream."""
     if path is None:
@@ -50,14 +66,12 @@ async def produce(
     sent = 0
     last_ts = 0
     start = time.monotonic()
+    pacer = Pacer(rate)
     pending: list[asyncio.Future[object]] = []
     try:
         events = dataset_events(dataset, seed)
         for user, item, event_type, _ in itertools.islice(events, limit):
-            if rate > 0:
-                ahead = sent / rate - (time.monotonic() - start)
-                if ahead > 0.002:
-                    await asyncio.sleep(ahead)
+            await pacer.tick()
             last_ts = max(last_ts + 1, int(time.time() * 1000))
             value = {
                 "user_id": user,
