@@ -31,7 +31,7 @@ DEFAULT_DATASETS = (
 
 
 async def _run(settings: Settings, dataset: Path | None, rate: float, limit: int | None) -> None:
-    await ensure_topics(settings)
+    # Topics are already declared by run_demo, before the worker starts.
     printed = 0
 
     async def show() -> None:
