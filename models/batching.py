@@ -35,14 +35,18 @@ class Batch:
         return self.items != PAD
 
 
-def collate(seqs: Sequence[EncodedSequence], max_len: int, use_time: bool) -> Batch:
-    """Right-pad the last ``max_len`` events of each sequence.
+def collate(
+    seqs: Sequence[EncodedSequence], max_len: int, use_time: bool, width: int | None = None
+) -> Batch:
+    """Right-pad the last ``max_len`` events of each sequence, to ``width`` if given.
 
     Empty sequences get one padding position and length 1 so that "the last
     position" always exists; callers treat their output as uninformed.
     """
     lengths = [max(1, min(len(s.items), max_len)) for s in seqs]
-    width = max(lengths) if lengths else 1
+    longest = max(lengths) if lengths else 1
+    if width is None or width < longest:
+        width = longest
     items = np.zeros((len(seqs), width), dtype=np.int64)
     events = np.zeros_like(items)
     gaps = np.zeros_like(items)

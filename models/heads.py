@@ -22,7 +22,7 @@ class NextItemHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_items))  # absorbs popularity
 
     def forward(self, h: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:
-        return h @ item_table[FIRST:].T + self.bias
+        return F.linear(h, item_table[FIRST:], self.bias)  # one fused addmm
 
 
 class PurchaseHead(nn.Module):
@@ -34,7 +34,7 @@ class PurchaseHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_items))
 
     def forward(self, h: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:
-        return self.proj(h) @ item_table[FIRST:].T + self.bias
+        return F.linear(self.proj(h), item_table[FIRST:], self.bias)
 
     def target_logits(
         self, h: torch.Tensor, item_table: torch.Tensor, targets: torch.Tensor

@@ -17,13 +17,14 @@ before the model's window (``max_len``) get weight 0.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from models.base import normalise
-from models.batching import collate
+from models.batching import Batch, collate
 from models.data import EncodedSequence
 from models.predictor import Predictor
 
@@ -39,16 +40,42 @@ def delete_event(seq: EncodedSequence, position: int) -> EncodedSequence:
 def _raw_grad_x_input(
     predictor: Predictor, seqs: Sequence[EncodedSequence], top: torch.Tensor
 ) -> torch.Tensor:
-    net = predictor.network
-    cfg = net.config
+    cfg = predictor.network.config
     batch = collate(seqs, cfg.max_len, cfg.use_time).to(predictor.device)
-    net.eval()
+    predictor.network.eval()
     tlogp = predictor.transition_logp(batch)
-    # cuDNN refuses RNN backward in eval mode; the native kernels are fine (and deterministic).
-    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
-        x = net.content(batch).detach().requires_grad_(True)
-        scores = predictor.score_from_inputs(x, batch, tlogp)
-        (grad,) = torch.autograd.grad(scores.gather(1, top.unsqueeze(1)).sum(), x)
+    with graph_for_inputs():
+        x, scores = differentiable_scores(predictor, batch, tlogp)
+        return grad_x_input(predictor, batch, x, scores, top, tlogp)
+
+
+def graph_for_inputs() -> contextlib.ExitStack:
+    """Autograd on, cuDNN off: cuDNN refuses RNN backward in eval mode (native kernels are fine)."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.enable_grad())
+    stack.enter_context(torch.backends.cudnn.flags(enabled=False))
+    return stack
+
+
+def differentiable_scores(
+    predictor: Predictor, batch: Batch, tlogp: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The event inputs ``x`` (requiring grad) and the blended scores computed from them."""
+    x = predictor.network.content(batch).detach().requires_grad_(True)
+    return x, predictor.score_from_inputs(x, batch, tlogp)
+
+
+def grad_x_input(
+    predictor: Predictor,
+    batch: Batch,
+    x: torch.Tensor,
+    scores: torch.Tensor,
+    top: torch.Tensor,
+    tlogp: torch.Tensor | None,
+) -> torch.Tensor:
+    """(B, L) raw contributions of each input event to ``scores[b, top[b]]`` (on the CPU)."""
+    cfg = predictor.network.config
+    (grad,) = torch.autograd.grad(scores.gather(1, top.unsqueeze(1)).sum(), x)
     contrib = (grad * x).sum(-1).detach() * batch.mask
     if tlogp is not None and cfg.blend.transition:
         log_pop = torch.from_numpy(predictor.transitions.log_pop).to(tlogp)  # type: ignore[union-attr]
@@ -96,17 +123,20 @@ def influences(
         return []
     top = top.to(predictor.device)
     raw_fn = _raw_grad_x_input if method == "grad_x_input" else _raw_leave_one_out
-    raw = raw_fn(predictor, seqs, top).clamp(min=0.0)
-    max_len = predictor.network.config.max_len
+    raw = raw_fn(predictor, seqs, top)
+    return normalised_weights(raw, [len(s.items) for s in seqs], predictor.network.config.max_len)
+
+
+def normalised_weights(raw: torch.Tensor, lengths: Sequence[int], max_len: int) -> list[list[float]]:
+    """Clip raw (B, L) contributions at 0 and normalise each window; older events get 0."""
+    raw = raw.clamp(min=0.0)
     out: list[list[float]] = []
-    for b, s in enumerate(seqs):
-        n = len(s.items)
+    for b, n in enumerate(lengths):
         if n == 0:
             out.append([])
             continue
         window = min(n, max_len)
-        weights = normalise(raw[b, :window].tolist())
-        out.append([0.0] * (n - window) + weights)
+        out.append([0.0] * (n - window) + normalise(raw[b, :window].tolist()))
     return out
 
 

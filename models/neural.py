@@ -10,6 +10,13 @@ Robust to what live traffic sends: unknown item ids embed as "unknown" (and
 never appear in answers), empty sequences get the popularity ranking with no
 influences, and sequences longer than the model window are scored on their most
 recent ``max_len`` events (older events get influence 0).
+
+Speed: a call is split into groups of similar length, each padded to one of a
+few bucket widths (so shapes repeat and short histories are not padded to 50).
+Each group takes one forward pass that keeps the graph from the event inputs
+only (parameters are frozen), a top-k, and one backward pass for grad x input
+influences; with ``influence_method="none"`` the pass runs under
+``torch.inference_mode`` and influences are empty.
 """
 
 from __future__ import annotations
@@ -22,9 +29,27 @@ import torch
 from models import checkpoint
 from models.base import Interaction, Scored
 from models.batching import collate
-from models.data import UserSequence, encode
-from models.influence import influences
+from models.data import EncodedSequence, UserSequence, encode
+from models.influence import (
+    differentiable_scores,
+    grad_x_input,
+    graph_for_inputs,
+    influences,
+    normalised_weights,
+)
 from models.predictor import Predictor
+
+BUCKETS = (8, 16, 32, 64, 128, 256)
+INFLUENCE_METHODS = ("grad_x_input", "leave_one_out", "none")
+
+
+def bucket_widths(max_len: int) -> list[int]:
+    """Padding widths for a model window: the fixed buckets below it, then the window.
+
+    >>> bucket_widths(50)
+    [8, 16, 32, 50]
+    """
+    return [b for b in BUCKETS if b < max_len] + [max_len]
 
 
 class NeuralScorer:
@@ -37,10 +62,13 @@ class NeuralScorer:
         influence_method: str = "grad_x_input",
         batch_size: int = 256,
     ) -> None:
+        if influence_method not in INFLUENCE_METHODS:
+            raise ValueError(f"influence_method must be one of {INFLUENCE_METHODS}")
         self._ckpt = ckpt
         self._device = torch.device(device)
-        ckpt.network.to(self._device).eval()
+        ckpt.network.to(self._device).eval().requires_grad_(False)
         self._predictor = Predictor(ckpt.network, ckpt.transitions, self._device)
+        self._widths = bucket_widths(ckpt.network.config.max_len)
         self.influence_method = influence_method
         self.batch_size = batch_size
         self.name = f"neural-{ckpt.network.config.arch}"
@@ -57,37 +85,68 @@ class NeuralScorer:
     def version(self) -> str:
         return self._ckpt.version
 
-    def score(self, sequences: Sequence[Sequence[Interaction]], k: int) -> list[Scored]:
-        out: list[Scored] = []
-        for i in range(0, len(sequences), self.batch_size):
-            out += self._score_chunk(sequences[i : i + self.batch_size], k)
-        return out
+    @property
+    def device(self) -> torch.device:
+        return self._device
 
-    def _score_chunk(self, sequences: Sequence[Sequence[Interaction]], k: int) -> list[Scored]:
-        if not sequences:
-            return []
+    def width_for(self, length: int) -> int:
+        """The bucket width a history of ``length`` events is padded to."""
+        return next((w for w in self._widths if length <= w), self._widths[-1])
+
+    def score(self, sequences: Sequence[Sequence[Interaction]], k: int) -> list[Scored]:
+        encoded = [self._encode(seq) for seq in sequences]
+        groups: dict[int, list[int]] = {}
+        for i, enc in enumerate(encoded):
+            groups.setdefault(self.width_for(len(enc.items)), []).append(i)
+        out: list[Scored | None] = [None] * len(encoded)
+        for width, idx in sorted(groups.items()):
+            for j in range(0, len(idx), self.batch_size):
+                chunk = idx[j : j + self.batch_size]
+                for i, res in zip(chunk, self._score_group([encoded[i] for i in chunk], k, width)):
+                    out[i] = res
+        return out  # type: ignore[return-value]
+
+    def _encode(self, seq: Sequence[Interaction]) -> EncodedSequence:
         cfg = self._ckpt.network.config
-        vocab = self._ckpt.vocab
-        encoded = []
-        for seq in sequences:
-            user = UserSequence(
-                "", [e.item_id for e in seq], [e.event_type for e in seq], [int(e.ts) for e in seq]
-            )
-            enc = encode(user, vocab, cfg.use_events)
-            if not cfg.use_time:
-                enc.ts = None  # the model never saw real gaps; keep train and serve alike
-            encoded.append(enc)
-        scores = self._predictor.score(collate(encoded, cfg.max_len, cfg.use_time))
-        if not torch.isfinite(scores).all():
+        user = UserSequence(
+            "", [e.item_id for e in seq], [e.event_type for e in seq], [int(e.ts) for e in seq]
+        )
+        enc = encode(user, self._ckpt.vocab, cfg.use_events)
+        if not cfg.use_time:
+            enc.ts = None  # the model never saw real gaps; keep train and serve alike
+        return enc
+
+    def _score_group(self, encoded: list[EncodedSequence], k: int, width: int) -> list[Scored]:
+        cfg = self._ckpt.network.config
+        pred = self._predictor
+        batch = collate(encoded, cfg.max_len, cfg.use_time, width).to(self._device)
+        tlogp = pred.transition_logp(batch)
+        n_top = max(1, min(k, cfg.n_items))  # >= 1 so influences always have an item to explain
+        raw = None
+        if self.influence_method == "grad_x_input":
+            with graph_for_inputs():
+                x, scores = differentiable_scores(pred, batch, tlogp)
+                top_scores, top_cols = scores.detach().topk(n_top, dim=1)
+                raw = grad_x_input(pred, batch, x, scores, top_cols[:, 0], tlogp)
+        else:
+            with torch.inference_mode():
+                scores = pred.score_from_inputs(pred.network.content(batch), batch, tlogp)
+                top_scores, top_cols = scores.topk(n_top, dim=1)
+        if not torch.isfinite(top_scores).all():
             raise RuntimeError(f"{self.name} {self.version}: non-finite scores")
-        # At least one column so influences always have a top item to explain.
-        top_scores, top_cols = scores.topk(max(1, min(k, scores.shape[1])), dim=1)
-        weights = influences(self._predictor, encoded, top_cols[:, 0], self.influence_method)
-        results = []
-        for row, enc in enumerate(encoded):
-            items = [
-                (vocab.column_item(int(c)), float(s))
-                for c, s in zip(top_cols[row].tolist(), top_scores[row].tolist(), strict=True)
-            ][: max(k, 0)]
-            results.append(Scored(items, weights[row] if len(enc.items) else []))
-        return results
+        lengths = [len(e.items) for e in encoded]
+        if raw is not None:
+            weights = normalised_weights(raw, lengths, cfg.max_len)
+        elif self.influence_method == "leave_one_out":
+            weights = influences(pred, encoded, top_cols[:, 0], self.influence_method)
+        else:
+            weights = [[] for _ in encoded]
+        cols, vals = top_cols.cpu().tolist(), top_scores.cpu().tolist()
+        column_item = self._ckpt.vocab.column_item
+        return [
+            Scored(
+                [(column_item(c), s) for c, s in zip(cols[row], vals[row], strict=True)][: max(k, 0)],
+                weights[row] if lengths[row] else [],
+            )
+            for row in range(len(encoded))
+        ]

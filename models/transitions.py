@@ -48,11 +48,20 @@ class Transitions:
         return cls(counts, item_counts)
 
     def log_prob(self, last: np.ndarray, alpha: float) -> np.ndarray:
-        """(B,) previous item indices -> (B, n_items) float32 log P_T(j | last)."""
-        rows = self.counts[last].toarray().astype(np.float64)
-        totals = self.row_totals[last][:, None]
-        p = (rows + alpha * self._pop) / (totals + alpha)
-        return np.log(p).astype(np.float32)
+        """(B,) previous item indices -> (B, n_items) float32 log P_T(j | last).
+
+        Rows are sparse, so the dense part ``log(alpha * p(j)) - log(c(i) + alpha)``
+        is a broadcast and only the observed successors are computed one by one.
+        """
+        with np.errstate(divide="ignore"):
+            log_apop = np.log(alpha * self._pop)
+            log_tot = np.log(self.row_totals[last] + alpha)
+        out = (log_apop[None, :] - log_tot[:, None]).astype(np.float32)
+        seen = self.counts[last].tocoo()
+        if seen.nnz:
+            r, c = seen.row, seen.col
+            out[r, c] = np.log(seen.data + alpha * self._pop[c]) - log_tot[r]
+        return out
 
     def save(self, path: Path) -> None:
         c = self.counts
