@@ -127,7 +127,9 @@ def influences(
     return normalised_weights(raw, [len(s.items) for s in seqs], predictor.network.config.max_len)
 
 
-def normalised_weights(raw: torch.Tensor, lengths: Sequence[int], max_len: int) -> list[list[float]]:
+def normalised_weights(
+    raw: torch.Tensor, lengths: Sequence[int], max_len: int
+) -> list[list[float]]:
     """Clip raw (B, L) contributions at 0 and normalise each window; older events get 0."""
     raw = raw.clamp(min=0.0)
     out: list[list[float]] = []

@@ -218,7 +218,7 @@ class MicroBatcher(Generic[T, R]):
         try:
             results = list(self.fn(items))
             if len(results) != len(items):
-                raise RuntimeError(f"batch function returned {len(results)} results for {len(items)}")
+                raise RuntimeError(f"{len(results)} results for {len(items)} requests")
             return results  # type: ignore[return-value]
         except Exception as exc:
             if len(items) == 1:

@@ -102,7 +102,8 @@ class NeuralScorer:
         for width, idx in sorted(groups.items()):
             for j in range(0, len(idx), self.batch_size):
                 chunk = idx[j : j + self.batch_size]
-                for i, res in zip(chunk, self._score_group([encoded[i] for i in chunk], k, width)):
+                scored = self._score_group([encoded[i] for i in chunk], k, width)
+                for i, res in zip(chunk, scored, strict=True):
                     out[i] = res
         return out  # type: ignore[return-value]
 
@@ -145,7 +146,7 @@ class NeuralScorer:
         column_item = self._ckpt.vocab.column_item
         return [
             Scored(
-                [(column_item(c), s) for c, s in zip(cols[row], vals[row], strict=True)][: max(k, 0)],
+                [(column_item(c), s) for c, s in zip(cols[row], vals[row], strict=True)][:k],
                 weights[row] if lengths[row] else [],
             )
             for row in range(len(encoded))

@@ -49,7 +49,9 @@ async def test_a_lone_request_waits_max_delay_then_runs_alone() -> None:
 
 async def test_a_full_batch_does_not_wait_for_the_delay() -> None:
     rec = Recorder()
-    async with MicroBatcher(lambda xs: xs, max_batch_size=4, max_delay_ms=60_000, observer=rec) as b:
+    async with MicroBatcher(
+        lambda xs: xs, max_batch_size=4, max_delay_ms=60_000, observer=rec
+    ) as b:
         out = await asyncio.wait_for(asyncio.gather(*(b.submit(i) for i in range(4))), 30)
     assert out == [0, 1, 2, 3] and rec.sizes == [4]
 
