@@ -7,7 +7,8 @@ worker's own event loop:
   after its oldest request arrived, whichever comes first;
 - at most ``max_queue`` requests wait; ``submit`` blocks beyond that (backpressure);
 - the batch function runs on one dedicated thread, so the loop keeps consuming, and
-  while one batch runs the next one is being gathered;
+  while one batch runs the next one is being gathered (``thread_init`` runs first
+  on that thread, e.g. to set its torch thread count);
 - when a batch raises, its requests are retried one by one, so a bad request fails
   alone;
 - ``close`` dispatches everything still queued (no delay) and waits for it.
@@ -77,6 +78,7 @@ class MicroBatcher(Generic[T, R]):
         max_delay_ms: float = 5.0,
         max_queue: int = 1024,
         observer: BatchObserver | None = None,
+        thread_init: Callable[[], None] | None = None,
         name: str = "microbatch",
     ) -> None:
         if max_batch_size < 1 or max_queue < 1 or max_delay_ms < 0:
@@ -86,6 +88,7 @@ class MicroBatcher(Generic[T, R]):
         self.max_delay = max_delay_ms / 1000.0
         self.max_queue = max_queue
         self.observer: BatchObserver = observer or _NoObserver()
+        self.thread_init = thread_init
         self.name = name
         self._pending: deque[_Request[T, R]] = deque()
         self._space: asyncio.Semaphore | None = None
@@ -103,7 +106,9 @@ class MicroBatcher(Generic[T, R]):
         self._space = asyncio.Semaphore(self.max_queue)
         self._arrived = asyncio.Event()
         self._device_free = asyncio.Semaphore(1)  # one batch on the device at a time
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=self.name)
+        self._executor = ThreadPoolExecutor(
+            1, thread_name_prefix=self.name, initializer=self.thread_init
+        )
         self._gatherer = asyncio.create_task(self._gather(), name=f"{self.name}-gather")
 
     async def close(self) -> None:

@@ -13,9 +13,9 @@ recent ``max_len`` events (older events get influence 0).
 
 Speed: a call is split into groups of similar length, each padded to one of a
 few bucket widths (so shapes repeat and short histories are not padded to 50).
-Each group takes one forward pass that keeps the graph from the event inputs
-only (parameters are frozen), a top-k, and one backward pass for grad x input
-influences; with ``influence_method="none"`` the pass runs under
+Each group takes one :class:`models.serving.ServingPass`: a forward pass, a
+top-k, and a backward pass through the encoder only for grad x input
+influences; with ``influence_method="none"`` it runs under
 ``torch.inference_mode`` and influences are empty.
 """
 
@@ -30,14 +30,9 @@ from models import checkpoint
 from models.base import Interaction, Scored
 from models.batching import collate
 from models.data import EncodedSequence, UserSequence, encode
-from models.influence import (
-    differentiable_scores,
-    grad_x_input,
-    graph_for_inputs,
-    influences,
-    normalised_weights,
-)
+from models.influence import influences, normalised_weights
 from models.predictor import Predictor
+from models.serving import ServingPass
 
 BUCKETS = (8, 16, 32, 64, 128, 256)
 INFLUENCE_METHODS = ("grad_x_input", "leave_one_out", "none")
@@ -68,6 +63,7 @@ class NeuralScorer:
         self._device = torch.device(device)
         ckpt.network.to(self._device).eval().requires_grad_(False)
         self._predictor = Predictor(ckpt.network, ckpt.transitions, self._device)
+        self._serving = ServingPass(self._predictor)
         self._widths = bucket_widths(ckpt.network.config.max_len)
         self.influence_method = influence_method
         self.batch_size = batch_size
@@ -119,30 +115,20 @@ class NeuralScorer:
 
     def _score_group(self, encoded: list[EncodedSequence], k: int, width: int) -> list[Scored]:
         cfg = self._ckpt.network.config
-        pred = self._predictor
         batch = collate(encoded, cfg.max_len, cfg.use_time, width).to(self._device)
-        tlogp = pred.transition_logp(batch)
         n_top = max(1, min(k, cfg.n_items))  # >= 1 so influences always have an item to explain
-        raw = None
-        if self.influence_method == "grad_x_input":
-            with graph_for_inputs():
-                x, scores = differentiable_scores(pred, batch, tlogp)
-                top_scores, top_cols = scores.detach().topk(n_top, dim=1)
-                raw = grad_x_input(pred, batch, x, scores, top_cols[:, 0], tlogp)
-        else:
-            with torch.inference_mode():
-                scores = pred.score_from_inputs(pred.network.content(batch), batch, tlogp)
-                top_scores, top_cols = scores.topk(n_top, dim=1)
-        if not torch.isfinite(top_scores).all():
+        served = self._serving.run(batch, n_top, self.influence_method == "grad_x_input")
+        if not torch.isfinite(served.top_scores).all():
             raise RuntimeError(f"{self.name} {self.version}: non-finite scores")
         lengths = [len(e.items) for e in encoded]
-        if raw is not None:
-            weights = normalised_weights(raw, lengths, cfg.max_len)
+        if served.contributions is not None:
+            weights = normalised_weights(served.contributions, lengths, cfg.max_len)
         elif self.influence_method == "leave_one_out":
-            weights = influences(pred, encoded, top_cols[:, 0], self.influence_method)
+            top = served.top_cols[:, 0].to(self._device)
+            weights = influences(self._predictor, encoded, top, self.influence_method)
         else:
             weights = [[] for _ in encoded]
-        cols, vals = top_cols.cpu().tolist(), top_scores.cpu().tolist()
+        cols, vals = served.top_cols.tolist(), served.top_scores.tolist()
         column_item = self._ckpt.vocab.column_item
         return [
             Scored(

@@ -82,3 +82,33 @@ def test_scorer_handles_unknown_short_long_and_empty(
     assert out[2].influences[:12] == [0.0] * 12  # beyond the window of 8
     assert scorer.version.startswith(arch)
     assert scorer.score([], k=3) == []
+
+
+def test_serving_pass_matches_the_reference_scores_and_influences(
+    tmp_path: Path, arch: str, make_network: Factory
+) -> None:
+    """Bucketed, fused serving (one forward, one backward) == score() then influences()."""
+    from models.influence import influences
+
+    net = make_network(arch)
+    net.config.blend.next_item = 0.8  # exercise the weighted path too
+    _save(tmp_path, net)
+    scorer = NeuralScorer.load(tmp_path, device="cpu")
+    rng = np.random.default_rng(0)
+    histories = [
+        [Interaction(ITEMS[int(i)], "view", 1000 * t) for t, i in enumerate(rng.integers(0, 30, n))]
+        for n in (1, 3, 8, 2, 12, 5)
+    ]
+    out = scorer.score(histories, k=4)
+    ckpt = checkpoint.load(tmp_path)
+    pred = Predictor(ckpt.network, ckpt.transitions, torch.device("cpu"))
+    enc = [scorer._encode(h) for h in histories]
+    ref = pred.score(collate(enc, 8, False))
+    ref_top = ref.topk(4, dim=1)
+    ref_w = influences(pred, enc, ref_top.indices[:, 0])
+    for row, s in enumerate(out):
+        assert [ckpt.vocab.column_item(int(c)) for c in ref_top.indices[row]] == [
+            i for i, _ in s.items
+        ]
+        np.testing.assert_allclose([v for _, v in s.items], ref_top.values[row], rtol=1e-5)
+        np.testing.assert_allclose(s.influences, ref_w[row], atol=1e-5)

@@ -1,0 +1,160 @@
+"""The serving pass: top-k and grad x input influences, few catalogue-wide passes.
+
+With the purchase head unused (the benchmark checkpoints), the blended score is
+
+``next * (L_j - lse(L)) + t * (log(a p_j) - log(c_i + a) + [j follows i] * corr_ij)``
+
+where ``L = h E^T + b`` are the next-item logits. Per row, ``lse`` and ``log(c_i + a)``
+are constants, so the ranking needs only ``next * L_j + t * log(a p_j)`` plus a
+sparse correction at the last item's observed successors: one ``addmm`` with a
+folded bias, a scatter, and a top-k. The gradient of the top item's score with
+respect to the sequence state ``h`` is written out,
+``next * (E_top - softmax(L) E)``, so autograd only runs through the encoder.
+Every catalogue-wide tensor is touched a handful of times, never kept for autograd.
+
+Checkpoints whose blend uses the purchase head take the generic path (the
+reference formula of :mod:`models.predictor`, differentiated by autograd).
+``tests/models`` checks both paths against that reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.batching import Batch
+from models.influence import differentiable_scores, grad_x_input, graph_for_inputs
+from models.predictor import Predictor
+from models.vocab import FIRST
+
+
+@dataclass(slots=True)
+class ServedBatch:
+    top_scores: torch.Tensor  # (B, k) blended scores, best first (CPU)
+    top_cols: torch.Tensor  # (B, k) catalogue columns (CPU)
+    contributions: torch.Tensor | None  # (B, L) raw grad x input of each event (CPU)
+
+
+class ServingPass:
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        net, w = predictor.network, predictor.weights
+        self.fast = not (net.config.purchase_trained and w.purchase)
+        trans = predictor.transitions
+        self.t = w.transition if trans is not None else 0.0
+        self.n = w.next_item
+        dev = predictor.device
+        if self.t:
+            assert trans is not None
+            a = w.transition_alpha
+            pop = trans._pop
+            with np.errstate(divide="ignore"):
+                self._log_apop = torch.from_numpy(np.log(a * pop).astype(np.float32)).to(dev)
+            self._log_pop = torch.from_numpy(trans.log_pop.astype(np.float32)).to(dev)
+        else:
+            self._log_apop = self._log_pop = torch.zeros(net.config.n_items, device=dev)
+
+    def run(self, batch: Batch, k: int, influences: bool) -> ServedBatch:
+        if not self.fast:
+            return self._generic(batch, k, influences)
+        net = self.predictor.network
+        if not influences:
+            with torch.inference_mode():
+                h = net.last_state(net(batch), batch.lengths)
+                top_scores, top_cols, _, _ = self._rank(h, batch, k, need_softmax=False)
+            return ServedBatch(top_scores.cpu(), top_cols.cpu(), None)
+        with graph_for_inputs():
+            x = net.content(batch).detach().requires_grad_(True)
+            h = net.last_state(net.encode(x), batch.lengths)
+            with torch.no_grad():
+                top_scores, top_cols, probs, trans_top = self._rank(h.detach(), batch, k, True)
+                table = net.item_table[FIRST:]
+                top = top_cols[:, 0]
+                grad_h = self.n * (table[top] - probs @ table)
+            (grad_x,) = torch.autograd.grad(h, x, grad_outputs=grad_h)
+        contrib = (grad_x * x.detach()).sum(-1) * batch.mask
+        if self.t:
+            evidence = self.t * (trans_top - self._log_pop[top])
+            last = (batch.lengths - 1).unsqueeze(1)
+            contrib.scatter_add_(1, last, evidence.unsqueeze(1).to(contrib.dtype))
+        return ServedBatch(top_scores.cpu(), top_cols.cpu(), contrib.cpu())
+
+    def _rank(
+        self, h: torch.Tensor, batch: Batch, k: int, need_softmax: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Top-k of the blended score; softmax(L) and log P_T(top | last) for the gradient."""
+        net = self.predictor.network
+        logits = F.linear(h, net.item_table[FIRST:], net.next_head.bias)  # (B, N)
+        if need_softmax:  # one exp pass gives both softmax(L) and lse(L)
+            peak = logits.amax(dim=1, keepdim=True)
+            probs = (logits - peak).exp_()
+            total = probs.sum(dim=1, keepdim=True)
+            probs.div_(total)
+            lse = (peak + total.log()).squeeze(1)
+        else:
+            probs, lse = None, torch.logsumexp(logits, dim=1)
+        # Ranking needs only n * L + t * log(a p) (+ sparse corrections): reuse the logits.
+        rank = logits.mul_(self.n) if self.n != 1 else logits
+        if self.t:
+            rank.add_(self._log_apop, alpha=self.t)
+            log_tot, corr_rows, corr_cols, corr = self._successors(batch)
+            rank.index_put_((corr_rows, corr_cols), self.t * corr, accumulate=True)
+        else:
+            log_tot = torch.zeros(len(h), device=h.device)
+        top_rank, top_cols = rank.topk(k, dim=1)
+        top_scores = top_rank - (self.n * lse + self.t * log_tot).unsqueeze(1)
+        trans_top = self._transition_logp_at(batch, top_cols[:, 0], log_tot)
+        return top_scores, top_cols, probs, trans_top
+
+    def _successors(
+        self, batch: Batch
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """log(c_i + a), and where the last item has observed successors, the log-ratio
+        ``log(c_ij + a p_j) - log(a p_j)`` that lifts those entries above the popularity floor."""
+        trans = self.predictor.transitions
+        assert trans is not None
+        a = self.predictor.weights.transition_alpha
+        last = self.predictor.last_items(batch)
+        log_tot = np.log(trans.row_totals[last] + a)
+        seen = trans.counts[last].tocoo()
+        pop_c = trans._pop[seen.col]
+        corr = np.log(seen.data + a * pop_c) - np.log(a * pop_c)
+        dev = self.predictor.device
+        return (
+            torch.from_numpy(log_tot.astype(np.float32)).to(dev),
+            torch.from_numpy(seen.row.astype(np.int64)).to(dev),
+            torch.from_numpy(seen.col.astype(np.int64)).to(dev),
+            torch.from_numpy(corr.astype(np.float32)).to(dev),
+        )
+
+    def _transition_logp_at(
+        self, batch: Batch, cols: torch.Tensor, log_tot: torch.Tensor
+    ) -> torch.Tensor:
+        """log P_T(cols[b] | last item of b), one value per row."""
+        if not self.t:
+            return torch.zeros(len(cols), device=cols.device)
+        trans = self.predictor.transitions
+        assert trans is not None
+        a = self.predictor.weights.transition_alpha
+        last = self.predictor.last_items(batch)
+        c = cols.cpu().numpy().copy()  # scipy indexing wants writeable arrays
+        counts = np.asarray(trans.counts[last.copy(), c]).ravel()
+        logp = np.log(counts + a * trans._pop[c]) - log_tot.cpu().numpy()
+        return torch.from_numpy(logp.astype(np.float32)).to(cols.device)
+
+    def _generic(self, batch: Batch, k: int, influences: bool) -> ServedBatch:
+        pred = self.predictor
+        tlogp = pred.transition_logp(batch)
+        if not influences:
+            with torch.inference_mode():
+                scores = pred.score_from_inputs(pred.network.content(batch), batch, tlogp)
+                top_scores, top_cols = scores.topk(k, dim=1)
+            return ServedBatch(top_scores.cpu(), top_cols.cpu(), None)
+        with graph_for_inputs():
+            x, scores = differentiable_scores(pred, batch, tlogp)
+            top_scores, top_cols = scores.detach().topk(k, dim=1)
+            raw = grad_x_input(pred, batch, x, scores, top_cols[:, 0], tlogp)
+        return ServedBatch(top_scores.cpu(), top_cols.cpu(), raw)
