@@ -19,8 +19,10 @@ from models.base import Scorer
 from models.markov import MarkovScorer
 from stream_app import faust_patches
 from stream_app.kafka.admin import ensure_topics
+from stream_app.outbox import Outbox
 from stream_app.outgoing import Outgoing
-from stream_app.processor import Processor, Source
+from stream_app.processor import Processor, ScoreRequest, Source
+from stream_app.serving import ModelServer
 from stream_app.settings import Settings
 from stream_app.state.transitions import TableTransitionStore
 from stream_app.web import register_views
@@ -86,27 +88,71 @@ def create_app(settings: Settings) -> faust.App:
     )
     # A trained model when one is configured; the online Markov model otherwise
     # (which then also learns from every event).
-    scorer: Scorer = load_model(settings) if settings.model_dir else markov
-    processor = Processor(settings, users, scorer, learner=None if settings.model_dir else markov)
+    neural = settings.model_dir is not None
+    scorer: Scorer = load_model(settings) if neural else markov
+    processor = Processor(settings, users, scorer, learner=None if neural else markov)
+    server = ModelServer(settings, processor, lambda: load_model(settings)) if neural else None
 
     async def publish(messages: list[Outgoing]) -> None:
         for m in messages:
             await topics[m.topic].send(key=m.key, value=m.value, headers=m.headers)
 
+    def ingest(event: Any) -> tuple[Source, ScoreRequest | list[Outgoing]]:
+        """Validate and apply to state: must run while ``event`` is the current event."""
+        msg = event.message
+        src = Source(msg.topic, msg.partition, msg.offset, msg.key, msg.headers or ())
+        transitions.partition = msg.partition
+        try:
+            return src, processor.ingest(event.value, src)
+        except Exception as exc:
+            # A bug must not cost the event: it goes to the DLQ, the stream goes on.
+            log.exception("processing failed at %s:%d:%d", *src.coordinates)
+            return src, [processor.failed(event.value, src, exc)]
+
     @app.agent(events, name="recommend")
     async def recommend(stream: faust.StreamT) -> None:
+        if server is None:
+            await recommend_inline(stream)
+        else:
+            await recommend_batched(stream, server)
+
+    async def recommend_inline(stream: faust.StreamT) -> None:
+        """Markov: score at once (it reads the tables, so it stays on the loop)."""
         async for event in stream.events():
-            msg = event.message
-            src = Source(msg.topic, msg.partition, msg.offset, msg.key, msg.headers or ())
-            transitions.partition = msg.partition
+            src, result = ingest(event)
             try:
-                result = processor.ingest(event.value, src)
                 out = result if isinstance(result, list) else processor.recommend([result])
             except Exception as exc:
-                # A bug must not cost the event: it goes to the DLQ, the stream goes on.
-                log.exception("processing failed at %s:%d:%d", *src.coordinates)
+                log.exception("scoring failed at %s:%d:%d", *src.coordinates)
                 out = [processor.failed(event.value, src, exc)]
             await publish(out)
+
+    async def recommend_batched(stream: faust.StreamT, server: ModelServer) -> None:
+        """Model: many events in flight, so the micro-batcher can fill its batches.
+
+        State is updated here, in input order; scoring is awaited by the outbox,
+        which publishes in input order and only then acks (offsets commit after
+        output). Faust waits for those acks before a rebalance or a stop commits.
+        """
+        manual = stream.noack()
+        outbox = Outbox(publish, manual.ack, processor.failed, settings.batch_queue_size)
+        try:
+            async for event in manual.events():
+                src, result = ingest(event)
+                if isinstance(result, list):
+                    await outbox.put(event, src, Outbox.ready(result))
+                else:
+                    await outbox.put(event, src, server.recommend(result))
+        finally:
+            await outbox.drain(timeout=settings.session_timeout_s)
+
+    if server is not None:
+        if settings.model_reload_s > 0:
+            app.timer(settings.model_reload_s)(server.reload_if_changed)
+
+        @app.on_before_shutdown.connect
+        async def _close_batcher(sender: Any, **kwargs: Any) -> None:
+            await server.close()
 
     @app.on_partitions_assigned.connect
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
@@ -125,7 +171,9 @@ def load_model(settings: Settings) -> Scorer:
 
     assert settings.model_dir is not None
     device = None if settings.device == "auto" else settings.device
-    scorer = NeuralScorer.load(settings.model_dir, device=device)
+    scorer = NeuralScorer.load(
+        settings.model_dir, device=device, influence_method=settings.influence
+    )
     log.info("serving %s %s from %s", scorer.name, scorer.version, settings.model_dir)
     return scorer
 

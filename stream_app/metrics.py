@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from collections.abc import Sequence
+
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 EVENTS_CONSUMED = Counter(
     "streamrec_events_consumed_total", "Valid events consumed, by event type", ["event_type"]
@@ -23,3 +25,39 @@ EVENT_TO_PUBLISH = Histogram(
     "From the event's own ts to publishing its recommendation",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+# --- model serving (#4) -------------------------------------------------------
+BATCH_SIZE = Histogram(
+    "streamrec_batcher_batch_size",
+    "Requests per micro-batch",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+BATCH_QUEUE_WAIT = Histogram(
+    "streamrec_batcher_queue_wait_seconds",
+    "From a scoring request's arrival to its batch starting",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+BATCH_INFERENCE = Histogram(
+    "streamrec_batcher_inference_seconds",
+    "Time to score one micro-batch",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+BATCH_QUEUE_DEPTH = Gauge("streamrec_batcher_queue_depth", "Scoring requests waiting for a batch")
+IN_FLIGHT = Gauge("streamrec_events_in_flight", "Events consumed and not yet published")
+MODEL = Info("streamrec_model", "The model serving recommendations")
+MODEL_RELOADS = Counter(
+    "streamrec_model_reloads_total", "Checkpoint hot reloads, by result", ["result"]
+)
+
+
+class BatcherMetrics:
+    """Exports :class:`models.microbatch.MicroBatcher` observations."""
+
+    def on_batch(self, size: int, queue_waits: Sequence[float], inference_s: float) -> None:
+        BATCH_SIZE.observe(size)
+        for w in queue_waits:
+            BATCH_QUEUE_WAIT.observe(w)
+        BATCH_INFERENCE.observe(inference_s)
+
+    def on_depth(self, depth: int) -> None:
+        BATCH_QUEUE_DEPTH.set(depth)

@@ -160,8 +160,9 @@ class Processor:
     # -- recommend --------------------------------------------------------------
     def recommend(self, requests: Sequence[ScoreRequest]) -> list[Outgoing]:
         s = self.settings
-        scored = self.scorer.score([r.history for r in requests], s.top_k)
-        model = {"name": self.scorer.name, "version": self.scorer.version}
+        scorer = self.scorer  # read once: a hot reload may swap it meanwhile
+        scored = scorer.score([r.history for r in requests], s.top_k)
+        model = {"name": scorer.name, "version": scorer.version}
         out = []
         now = int(time.time() * 1000)
         for req, res in zip(requests, scored, strict=True):

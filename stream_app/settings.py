@@ -82,6 +82,22 @@ class Settings(BaseSettings):
         None, description="checkpoint directory of a trained model; unset = online Markov"
     )
     device: str = Field("auto", description="torch device for the model: auto, cpu, cuda:0...")
+    model_reload_s: float = Field(
+        5.0,
+        ge=0,
+        description="how often the model directory is checked for a new version; 0 = never",
+    )
+    influence: Literal["grad_x_input", "leave_one_out", "none"] = Field(
+        "grad_x_input", description="how the model explains each recommendation"
+    )
+    batch_max_size: int = Field(64, ge=1, description="micro-batcher: most requests per batch")
+    batch_max_delay_ms: float = Field(
+        5.0, ge=0, description="micro-batcher: longest wait of a batch's first request"
+    )
+    batch_queue_size: int = Field(
+        1024, ge=1, description="events in flight (consumed, not yet published); then backpressure"
+    )
+    torch_threads: int = Field(1, ge=1, description="torch threads of the inference thread")
     top_k: int = Field(10, ge=1, description="items per recommendation")
     output_format: Literal["msgpack", "json"] = "msgpack"
     markov_window: int = Field(5, ge=1, description="recent events the Markov scorer uses")

@@ -27,7 +27,8 @@ def tiny_dataset(path: Path) -> Path:
     return path
 
 
-async def test_worker_serves_a_trained_transformer(bootstrap: str, tmp_path: Path) -> None:
+def train_tiny(tmp_path: Path) -> Path:
+    """A 1-block, 16-wide Transformer trained for 2 epochs on a synthetic catalogue of 40."""
     model_dir = tmp_path / "model"
     args = [
         "--dataset",
@@ -52,6 +53,11 @@ async def test_worker_serves_a_trained_transformer(bootstrap: str, tmp_path: Pat
         "1",
     ]
     assert train.main(args) == 0
+    return model_dir
+
+
+async def test_worker_serves_a_trained_transformer(bootstrap: str, tmp_path: Path) -> None:
+    model_dir = train_tiny(tmp_path)
     version = json.loads((model_dir / "meta.json").read_text()).get("version")
 
     stack = Stack(bootstrap, tmp_path, STREAMREC_MODEL_DIR=str(model_dir))

@@ -1,0 +1,101 @@
+"""Serving a trained model in the worker: the micro-batcher, and hot reload of checkpoints.
+
+Scoring requests from every event in flight are gathered by
+:class:`models.microbatch.MicroBatcher` and run on its inference thread through
+:meth:`Processor.recommend` (scorer -> output messages), one batch at a time.
+
+Hot reload: every ``STREAMREC_MODEL_RELOAD_S`` seconds the worker reads the
+version in ``$STREAMREC_MODEL_DIR/meta.json``. When it changed, the new
+checkpoint is loaded on a side thread and swapped in between two batches: every
+batch is scored by exactly one model, whose version its messages carry, and no
+event is dropped or repeated (events do not pass through the swap; only the
+scorer reference changes). Deploy by repointing a symlink (``ln -sfn new tmp &&
+mv -T tmp current``) so the directory never shows a half-written checkpoint; a
+checkpoint that fails to load is logged and counted, and the old model stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from models.base import Scorer
+from models.microbatch import MicroBatcher
+from stream_app import metrics
+from stream_app.outgoing import Outgoing
+from stream_app.processor import Processor, ScoreRequest
+from stream_app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_version(model_dir: Path) -> str | None:
+    """The version a checkpoint directory holds now, or None if it cannot be read."""
+    try:
+        return str(json.loads((model_dir / "meta.json").read_text())["version"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+class ModelServer:
+    def __init__(
+        self, settings: Settings, processor: Processor, load: Callable[[], Scorer]
+    ) -> None:
+        self.settings = settings
+        self.processor = processor
+        self.load = load
+        self.batcher: MicroBatcher[ScoreRequest, Outgoing] = MicroBatcher(
+            processor.recommend,
+            max_batch_size=settings.batch_max_size,
+            max_delay_ms=settings.batch_max_delay_ms,
+            max_queue=settings.batch_queue_size,
+            observer=metrics.BatcherMetrics(),
+            thread_init=self._init_thread,
+            name="scorer",
+        )
+        self._reloading = False
+        self._export_model()
+
+    def _init_thread(self) -> None:
+        import torch
+
+        # One intra-op thread by default: the event loop and (often) the broker
+        # need the other cores, and OpenMP teams driven from a second thread were
+        # measured slower than one thread here (scripts/bench_batcher.py).
+        torch.set_num_threads(self.settings.torch_threads)
+
+    def _export_model(self) -> None:
+        scorer = self.processor.scorer
+        device = str(getattr(scorer, "device", "cpu"))
+        metrics.MODEL.info({"name": scorer.name, "version": scorer.version, "device": device})
+
+    async def recommend(self, request: ScoreRequest) -> list[Outgoing]:
+        return [await self.batcher.submit(request)]
+
+    async def reload_if_changed(self) -> bool:
+        """Swap in the checkpoint now in the model directory if its version is new."""
+        assert self.settings.model_dir is not None
+        version = checkpoint_version(self.settings.model_dir)
+        if self._reloading or version is None or version == self.processor.scorer.version:
+            return False
+        self._reloading = True
+        try:
+            scorer = await asyncio.get_running_loop().run_in_executor(None, self.load)
+        except Exception:
+            log.exception("hot reload of %s failed; keeping the current model", version)
+            metrics.MODEL_RELOADS.labels("failed").inc()
+            return False
+        finally:
+            self._reloading = False
+        old = self.processor.scorer.version
+        self.processor.scorer = scorer  # picked up by the next batch
+        metrics.MODEL_RELOADS.labels("ok").inc()
+        self._export_model()
+        log.info("hot reload: %s -> %s", old, scorer.version)
+        return True
+
+    async def close(self) -> None:
+        await self.batcher.close()
