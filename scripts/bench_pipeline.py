@@ -1,10 +1,20 @@
-"""End-to-end throughput of one streamrec worker vs a bare Faust agent, in one run.
+"""End-to-end benchmarks of one streamrec worker, with the broker on the same machine.
 
-For each contender: pre-produce N events (the Beauty replay) to fresh topics,
-start one worker process, and time the output topic from the first output
-message to the N-th. Results go to ``results/bench_pipeline.json``.
+``compare`` (default): throughput vs a bare Faust agent, in one run. For each
+contender: pre-produce N events (the Beauty replay) to fresh topics, start one
+worker process, and time the output topic from the first output message to the
+N-th. Results go to ``results/bench_pipeline.json``.
 
     .venv/bin/python scripts/bench_pipeline.py --events 40000
+
+``rates``: one worker per scorer (the online Markov scorer, and the Transformer
+checkpoint served through the micro-batcher), fed at rising steady rates. A
+step is *sustained* when every event of the step got its recommendation within
+``--grace`` seconds of the step's end and p99 latency stayed under ``--bound-ms``.
+Latency is from the event's ``ts`` (the producer's wall clock at sending) to the
+consumer receiving its recommendation. Results go to ``results/bench_rates.json``.
+
+    .venv/bin/python scripts/bench_pipeline.py rates --model-dir runs/beauty-transformer
 
 Uses the embedded broker unless STREAMREC_KAFKA_BOOTSTRAP is set.
 """
@@ -99,12 +109,18 @@ def run_one(name: str, cmd: list[str], base: Settings, n: int, timeout: float) -
     return result
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "rates":
+        sys.path.insert(0, str(ROOT))  # run as a file: make ``scripts`` importable
+        from scripts.bench_rates import main as rates_main
+
+        return rates_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=40_000)
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--out", type=Path, default=ROOT / "results/bench_pipeline.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     base = Settings(broker_port=int(os.environ.get("STREAMREC_BROKER_PORT", "19192")))
     broker = None if base.kafka_bootstrap else EmbeddedBroker(base).start()
     try:

@@ -50,6 +50,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         # Big enough to forward a huge (rejected) event's original bytes to the DLQ.
         "producer_max_request_size": settings.dlq_max_bytes + 64 * 1024,
         "producer_acks": -1,
+        "producer_linger_ms": settings.producer_linger_ms,
         "web_host": settings.web_host,
         "web_port": settings.web_port,
         "web_bind": settings.web_host,

@@ -1,0 +1,237 @@
+"""Rising-rate end-to-end benchmark (``bench_pipeline.py rates``): see that module's docstring."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scripts.bench_pipeline import DATASET, ROOT, isolated
+from stream_app.kafka import clients
+from stream_app.kafka.admin import ensure_topics
+from stream_app.kafka.broker import EmbeddedBroker
+from stream_app.kafka.producer import Pacer, dataset_events
+from stream_app.processes import WorkerProcess
+from stream_app.serializers import decode_value, encode_value
+from stream_app.settings import Settings
+
+MARKOV_RATES = [250, 500, 1000, 1500, 2000, 3000, 4000, 5000]
+MODEL_RATES = [250, 500, 1000, 1500, 2000, 3000]
+
+
+class Receiver:
+    """Reads the output topic throughout; records (step, latency ms) per recommendation."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.latencies: dict[int, list[float]] = {}
+        self.received: dict[int, set[str]] = {}
+        self.stop = False
+
+    async def run(self) -> None:
+        consumer = clients.consumer(self.settings, self.settings.output_topic)
+        await consumer.start()
+        try:
+            while not self.stop:
+                batch = await consumer.getmany(timeout_ms=100, max_records=5000)
+                now_ms = time.time() * 1000
+                for records in batch.values():
+                    for r in records:
+                        rec = decode_value(r.value)
+                        step = int(rec["source_event_id"].split("-")[1])
+                        self.latencies.setdefault(step, []).append(now_ms - rec["event_ts"])
+                        self.received.setdefault(step, set()).add(rec["source_event_id"])
+        finally:
+            await consumer.stop()
+
+
+async def send_step(
+    producer: Any, settings: Settings, events: Any, step: int, rate: float, seconds: float
+) -> int:
+    pacer = Pacer(rate)
+    n = int(rate * seconds)
+    pending = []
+    for i in range(n):
+        await pacer.tick()
+        user, item, event_type, _ = next(events)
+        value = {
+            "user_id": user,
+            "item_id": item,
+            "event_type": event_type,
+            "ts": int(time.time() * 1000),
+            "event_id": f"s-{step}-{i}",
+        }
+        pending.append(
+            await producer.send(
+                settings.input_topic, encode_value(value, "msgpack"), key=user.encode()
+            )
+        )
+    await asyncio.gather(*pending)
+    return n
+
+
+def scrape(settings: Settings) -> dict[str, float]:
+    """The worker's batcher counters (sums and counts), from its /metrics page."""
+    import urllib.request
+
+    url = f"http://{settings.web_host}:{settings.web_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.startswith("streamrec_batcher_") and name.endswith(("_sum", "_count")):
+            out[name] = float(value)
+    return out
+
+
+def batcher_means(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    def mean(metric: str) -> float:
+        n = after.get(f"{metric}_count", 0) - before.get(f"{metric}_count", 0)
+        total = after.get(f"{metric}_sum", 0) - before.get(f"{metric}_sum", 0)
+        return total / n if n else float("nan")
+
+    return {
+        "mean_batch_size": mean("streamrec_batcher_batch_size"),
+        "mean_queue_wait_ms": 1000 * mean("streamrec_batcher_queue_wait_seconds"),
+        "mean_inference_ms": 1000 * mean("streamrec_batcher_inference_seconds"),
+    }
+
+
+async def run_rates(
+    settings: Settings, rates: list[int], seconds: float, grace: float, bound_ms: float
+) -> list[dict[str, Any]]:
+    receiver = Receiver(settings)
+    reading = asyncio.create_task(receiver.run())
+    producer = clients.producer(settings)
+    await producer.start()
+    events = dataset_events(DATASET if DATASET.exists() else None)
+    steps: list[dict[str, Any]] = []
+    try:
+        # Warm-up: the worker joins its group and the model's first batches run.
+        await send_step(producer, settings, events, 0, 100, 5)
+        await asyncio.sleep(3)
+        for step, rate in enumerate(rates, start=1):
+            before = await asyncio.to_thread(scrape, settings)
+            started = time.monotonic()
+            sent = await send_step(producer, settings, events, step, rate, seconds)
+            send_s = time.monotonic() - started
+            deadline = time.monotonic() + grace
+            while len(receiver.received.get(step, ())) < sent and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            lat = np.array(receiver.latencies.get(step, [0.0]))
+            got = len(receiver.received.get(step, ()))
+            p99 = float(np.percentile(lat, 99))
+            row = {
+                "target_rate": rate,
+                "sent": sent,
+                "achieved_input_rate": sent / send_s,
+                "recommended": got,
+                "p50_ms": float(np.percentile(lat, 50)),
+                "p99_ms": p99,
+                "max_ms": float(lat.max()),
+                "sustained": got == sent and p99 <= bound_ms and sent / send_s >= 0.95 * rate,
+            }
+            if before:
+                row.update(batcher_means(before, await asyncio.to_thread(scrape, settings)))
+            steps.append(row)
+            print(
+                f"  {rate:>6}/s: in {row['achieved_input_rate']:.0f}/s, {got}/{sent} recommended, "
+                f"p50 {row['p50_ms']:.1f} ms, p99 {p99:.1f} ms"
+                + (f", batch {row['mean_batch_size']:.1f}" if "mean_batch_size" in row else "")
+                + ("" if row["sustained"] else "  (not sustained)"),
+                flush=True,
+            )
+            if not row["sustained"]:
+                break
+            await asyncio.sleep(2)
+    finally:
+        await producer.stop()
+        receiver.stop = True
+        await reading
+    return steps
+
+
+def run_scorer(
+    name: str, extra_env: dict[str, str], base: Settings, rates: list[int], args: Any
+) -> dict[str, Any]:
+    tag = f"rates-{name}-{uuid.uuid4().hex[:6]}"
+    print(f"{name}:", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, **isolated(base, tag, Path(tmp)), **extra_env}
+        settings = Settings.from_env(env)
+        asyncio.run(ensure_topics(settings))
+        worker = WorkerProcess(env, Path(tmp) / "worker.log", cwd=ROOT).start()
+        try:
+            steps = asyncio.run(run_rates(settings, rates, args.seconds, args.grace, args.bound_ms))
+        finally:
+            worker.stop()
+    ok = [s for s in steps if s["sustained"]]
+    best = max(ok, key=lambda s: s["target_rate"]) if ok else None
+    return {
+        "scorer": name,
+        "env": extra_env,
+        "steps": steps,
+        "highest_sustained_rate": best["target_rate"] if best else 0,
+        "at_highest": best,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench_pipeline.py rates")
+    ap.add_argument("--model-dir", default=str(ROOT / "runs/beauty-transformer"))
+    ap.add_argument("--scorers", default="markov,transformer")
+    ap.add_argument("--seconds", type=float, default=15.0, help="per rate step")
+    ap.add_argument("--grace", type=float, default=5.0, help="seconds to catch up after a step")
+    ap.add_argument("--bound-ms", type=float, default=1000.0, help="p99 bound of a sustained step")
+    ap.add_argument("--markov-rates", default=",".join(map(str, MARKOV_RATES)))
+    ap.add_argument("--model-rates", default=",".join(map(str, MODEL_RATES)))
+    ap.add_argument("--out", type=Path, default=ROOT / "results/bench_rates.json")
+    args = ap.parse_args(argv)
+    base = Settings(broker_port=int(os.environ.get("STREAMREC_BROKER_PORT", "19192")))
+    wanted = args.scorers.split(",")
+    if "transformer" in wanted and not (Path(args.model_dir) / "model.pt").exists():
+        raise SystemExit(f"no checkpoint in {args.model_dir}: run `streamrec train` first")
+    broker = None if base.kafka_bootstrap else EmbeddedBroker(base).start()
+    runs = []
+    try:
+        if "markov" in wanted:
+            rates = [int(r) for r in args.markov_rates.split(",")]
+            runs.append(run_scorer("markov", {}, base, rates, args))
+        if "transformer" in wanted:
+            rates = [int(r) for r in args.model_rates.split(",")]
+            env = {"STREAMREC_MODEL_DIR": str(Path(args.model_dir).resolve())}
+            runs.append(run_scorer("transformer", env, base, rates, args))
+    finally:
+        if broker:
+            broker.stop()
+    report = {
+        "benchmark": "rising steady input rates, one worker, broker on the same machine",
+        "latency": "event ts (producer wall clock) -> consumer receives the recommendation",
+        "sustained": f"all recommended within {args.grace}s of the step end, p99 <= "
+        f"{args.bound_ms} ms, input rate reached",
+        "seconds_per_step": args.seconds,
+        "dataset": str(DATASET),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    for r in runs:
+        best = r["at_highest"]
+        tail = f", p50 {best['p50_ms']:.1f} ms, p99 {best['p99_ms']:.1f} ms" if best else ""
+        print(f"{r['scorer']}: highest sustained {r['highest_sustained_rate']} events/s{tail}")
+    print(f"-> {args.out}")
+    return 0
