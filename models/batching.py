@@ -26,8 +26,13 @@ class Batch:
     gaps: torch.Tensor  # (B, L) gap buckets
     lengths: torch.Tensor  # (B,) number of real positions, at least 1
 
-    def to(self, device: torch.device | str) -> Batch:
-        return Batch(*(t.to(device) for t in (self.items, self.events, self.gaps, self.lengths)))
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        tensors = (self.items, self.events, self.gaps, self.lengths)
+        return Batch(*(t.to(device, non_blocking=non_blocking) for t in tensors))
+
+    def pin_memory(self) -> Batch:
+        """Page-locked copies, so a CUDA upload can run asynchronously."""
+        return Batch(*(t.pin_memory() for t in (self.items, self.events, self.gaps, self.lengths)))
 
     @property
     def mask(self) -> torch.Tensor:

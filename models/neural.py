@@ -115,7 +115,11 @@ class NeuralScorer:
 
     def _score_group(self, encoded: list[EncodedSequence], k: int, width: int) -> list[Scored]:
         cfg = self._ckpt.network.config
-        batch = collate(encoded, cfg.max_len, cfg.use_time, width).to(self._device)
+        batch = collate(encoded, cfg.max_len, cfg.use_time, width)
+        if self._device.type == "cuda":
+            batch = batch.pin_memory().to(self._device, non_blocking=True)
+        else:
+            batch = batch.to(self._device)
         n_top = max(1, min(k, cfg.n_items))  # >= 1 so influences always have an item to explain
         served = self._serving.run(batch, n_top, self.influence_method == "grad_x_input")
         if not torch.isfinite(served.top_scores).all():

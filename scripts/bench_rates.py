@@ -24,8 +24,8 @@ from stream_app.processes import WorkerProcess
 from stream_app.serializers import decode_value, encode_value
 from stream_app.settings import Settings
 
-MARKOV_RATES = [250, 500, 1000, 1500, 2000, 3000, 4000, 5000]
-MODEL_RATES = [250, 500, 1000, 1500, 2000, 3000]
+MARKOV_RATES = [250, 500, 750, 1000, 1250, 1500, 2000, 3000, 5000]
+MODEL_RATES = [250, 500, 750, 1000, 1250, 1500, 2000]
 
 
 class Receiver:
@@ -103,6 +103,10 @@ def batcher_means(before: dict[str, float], after: dict[str, float]) -> dict[str
         total = after.get(f"{metric}_sum", 0) - before.get(f"{metric}_sum", 0)
         return total / n if n else float("nan")
 
+    if after.get("streamrec_batcher_batch_size_count", 0) <= before.get(
+        "streamrec_batcher_batch_size_count", 0
+    ):
+        return {}  # no batches: the Markov scorer runs inline
     return {
         "mean_batch_size": mean("streamrec_batcher_batch_size"),
         "mean_queue_wait_ms": 1000 * mean("streamrec_batcher_queue_wait_seconds"),

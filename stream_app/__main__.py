@@ -1,3 +1,4 @@
 from stream_app.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # guarded: spawned inference processes re-import this module
+    raise SystemExit(main())

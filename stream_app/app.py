@@ -168,13 +168,20 @@ def create_app(settings: Settings) -> faust.App:
 
 
 def load_model(settings: Settings) -> Scorer:
-    from models.neural import NeuralScorer  # imports torch: only when a model is served
-
+    """The configured checkpoint, in a child process (default) or in this one."""
     assert settings.model_dir is not None
     device = None if settings.device == "auto" else settings.device
-    scorer = NeuralScorer.load(
-        settings.model_dir, device=device, influence_method=settings.influence
-    )
+    scorer: Scorer
+    if settings.inference == "process":
+        from models.remote import ProcessScorer
+
+        scorer = ProcessScorer(
+            settings.model_dir, device, settings.influence, settings.torch_threads
+        )
+    else:
+        from models.neural import NeuralScorer  # imports torch: only when a model is served
+
+        scorer = NeuralScorer.load(settings.model_dir, device, influence_method=settings.influence)
     log.info("serving %s %s from %s", scorer.name, scorer.version, settings.model_dir)
     return scorer
 

@@ -100,7 +100,10 @@ class Settings(BaseSettings):
     batch_queue_size: int = Field(
         1024, ge=1, description="events in flight (consumed, not yet published); then backpressure"
     )
-    torch_threads: int = Field(1, ge=1, description="torch threads of the inference thread")
+    torch_threads: int = Field(1, ge=1, description="torch threads of the model")
+    inference: Literal["process", "thread"] = Field(
+        "process", description="run the model in a child process (no GIL shared) or a thread"
+    )
     top_k: int = Field(10, ge=1, description="items per recommendation")
     output_format: Literal["msgpack", "json"] = "msgpack"
     markov_window: int = Field(5, ge=1, description="recent events the Markov scorer uses")

@@ -39,8 +39,11 @@ def repoint(link: Path, target: Path) -> None:
 
 def scrape(env: dict[str, str]) -> str:
     url = f"http://127.0.0.1:{env['STREAMREC_WEB_PORT']}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return r.read().decode()
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.read().decode()
+    except OSError:
+        return ""  # not listening yet
 
 
 async def test_hot_reload_under_traffic_loses_nothing(bootstrap: str, tmp_path: Path) -> None:
@@ -61,23 +64,35 @@ async def test_hot_reload_under_traffic_loses_nothing(bootstrap: str, tmp_path: 
     try:
         s = stack.settings
         now = int(time.time() * 1000)
-        n_users, rounds = 40, 15
-        waves = [
-            [
+        n_users = 40
+
+        def wave(r: int) -> list[tuple[bytes, bytes]]:
+            return [
                 (f"u{u}".encode(), event(f"u{u}", str(1 + (u + r) % 40), now + r, f"e{r}-{u}"))
                 for u in range(n_users)
             ]
-            for r in range(rounds)
-        ]
-        for r, wave in enumerate(waves):
-            await send_all(s.bootstrap, s.input_topic, wave)
-            if r == rounds // 2:
-                await asyncio.to_thread(
-                    wait_for, lambda: 'version="' + v1 in scrape(worker.env), 60
-                )
-                repoint(current, tmp_path / "model2")
+
+        def serving(version: str) -> bool:
+            return f'version="{version}"' in scrape(worker.env)
+
+        sent = 0
+        for _ in range(5):  # traffic on the first model
+            await send_all(s.bootstrap, s.input_topic, wave(sent))
+            sent += 1
             await asyncio.sleep(0.3)
-        n = n_users * rounds
+        await asyncio.to_thread(wait_for, lambda: serving(v1), 60)
+        repoint(current, tmp_path / "model2")
+        deadline = time.monotonic() + 120
+        while not await asyncio.to_thread(serving, v2):  # traffic while the new one loads
+            assert time.monotonic() < deadline, worker.log()[-3000:]
+            await send_all(s.bootstrap, s.input_topic, wave(sent))
+            sent += 1
+            await asyncio.sleep(0.3)
+        for _ in range(5):  # and on the new model
+            await send_all(s.bootstrap, s.input_topic, wave(sent))
+            sent += 1
+            await asyncio.sleep(0.3)
+        n = n_users * sent
         recs = decoded(await read_n(s.bootstrap, s.output_topic, n, timeout=120, settle=2))
         ids = Counter(r["source_event_id"] for r in recs)
         assert len(ids) == n and max(ids.values()) == 1, worker.log()[-3000:]
