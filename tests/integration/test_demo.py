@@ -67,7 +67,8 @@ def test_demo_prints_recommendations_and_ctrl_c_stops_everything(tmp_path: Path)
         kids = children_of(demo.pid)
         assert len(kids) >= 2  # the broker JVM and the worker
         demo.send_signal(signal.SIGINT)
-        demo.wait(60)
+        # Keep draining its output: a full pipe would block the demo's last prints.
+        demo.communicate(timeout=60)
     finally:
         if demo.poll() is None:
             demo.kill()
