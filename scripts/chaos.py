@@ -27,6 +27,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -224,15 +225,22 @@ def run_scenario(
         cluster.worker("w1").start()
         time.sleep(3)  # both join before traffic starts
 
-        async def drive() -> dict[str, list[str]]:
-            with tqdm(total=events, desc=f"scenario {scenario}", unit="ev") as bar:
-                task = asyncio.create_task(produce(cluster.settings, events, rate, users, bar))  # type: ignore[arg-type]
-                await asyncio.sleep(events / rate / 3)
-                await asyncio.to_thread(disrupt(scenario, cluster, outage))
-                return await task
+        # The producer runs on a side thread and the disruption on this one: worker
+        # processes must be started by a thread that outlives them, because
+        # PR_SET_PDEATHSIG (die_with_parent) fires when the *thread* that forked exits.
+        sent_box: dict[str, dict[str, list[str]]] = {}
+
+        def drive(bar: tqdm) -> None:
+            sent_box["sent"] = asyncio.run(produce(cluster.settings, events, rate, users, bar))  # type: ignore[arg-type]
 
         t0 = time.monotonic()
-        sent = asyncio.run(drive())
+        with tqdm(total=events, desc=f"scenario {scenario}", unit="ev") as bar:
+            producer = threading.Thread(target=drive, args=(bar,), name="chaos-producer")
+            producer.start()
+            time.sleep(events / rate / 3)
+            disrupt(scenario, cluster, outage)()
+            producer.join()
+        sent = sent_box["sent"]
         ids = asyncio.run(collect(cluster.settings, events, idle=90))
         elapsed = time.monotonic() - t0
         expected = {f"ev{i}" for i in range(events)}

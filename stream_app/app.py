@@ -49,6 +49,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "consumer_auto_offset_reset": "earliest",
         # Big enough to forward a huge (rejected) event's original bytes to the DLQ.
         "producer_max_request_size": settings.dlq_max_bytes + 64 * 1024,
+        "broker_commit_interval": settings.commit_interval_s,
         "producer_acks": -1,
         "producer_linger_ms": settings.producer_linger_ms,
         "web_host": settings.web_host,

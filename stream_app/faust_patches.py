@@ -73,6 +73,31 @@ empty queue, which a rebalance's queue clear makes likely, so an input partition
 could be re-activated during table recovery and its events applied to half
 restored tables. Here ``pause_partitions`` forgets buffered state and
 ``on_buffer_drop`` never re-activates a paused partition.
+
+3. A seek lands where processing stopped, also without a committed offset.
+aiokafka's ``seek_to_committed`` (consumer/consumer.py, ``if offset and offset > 0``)
+leaves a partition's position untouched when the group has no committed offset
+for it yet (or it is 0). Seen in the chaos harness (scenario a, SIGTERM one of
+two workers): the surviving worker had read six records of a partition it kept,
+the rebalance suspended the flow so they were dropped undelivered, and the seek
+after recovery left the position after them: the next record processed was the
+seventh; six events were **lost** (the first commit for that partition was
+still pending). ``_perform_seek`` below seeks such input partitions to offset 0
+(the log start if 0 is gone), where a group with no commit starts anyway
+(``auto_offset_reset=earliest``): at-least-once, replays are absorbed by the
+idempotent state.
+
+4. Commit before forgetting. ``Consumer.on_partitions_revoked`` (consumer.py:642-664)
+drops the acked offsets, read offsets and committed offsets of the revoked
+partitions and only *then* runs the app's revoke handler, whose "wait for
+streams, then commit" therefore has nothing left to commit for exactly the
+partitions being handed over. Every rebalance so discarded up to a commit
+interval of finished work: the next owner reprocessed it (**duplicates**; the
+chaos harness counted hundreds per rebalance), and where no offset had been
+committed yet, guard 3's case followed. ``_on_partitions_revoked`` below runs
+the handler first (aiokafka calls it before the assignment changes, so the
+commit is made with the current generation, the usual "commit in the revoke
+listener" pattern) and then clears the same structures.
 """
 
 from __future__ import annotations
@@ -161,12 +186,65 @@ def _on_buffer_drop(self: Consumer, tp: Any) -> None:
             self._get_active_partitions().add(tp)
 
 
+async def _on_partitions_revoked(self: Consumer, revoked: Any) -> None:
+    """``Consumer.on_partitions_revoked`` with the app's handler (wait, commit) first."""
+    span = self.app._start_span_from_rebalancing("on_partitions_revoked")
+    with span:
+        if self._active_partitions is not None:
+            self._active_partitions.difference_update(revoked)
+        self._paused_partitions.difference_update(revoked)
+        await self._on_partitions_revoked(revoked)  # upstream: after the clearing below
+        for tp in revoked:
+            self._gap.pop(tp, None)
+            self._acked.pop(tp, None)
+            self._acked_index.pop(tp, None)
+            self._read_offset.pop(tp, None)
+            self._committed_offset.pop(tp, None)
+
+
+_upstream_perform_seek = Consumer.perform_seek
+
+
+async def _perform_seek(self: Consumer) -> None:
+    self.__dict__["_streamrec_seeks"] = self.__dict__.get("_streamrec_seeks", 0) + 1
+    await _upstream_perform_seek(self)
+    acks_enabled_for = self.app.topics.acks_enabled_for
+    uncommitted = [
+        tp
+        for tp in self.assignment()
+        if acks_enabled_for(tp.topic) and not self._committed_offset.get(tp)
+    ]
+    for tp in uncommitted:
+        log.info("%s has no committed offset: seeking to its start", tp)
+        await self.seek(tp, 0)
+
+
 async def _getmany(self: ThreadDelegateConsumer, active_partitions: Any, timeout: float) -> Any:
     if active_partitions is not None:
         active_partitions = set(active_partitions)  # snapshot, taken on the event loop
         if not active_partitions:
             return {}  # aiokafka would read an empty set as "every partition"
-    return await self._thread.getmany(active_partitions, timeout)
+    seeks = self.__dict__.get("_streamrec_seeks", 0)
+    records = await self._thread.getmany(active_partitions, timeout)
+    acks_enabled_for = self.app.topics.acks_enabled_for
+    inputs = {tp: recs for tp, recs in records.items() if recs and acks_enabled_for(tp.topic)}
+    if not inputs:
+        return records
+    if self.__dict__.get("_streamrec_seeks", 0) != seeks:
+        # A seek landed while this fetch was in flight: its records may predate it.
+        for tp in inputs:
+            del records[tp]
+        log.info("input records fetched across a seek: dropped, seeking again")
+        await self.perform_seek()
+        return records
+    active = self._get_active_partitions()
+    for tp, recs in inputs.items():
+        if not self.flow_active or (tp not in active and tp not in self._buffered_partitions):
+            # Faust would skip them undelivered, with aiokafka's position already
+            # past them: read them again once the partition is resumed.
+            del records[tp]
+            self._thread.seek(tp, recs[0].offset)
+    return records
 
 
 def apply() -> None:
@@ -178,5 +256,7 @@ def apply() -> None:
     cast(Any, Consumer).pause_partitions = _pause_partitions
     cast(Any, Consumer).on_buffer_drop = _on_buffer_drop
     cast(Any, ThreadDelegateConsumer)._getmany = _getmany
+    cast(Any, Consumer).perform_seek = _perform_seek
+    cast(Any, Consumer).on_partitions_revoked = _on_partitions_revoked
     _APPLIED = True
     log.debug("faust-streaming %s patched: recovery-end seek while paused (#596)", PINNED_FAUST)

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     session_timeout_s: float = Field(10.0, description="consumer-group session timeout")
     heartbeat_interval_s: float = Field(1.0, description="consumer-group heartbeat interval")
+    commit_interval_s: float = Field(
+        1.0, gt=0, description="how often processed input offsets are committed"
+    )
     producer_linger_ms: int = Field(
         5, ge=0, description="output producer linger: batches sends (fewer requests, +latency)"
     )

@@ -11,11 +11,6 @@ from tests.conftest import free_port
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
-# Known failing (issue #6 is open): in the last full run, (a) lost 12 of 1,500
-# events across a SIGTERM restart with two workers, (b) and (c) published 571 and
-# 178 duplicates, (d) lost everything around a broker restart. The harness found
-# these; the fixes are not done. Non-strict so the runs still report.
-@pytest.mark.xfail(reason="issue #6: rebalance/outage loss and duplicates not fixed yet")
 @pytest.mark.parametrize("scenario", ["a", "b", "c", "d"])
 def test_chaos_scenario_loses_nothing(scenario: str, bootstrap: str) -> None:
     if scenario == "d":  # stops its own broker, so it runs one
