@@ -1,4 +1,4 @@
-"""Narrow fixes for faust-streaming 0.15.3: events lost or duplicated at recovery end.
+"""Narrow fixes for faust-streaming 0.15.3: events lost or duplicated around rebalances.
 
 Written against, and pinned to, faust-streaming **0.15.3** (checked at import; the
 installed ``faust/tables/recovery.py`` and ``faust/transport/consumer.py`` were
@@ -98,6 +98,19 @@ committed yet, guard 3's case followed. ``_on_partitions_revoked`` below runs
 the handler first (aiokafka calls it before the assignment changes, so the
 commit is made with the current generation, the usual "commit in the revoke
 listener" pattern) and then clears the same structures.
+
+5. Input fetched across a seek, or while paused, is read again. A fetch runs on
+the consumer thread for up to a second; when a rebalance completes meanwhile,
+its records arrive after the seek to the committed offsets. Seen in the chaos
+harness (scenario a, after guard 4): the surviving worker seeked a partition it
+kept to offset 91, then received records 91-99 from the fetch in flight while
+its flow was still suspended; ``_drain_messages`` skipped them undelivered and
+moved past them, and the next record processed was 100: nine events **lost**.
+``_getmany`` below (the wrapper of guard 1) drops input records from a fetch
+that straddled a seek and seeks again, and for input records that arrive while
+the flow is suspended or their partition paused, drops them and seeks their
+partition back to the first of them, so they are fetched again once it resumes.
+Changelog records are left to upstream, as before.
 """
 
 from __future__ import annotations

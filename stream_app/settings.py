@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     # --- worker --------------------------------------------------------------
     store: Literal["rocksdb", "memory"] = Field("rocksdb", description="Faust table store")
     data_dir: Path = Field(Path("var"), description="worker state directory (RocksDB)")
+    rocksdb_write_buffer_mb: int = Field(
+        4, ge=1, description="RocksDB memtable size, per table partition (two are kept)"
+    )
+    rocksdb_block_cache_mb: int = Field(
+        16, ge=1, description="RocksDB block cache, per table partition"
+    )
     web_port: int = Field(6066, description="Faust web port; give each worker its own")
     web_host: str = "127.0.0.1"
     session_timeout_s: float = Field(10.0, description="consumer-group session timeout")
