@@ -18,6 +18,7 @@ from aiokafka.admin import NewTopic
 from models.base import Scorer
 from models.markov import MarkovScorer
 from stream_app import faust_patches
+from stream_app.control import sweep_headers
 from stream_app.kafka.admin import ensure_topics
 from stream_app.outbox import Outbox
 from stream_app.outgoing import Outgoing
@@ -165,6 +166,12 @@ def create_app(settings: Settings) -> faust.App:
                     await outbox.put(event, src, server.recommend(result))
         finally:
             await outbox.drain(timeout=settings.session_timeout_s)
+
+    @app.timer(settings.sweep_interval_s)
+    async def _send_sweeps() -> None:
+        """Ask each owned partition to forget its idle users (see stream_app.control)."""
+        for partition in local_partitions():
+            await events.send(value=b"", partition=partition, headers=sweep_headers())
 
     if server is not None:
         if settings.model_reload_s > 0:

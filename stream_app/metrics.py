@@ -19,6 +19,9 @@ REROUTED = Counter(
 DUPLICATES = Counter(
     "streamrec_replayed_events_total", "Events already applied to state (replays, repeated ids)"
 )
+USERS_EXPIRED = Counter(
+    "streamrec_users_expired_total", "Users forgotten after STREAMREC_USER_TTL_S without events"
+)
 RECOMMENDATIONS = Counter("streamrec_recommendations_published_total", "Recommendations published")
 EVENT_TO_PUBLISH = Histogram(
     "streamrec_event_to_publish_seconds",

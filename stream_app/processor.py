@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from models.base import Interaction, Scorer
 from stream_app import metrics
+from stream_app.control import CONTROL_HEADER, SWEEP
 from stream_app.dlq import dead_letter
 from stream_app.events import InvalidEvent, parse
 from stream_app.outgoing import Header, Outgoing
@@ -84,6 +85,9 @@ class Processor:
     # -- ingest -----------------------------------------------------------------
     def ingest(self, raw: bytes | None, src: Source) -> ScoreRequest | list[Outgoing]:
         s = self.settings
+        if src.header(CONTROL_HEADER) == SWEEP:
+            self.sweep(src.partition)
+            return []
         try:
             event = parse(raw, s.max_event_bytes)
         except InvalidEvent as exc:
@@ -106,6 +110,7 @@ class Processor:
         state_key = user_id.encode()
         state = UserState.decode(self.users.get(state_key))
 
+        state.partition = src.partition
         if src.offset > state.last_offset:
             try:
                 self._check_time(event.ts, state)
@@ -132,6 +137,24 @@ class Processor:
 
         metrics.EVENTS_CONSUMED.labels(event.event_type).inc()
         return ScoreRequest(user_id, state.interactions(), event_id, event.ts)
+
+    def sweep(self, partition: int) -> int:
+        """Forget the users of ``partition`` idle for longer than the user TTL.
+
+        Runs in stream iteration of a sweep marker on that partition (see
+        :mod:`stream_app.control`), so the deletions go to the right changelog
+        partition. Returns how many users were removed.
+        """
+        cutoff = int(time.time() * 1000) - int(self.settings.user_ttl_s * 1000)
+        expired = [
+            key
+            for key, raw in list(self.users.items())
+            if (state := UserState.decode(raw)).partition == partition and state.idle_since(cutoff)
+        ]
+        for key in expired:
+            del self.users[key]
+        metrics.USERS_EXPIRED.inc(len(expired))
+        return len(expired)
 
     def _check_time(self, ts: int, state: UserState) -> None:
         s = self.settings

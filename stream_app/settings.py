@@ -75,6 +75,12 @@ class Settings(BaseSettings):
 
     # --- events and state ----------------------------------------------------
     history_len: int = Field(50, ge=1, description="events kept per user")
+    user_ttl_s: float = Field(
+        30 * 86400, gt=0, description="a user with no event for this long is forgotten"
+    )
+    sweep_interval_s: float = Field(
+        600, gt=0, description="how often each worker sweeps its partitions for idle users"
+    )
     max_event_bytes: int = Field(64 * 1024, ge=64, description="larger events go to the DLQ")
     dlq_max_bytes: int = Field(
         8 * MiB, description="original bytes beyond this are truncated in the DLQ copy"

@@ -131,3 +131,23 @@ def test_batch_scoring_keeps_request_order() -> None:
     assert all(isinstance(r, ScoreRequest) for r in reqs)
     outs = proc.recommend(reqs)  # type: ignore[arg-type]
     assert [o.key for o in outs] == [f"u{i}".encode() for i in range(5)]
+
+
+def test_a_sweep_marker_forgets_only_idle_users_of_its_partition() -> None:
+    from stream_app.control import sweep_headers
+
+    proc, users = make(user_ttl_s=3600, max_lateness_ms=10**12)
+    users_by_partition: dict[int, list[str]] = {}
+    for n in range(40):
+        u = f"user{n}"
+        users_by_partition.setdefault(partition_for(u.encode(), 4), []).append(u)
+        old = n % 2 == 0  # every other user was last seen two hours ago
+        run(proc, raw(u, ts=NOW - 7_200_000 if old else NOW), src(u, 0))
+    p = 1
+    marker = Source("streamrec.events", p, 99, None, sweep_headers())
+    assert proc.ingest(b"", marker) == []  # not an event: nothing to publish
+    for part, members in users_by_partition.items():
+        for u in members:
+            idle = int(u.removeprefix("user")) % 2 == 0
+            gone = part == p and idle
+            assert (u.encode() in users) is not gone, (u, part)

@@ -45,6 +45,7 @@ class Record:
 class UserState:
     records: list[Record] = field(default_factory=list)
     last_offset: int = -1  # input offset of the last event applied (-1: none)
+    partition: int | None = None  # input partition owning the user (for expiry sweeps)
 
     def apply(
         self,
@@ -88,14 +89,20 @@ class UserState:
     def interactions(self) -> list[Interaction]:
         return [r.interaction() for r in self.records]
 
+    def idle_since(self, cutoff_ms: int) -> bool:
+        """True when the newest event is older than ``cutoff_ms`` (or there is none)."""
+        newest = self.newest_ts
+        return newest is None or newest < cutoff_ms
+
     def encode(self) -> bytes:
         rows = [[r.item_id, _TYPE_CODE[r.event_type], r.ts, r.event_id] for r in self.records]
-        return msgpack.packb([1, self.last_offset, rows], use_bin_type=True)
+        return msgpack.packb([2, self.last_offset, rows, self.partition], use_bin_type=True)
 
     @classmethod
     def decode(cls, raw: bytes | None) -> UserState:
         if not raw:
             return cls()
-        _version, last_offset, rows = msgpack.unpackb(raw, raw=False)
+        version, last_offset, rows, *rest = msgpack.unpackb(raw, raw=False)
         records = [Record(i, EVENT_TYPES[t], ts, eid) for i, t, ts, eid in rows]
-        return cls(records=records, last_offset=last_offset)
+        partition = rest[0] if version >= 2 and rest else None
+        return cls(records=records, last_offset=last_offset, partition=partition)
