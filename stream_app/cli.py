@@ -91,6 +91,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 MODEL_COMMANDS = {
     "train": ("models.train", "train a Transformer or LSTM on a sequences file"),
     "evaluate": ("models.evaluate", "leave-one-out, full-ranking evaluation with baselines"),
+    "replay-eval": ("stream_app.adjust.replay", "replay an event log, prequential quality"),
 }
 
 

@@ -1,0 +1,2 @@
+"""Online re-ranking from live feedback: candidates, features, the river adjuster,
+the feedback join that labels published lists, and prequential quality."""

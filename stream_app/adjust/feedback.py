@@ -1,0 +1,88 @@
+"""The feedback join: label the items of lists published to a user by what the user
+does next.
+
+An item of a published list is *positive* if the user interacts with it within
+the next ``horizon_events`` events or ``horizon_ms`` milliseconds, weighted by
+the strongest event type seen (purchase > add to cart > click > view); the
+others are negative. A list is labelled once its window closes (at the user's
+next event past either bound). Each user keeps at most ``max_lists`` open lists.
+
+>>> j = FeedbackJoin(horizon_events=2, horizon_ms=10_000, negatives_per_list=1)
+>>> j.publish("u", 0, [("a", {"f": 1.0}), ("b", {"f": 2.0}), ("c", {"f": 3.0})])
+>>> j.observe("u", "b", "purchase", 1_000)
+[]
+>>> [(x["f"], y, w) for x, y, w in j.observe("u", "z", "click", 2_000)]
+[(2.0, True, 4.0), (1.0, False, 1.0)]
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from stream_app.adjust.features import TYPE_WEIGHT
+
+Example = tuple[dict[str, float], bool, float]
+
+
+@dataclass(slots=True)
+class _Open:
+    ts: int
+    candidates: list[tuple[str, dict[str, float]]]
+    seen: int = 0
+    hits: dict[str, float] = field(default_factory=dict)
+
+
+class FeedbackJoin:
+    def __init__(
+        self,
+        horizon_events: int = 1,
+        horizon_ms: int = 30 * 60 * 1000,
+        max_lists: int = 3,
+        negatives_per_list: int = 5,
+    ) -> None:
+        self.horizon_events = horizon_events
+        self.horizon_ms = horizon_ms
+        self.max_lists = max_lists
+        self.negatives_per_list = negatives_per_list
+        self._open: dict[str, deque[_Open]] = {}
+
+    def publish(self, user: str, ts: int, candidates: list[tuple[str, dict[str, float]]]) -> None:
+        lists = self._open.setdefault(user, deque(maxlen=self.max_lists))
+        lists.append(_Open(ts, candidates))
+
+    def observe(self, user: str, item: str, event_type: str, ts: int) -> list[Example]:
+        """Count one event of ``user``; return the examples of every list it closes."""
+        lists = self._open.get(user)
+        if not lists:
+            return []
+        out: list[Example] = []
+        weight = TYPE_WEIGHT.get(event_type, 1.0)
+        keep: deque[_Open] = deque(maxlen=self.max_lists)
+        for o in lists:
+            if ts - o.ts > self.horizon_ms:
+                out += self._label(o)  # closed by time: this event is not counted
+                continue
+            o.seen += 1
+            if any(c == item for c, _ in o.candidates):
+                o.hits[item] = max(o.hits.get(item, 0.0), weight)
+            if o.seen >= self.horizon_events:
+                out += self._label(o)
+            else:
+                keep.append(o)
+        if keep:
+            self._open[user] = keep
+        else:
+            del self._open[user]
+        return out
+
+    def _label(self, o: _Open) -> list[Example]:
+        pos = [(x, True, o.hits[c]) for c, x in o.candidates if c in o.hits]
+        neg_all = [x for c, x in o.candidates if c not in o.hits]
+        # Deterministic, spread-out negatives: top-ranked ones are the informative ones.
+        step = max(1, len(neg_all) // max(1, self.negatives_per_list))
+        neg = [(x, False, 1.0) for x in neg_all[::step][: self.negatives_per_list]]
+        return pos + neg
+
+    def __len__(self) -> int:
+        return len(self._open)
