@@ -20,6 +20,8 @@ from river import compose, linear_model, optim, preprocessing
 
 
 def default_model() -> compose.Pipeline:
+    """Scaled features into a logistic regression (Adam). Measured on the Taobao slice
+    against SGD(0.05), SGD(0.2) and degree-2 feature crosses: see the README."""
     return compose.Pipeline(
         preprocessing.StandardScaler(),
         linear_model.LogisticRegression(optimizer=optim.Adam(0.01), l2=1e-4),
