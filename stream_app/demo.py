@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -57,6 +58,9 @@ def run_demo(settings: Settings, dataset: Path | None, rate: float, limit: int |
     print(
         f"-- streamrec demo: events from {dataset or 'a generated stream'} at {rate}/s", flush=True
     )
+    # Ctrl-C must stop the demo even when started in the background by a shell,
+    # which starts asynchronous commands with SIGINT ignored (and Python keeps that).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     workdir = Path(tempfile.mkdtemp(prefix="streamrec-demo-"))
     broker: EmbeddedBroker | None = None
     worker: WorkerProcess | None = None
