@@ -6,8 +6,9 @@ returning items can be recommended before any retrain. The final score is
 
 ``alpha * P_adjuster(engage | features) + (1 - alpha) / (1 + base_rank)``
 
-(the second term is 0 for candidates the scorer did not rank), ``alpha`` =
-``STREAMREC_ADJUST_ALPHA``.
+(the second term is 0 for candidates the scorer did not rank); ``alpha`` is
+``replay-eval --alpha`` (0.85). The item the user just interacted with is never a
+candidate.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ class Ranker:
         self,
         adjuster: Adjuster,
         signals: ItemSignals,
-        alpha: float = 0.7,
-        base_k: int = 20,
+        alpha: float = 0.85,
+        base_k: int = 10,
         recent_k: int = 10,
-        trending_k: int = 10,
+        trending_k: int = 3,
     ) -> None:
         self.adjuster = adjuster
         self.signals = signals

@@ -77,7 +77,7 @@ class Replay:
         self,
         settings: Settings,
         scorer: Scorer | None = None,
-        alpha: float = 0.7,
+        alpha: float = 0.85,
         k: int = 10,
     ) -> None:
         self.settings = settings
@@ -118,9 +118,7 @@ class Replay:
             for x, y, w in self.feedback.observe(user, item, event_type, ts):
                 self.adjuster.learn_one(x, y, w)
 
-        raw = msgpack.packb(
-            {"user_id": user, "item_id": item, "event_type": event_type, "ts": ts}
-        )
+        raw = msgpack.packb({"user_id": user, "item_id": item, "event_type": event_type, "ts": ts})
         src = Source(self.settings.input_topic, partition_for(user.encode(), 4), offset)
         request = self.processor.ingest(raw, src)
         if not isinstance(request, ScoreRequest):
@@ -166,7 +164,7 @@ def run(
     path: Path,
     fmt: str | None = None,
     scorer: Scorer | None = None,
-    alpha: float = 0.7,
+    alpha: float = 0.85,
     limit: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -199,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", choices=FORMATS, help="default: guessed from the path")
     ap.add_argument("--scorer", choices=["markov", "neural"], default="markov")
     ap.add_argument("--model", type=Path, help="checkpoint directory for --scorer neural")
-    ap.add_argument("--alpha", type=float, default=0.7, help="weight of the adjuster in the blend")
+    ap.add_argument("--alpha", type=float, default=0.85, help="weight of the adjuster in the blend")
     ap.add_argument("--limit", type=int, help="replay only the first N events (by time)")
     ap.add_argument("--json", type=Path, required=True, help="write the report here")
     args = ap.parse_args(argv)
