@@ -18,6 +18,7 @@ from aiokafka.admin import NewTopic
 from models.base import Scorer
 from models.markov import MarkovScorer
 from stream_app import faust_patches
+from stream_app.adjust.online import OnlineAdjustment
 from stream_app.control import sweep_headers
 from stream_app.kafka.admin import ensure_topics
 from stream_app.outbox import Outbox
@@ -111,7 +112,16 @@ def create_app(settings: Settings) -> faust.App:
     # (which then also learns from every event).
     neural = settings.model_dir is not None
     scorer: Scorer = load_model(settings) if neural else markov
-    processor = Processor(settings, users, scorer, learner=None if neural else markov)
+    # The adjuster learns on the event loop, so it joins the inline (Markov) path
+    # only; the model's batches run on another thread.
+    adjust = (
+        OnlineAdjustment(settings.top_k, settings.adjust_alpha)
+        if settings.adjust and not neural
+        else None
+    )
+    processor = Processor(
+        settings, users, scorer, learner=None if neural else markov, adjust=adjust
+    )
     server = ModelServer(settings, processor, lambda: load_model(settings)) if neural else None
 
     async def publish(messages: list[Outgoing]) -> None:

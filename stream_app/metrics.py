@@ -64,3 +64,22 @@ class BatcherMetrics:
 
     def on_depth(self, depth: int) -> None:
         BATCH_QUEUE_DEPTH.set(depth)
+
+
+# --- online adjustment (#7) --------------------------------------------------
+LIVE_EVALUATED = Counter(
+    "streamrec_live_evaluated_events_total",
+    "Events scored against the list last published to their user (prequential)",
+)
+LIVE_HITS = Counter(
+    "streamrec_live_hits_total", "Prequential hits in the top 10, by list", ["list"]
+)
+LIVE_NDCG = Counter(
+    "streamrec_live_ndcg_sum_total", "Sum of prequential NDCG@10, by list", ["list"]
+)
+LIVE_WINDOW = Gauge(
+    "streamrec_live_quality",
+    "Prequential quality over the last 1,000 evaluated events, by list and metric",
+    ["list", "metric"],
+)
+ADJUSTER_EXAMPLES = Gauge("streamrec_adjuster_examples", "Examples the adjuster has learned")

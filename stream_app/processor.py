@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from models.base import Interaction, Scorer
 from stream_app import metrics
+from stream_app.adjust.online import OnlineAdjustment
 from stream_app.control import CONTROL_HEADER, SWEEP
 from stream_app.dlq import dead_letter
 from stream_app.events import InvalidEvent, parse
@@ -75,11 +76,13 @@ class Processor:
         users: MutableMapping[bytes, bytes],
         scorer: Scorer,
         learner: Learner | None = None,
+        adjust: OnlineAdjustment | None = None,
     ) -> None:
         self.settings = settings
         self.users = users
         self.scorer = scorer
         self.learner = learner
+        self.adjust = adjust
         self.pseudonymize = Pseudonymizer.from_settings(settings)
 
     # -- ingest -----------------------------------------------------------------
@@ -130,6 +133,8 @@ class Processor:
                 pos = state.position_of(event.event_id, event.ts, event.item_id)
                 prev = state.records[pos - 1].item_id if pos > 0 else None
                 self.learner.learn_one(prev, event.item_id)
+            if applied and self.adjust is not None:
+                self.adjust.observe(user_id, event.item_id, event.event_type, event.ts)
             if not applied:
                 metrics.DUPLICATES.inc()
         else:
@@ -184,8 +189,17 @@ class Processor:
     def recommend(self, requests: Sequence[ScoreRequest]) -> list[Outgoing]:
         s = self.settings
         scorer = self.scorer  # read once: a hot reload may swap it meanwhile
-        scored = scorer.score([r.history for r in requests], s.top_k)
+        adjust = self.adjust
+        k = adjust.base_k if adjust is not None else s.top_k
+        scored = scorer.score([r.history for r in requests], k)
+        if adjust is not None:
+            scored = [
+                adjust.rerank(r.user_id, r.history, res)
+                for r, res in zip(requests, scored, strict=True)
+            ]
         model = {"name": scorer.name, "version": scorer.version}
+        if adjust is not None:
+            model["adjuster"] = adjust.name
         out = []
         now = int(time.time() * 1000)
         for req, res in zip(requests, scored, strict=True):

@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         "process", description="run the model in a child process (no GIL shared) or a thread"
     )
     top_k: int = Field(10, ge=1, description="items per recommendation")
+    adjust: bool = Field(
+        True, description="re-rank with the online river adjuster (the Markov scorer's path)"
+    )
+    adjust_alpha: float = Field(
+        0.85, ge=0, le=1, description="weight of the adjuster's probability in the final score"
+    )
     output_format: Literal["msgpack", "json"] = "msgpack"
     markov_window: int = Field(5, ge=1, description="recent events the Markov scorer uses")
     markov_decay: float = Field(0.5, gt=0, le=1, description="weight ratio per step back")

@@ -7,8 +7,8 @@ returning items can be recommended before any retrain. The final score is
 ``alpha * P_adjuster(engage | features) + (1 - alpha) / (1 + base_rank)``
 
 (the second term is 0 for candidates the scorer did not rank); ``alpha`` is
-``replay-eval --alpha`` (0.85). The item the user just interacted with is never a
-candidate.
+``STREAMREC_ADJUST_ALPHA`` / ``replay-eval --alpha`` (0.85). The item the user just
+interacted with is not a candidate, unless nothing else is known.
 """
 
 from __future__ import annotations
@@ -56,9 +56,10 @@ class Ranker:
         trending_set = set(trending)
         candidates: list[tuple[str, dict[str, float]]] = []
         scored: list[tuple[str, float]] = []
-        # The item just interacted with is never a candidate: showing it again is a
-        # "refresh", which recommends nothing new (and the protocol skips it).
-        pool = [i for i in pool if i != user.current_item]
+        # The item just interacted with is not a candidate: showing it again is a
+        # "refresh", which recommends nothing new (and the protocol skips it). Only
+        # when nothing else is known (the first event ever) is it kept.
+        pool = [i for i in pool if i != user.current_item] or pool
         for item in dict.fromkeys(pool):  # first source wins, order kept
             r = rank_of.get(item)
             x = features(

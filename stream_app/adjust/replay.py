@@ -38,11 +38,9 @@ from models.base import Scorer
 from models.markov import DictTransitionStore, MarkovScorer
 from stream_app.adjust.adjuster import Adjuster
 from stream_app.adjust.features import UserView
-from stream_app.adjust.feedback import FeedbackJoin
 from stream_app.adjust.logs import FORMATS, Event, read_events
+from stream_app.adjust.online import OnlineAdjustment
 from stream_app.adjust.quality import Prequential
-from stream_app.adjust.ranker import Ranker
-from stream_app.adjust.signals import ItemSignals
 from stream_app.processor import Processor, ScoreRequest, Source
 from stream_app.routing import partition_for
 from stream_app.settings import Settings
@@ -93,17 +91,20 @@ class Replay:
             scorer = self.markov
         self.scorer = scorer
         self.users: dict[bytes, bytes] = {}
-        self.processor = Processor(settings, self.users, scorer, learner=self.markov)
-        self.signals = ItemSignals()
-        self.adjuster = Adjuster()
-        self.ranker = Ranker(self.adjuster, self.signals, alpha=alpha)
-        self.feedback = FeedbackJoin()
-        names = ["popularity", "base", "adjusted"] + [fixed_name(*f) for f in FIXED]
+        self.online = OnlineAdjustment(k, alpha)
+        self.processor = Processor(
+            settings, self.users, scorer, learner=self.markov, adjust=self.online
+        )
+        names = ["popularity"] + [fixed_name(*f) for f in FIXED]
         self.quality = {n: Prequential(k) for n in names}
         self.published: dict[str, dict[str, list[str]]] = {}
         self.previous_item: dict[str, str] = {}
         self.events = 0
         self.rejected = 0
+
+    @property
+    def adjuster(self) -> Adjuster:
+        return self.online.adjuster
 
     def step(self, offset: int, event: Event) -> None:
         user, item, event_type, ts = event
@@ -114,37 +115,30 @@ class Replay:
             for name, q in self.quality.items():
                 q.add(lists[name], item)
         self.previous_item[user] = item
-        if not refresh:  # a refresh neither labels nor closes the user's open lists
-            for x, y, w in self.feedback.observe(user, item, event_type, ts):
-                self.adjuster.learn_one(x, y, w)
-
         raw = msgpack.packb({"user_id": user, "item_id": item, "event_type": event_type, "ts": ts})
         src = Source(self.settings.input_topic, partition_for(user.encode(), 4), offset)
+        # The worker's path: validation, state, Markov learning, and the adjuster's
+        # evaluation of the user's last lists and its learning (OnlineAdjustment.observe).
         request = self.processor.ingest(raw, src)
         if not isinstance(request, ScoreRequest):
             self.rejected += 1
             return
-        self.signals.observe(item, ts)
         self.publish(user, request, ts)
 
     def publish(self, user: str, request: ScoreRequest, ts: int) -> None:
         history = request.history
-        base = self.scorer.score([history], self.ranker.base_k)[0]
-        ranked = self.ranker.rank(history, base, self.k)
-        self.feedback.publish(user, ts, ranked.candidates)
+        base = self.scorer.score([history], self.online.base_k)[0]
+        self.online.rerank(user, history, base)  # what Processor.recommend publishes
         base_items = [i for i, _ in base.items]
         recent = UserView.of(history).recent_items(10)
-        lists = {
-            "popularity": self.signals.trending(ts, self.k),
-            "base": base_items[: self.k],
-            "adjusted": [i for i, _ in ranked.items],
-        }
+        lists = {"popularity": self.online.signals.trending(ts, self.k)}
         for spec in FIXED:
             lists[fixed_name(*spec)] = fixed_list(base_items, recent, spec, self.k)
         self.published[user] = lists
 
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: q.summary() for name, q in self.quality.items()}
+        out.update({name: q.summary() for name, q in self.online.quality.items()})
         fixed = {fixed_name(*f): out.pop(fixed_name(*f)) for f in FIXED}
         best = max(fixed, key=lambda n: fixed[n][f"NDCG@{self.k}"])
         out["fixed"] = fixed

@@ -1,0 +1,78 @@
+"""The adjuster inside the worker: learns from every event, re-ranks every list.
+
+Plugged into :class:`stream_app.processor.Processor` between the scorer and the
+publisher. Per event (before it is applied to state) it scores the lists last
+published to the user against it (live prequential quality, the adjusted list
+and the scorer's own list as a shadow), lets the feedback join label them, and
+the adjuster learns; per recommendation it re-ranks the scorer's answer.
+
+State here is per worker and in memory (a restart starts the adjuster afresh);
+users are bounded by an LRU of ``max_users``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from models.base import Interaction, Scored
+from stream_app import metrics
+from stream_app.adjust.adjuster import Adjuster
+from stream_app.adjust.feedback import FeedbackJoin
+from stream_app.adjust.quality import Prequential
+from stream_app.adjust.ranker import Ranker
+from stream_app.adjust.signals import ItemSignals
+
+
+class OnlineAdjustment:
+    def __init__(self, k: int, alpha: float = 0.85, max_users: int = 200_000) -> None:
+        self.k = k
+        self.signals = ItemSignals()
+        self.adjuster = Adjuster()
+        self.ranker = Ranker(self.adjuster, self.signals, alpha=alpha)
+        self.feedback = FeedbackJoin()
+        self.quality = {"adjusted": Prequential(k), "base": Prequential(k)}
+        self.max_users = max_users
+        self._last: OrderedDict[str, tuple[str, list[str], list[str]]] = OrderedDict()
+
+    @property
+    def base_k(self) -> int:
+        return max(self.k, self.ranker.base_k)
+
+    @property
+    def name(self) -> str:
+        return f"{self.adjuster.name}@{self.adjuster.examples}"
+
+    def observe(self, user: str, item: str, event_type: str, ts: int) -> None:
+        """A newly applied event: evaluate the user's last lists, learn, update signals."""
+        last = self._last.get(user)
+        refresh = last is not None and last[0] == item
+        if last is not None and not refresh:
+            for name, ranked in (("adjusted", last[1]), ("base", last[2])):
+                hit, ndcg = self.quality[name].add(ranked, item)
+                metrics.LIVE_HITS.labels(name).inc(hit)
+                metrics.LIVE_NDCG.labels(name).inc(ndcg)
+            metrics.LIVE_EVALUATED.inc()
+            for name, q in self.quality.items():
+                metrics.LIVE_WINDOW.labels(name, "HR@10").set(q.window_hr)
+                metrics.LIVE_WINDOW.labels(name, "NDCG@10").set(q.window_ndcg)
+        if not refresh:
+            for x, y, w in self.feedback.observe(user, item, event_type, ts):
+                self.adjuster.learn_one(x, y, w)
+            metrics.ADJUSTER_EXAMPLES.set(self.adjuster.examples)
+        self.signals.observe(item, ts)
+        if last is not None:
+            self._last[user] = (item, last[1], last[2])
+
+    def rerank(self, user: str, history: Sequence[Interaction], base: Scored) -> Scored:
+        ranked = self.ranker.rank(history, base, self.k)
+        now = history[-1].ts if history else 0
+        self.feedback.publish(user, now, ranked.candidates)
+        current = history[-1].item_id if history else ""
+        adjusted = [i for i, _ in ranked.items]
+        self._last[user] = (current, adjusted, [i for i, _ in base.items[: self.k]])
+        self._last.move_to_end(user)
+        if len(self._last) > self.max_users:
+            self._last.popitem(last=False)
+        # Influences explain the scorer's answer, which the adjusted list re-ranks.
+        return Scored(ranked.items, base.influences)

@@ -1,0 +1,53 @@
+"""The worker publishes lists re-ranked by the online adjuster, and exports live quality."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Stack
+from tests.integration.kafka_io import decoded, read_n, send_all
+from tests.integration.test_pipeline import event
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def metric(text: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+async def test_worker_publishes_adjusted_lists_and_live_quality(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    stack = Stack(bootstrap, tmp_path)
+    worker = stack.worker().start()
+    try:
+        s = stack.settings
+        now = int(time.time() * 1000)
+        # 30 users walk items 1 -> 2 -> 1 -> 3: a return to an earlier item.
+        msgs = [
+            (f"u{u}".encode(), event(f"u{u}", item, now + 10 * step, f"u{u}-{step}"))
+            for step, item in enumerate(["1", "2", "1", "3"])
+            for u in range(30)
+        ]
+        await send_all(s.bootstrap, s.input_topic, msgs)
+        recs = decoded(await read_n(s.bootstrap, s.output_topic, len(msgs), timeout=120))
+        assert len(recs) == len(msgs), worker.log()[-3000:]
+        names = [r["model"]["adjuster"] for r in recs]
+        assert all(n.startswith("river-logreg@") for n in names)
+        assert max(int(n.split("@")[1]) for n in names) > 0  # it has learned
+        last = [r for r in recs if r["source_event_id"].endswith("-3")]
+        # A 3-item catalogue: the list holds the other two, never the current item.
+        assert all({x["item_id"] for x in r["items"]} == {"1", "2"} for r in last)
+        url = f"http://127.0.0.1:{worker.env['STREAMREC_WEB_PORT']}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            text = resp.read().decode()
+        assert metric(text, "streamrec_live_evaluated_events_total") >= 60
+        assert metric(text, "streamrec_adjuster_examples") > 0
+        assert 'streamrec_live_quality{list="adjusted",metric="NDCG@10"}' in text
+        assert 'streamrec_live_quality{list="base",metric="NDCG@10"}' in text
+    finally:
+        stack.close()
