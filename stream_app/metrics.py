@@ -83,3 +83,9 @@ LIVE_WINDOW = Gauge(
     ["list", "metric"],
 )
 ADJUSTER_EXAMPLES = Gauge("streamrec_adjuster_examples", "Examples the adjuster has learned")
+DRIFT_DETECTIONS = Counter(
+    "streamrec_drift_detections_total", "Drift detected, by watched signal", ["signal"]
+)
+ADJUSTER_RESETS = Counter(
+    "streamrec_adjuster_resets_total", "Adjuster resets after a drift in its loss"
+)

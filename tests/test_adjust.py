@@ -76,3 +76,17 @@ def test_replay_eval_is_deterministic(tmp_path: Path) -> None:
     assert a["events_replayed"] == 3000 and a["base"]["events"] > 0
     assert {"HR@10", "NDCG@10", "events"} <= set(a["adjusted"])
     assert a["adjuster"]["examples"] > 0
+
+
+def test_the_drift_detector_fires_on_a_planted_shift_and_not_on_a_stationary_stream() -> None:
+    from stream_app.adjust.drift import DriftWatch
+
+    rng = random.Random(3)
+    stationary = DriftWatch()
+    assert not any(stationary.update_hit(float(rng.random() < 0.05)) for _ in range(20_000))
+    shifted = DriftWatch()
+    before = [float(rng.random() < 0.05) for _ in range(5_000)]
+    after = [float(rng.random() < 0.30) for _ in range(5_000)]
+    assert not any(shifted.update_hit(h) for h in before)
+    assert any(shifted.update_hit(h) for h in after)
+    assert shifted.detections["hit_rate"] >= 1

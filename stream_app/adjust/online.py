@@ -6,8 +6,11 @@ published to the user against it (live prequential quality, the adjusted list
 and the scorer's own list as a shadow), lets the feedback join label them, and
 the adjuster learns; per recommendation it re-ranks the scorer's answer.
 
-State here is per worker and in memory (a restart starts the adjuster afresh);
-users are bounded by an LRU of ``max_users``.
+Drift (:mod:`stream_app.adjust.drift`): ADWIN on the live hit rate (counted and
+logged) and Page-Hinkley on the adjuster's loss (counted, logged, and the
+adjuster is reset to re-learn the new regime). State here is per worker and in
+memory (a restart starts the adjuster afresh); users are bounded by an LRU of
+``max_users``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 from models.base import Interaction, Scored
 from stream_app import metrics
 from stream_app.adjust.adjuster import Adjuster
+from stream_app.adjust.drift import DriftWatch, log_loss
 from stream_app.adjust.feedback import FeedbackJoin
 from stream_app.adjust.quality import Prequential
 from stream_app.adjust.ranker import Ranker
@@ -32,6 +36,7 @@ class OnlineAdjustment:
         self.ranker = Ranker(self.adjuster, self.signals, alpha=alpha)
         self.feedback = FeedbackJoin()
         self.quality = {"adjusted": Prequential(k), "base": Prequential(k)}
+        self.drift = DriftWatch()
         self.max_users = max_users
         self._last: OrderedDict[str, tuple[str, list[str], list[str]]] = OrderedDict()
 
@@ -52,17 +57,27 @@ class OnlineAdjustment:
                 hit, ndcg = self.quality[name].add(ranked, item)
                 metrics.LIVE_HITS.labels(name).inc(hit)
                 metrics.LIVE_NDCG.labels(name).inc(ndcg)
+                if name == "adjusted" and self.drift.update_hit(hit):
+                    metrics.DRIFT_DETECTIONS.labels("hit_rate").inc()
             metrics.LIVE_EVALUATED.inc()
             for name, q in self.quality.items():
                 metrics.LIVE_WINDOW.labels(name, "HR@10").set(q.window_hr)
                 metrics.LIVE_WINDOW.labels(name, "NDCG@10").set(q.window_ndcg)
         if not refresh:
             for x, y, w in self.feedback.observe(user, item, event_type, ts):
-                self.adjuster.learn_one(x, y, w)
+                self.learn(x, y, w)
             metrics.ADJUSTER_EXAMPLES.set(self.adjuster.examples)
         self.signals.observe(item, ts)
         if last is not None:
             self._last[user] = (item, last[1], last[2])
+
+    def learn(self, x: dict[str, float], y: bool, w: float) -> None:
+        """Learn one example; on a rise in loss (drift) reset the adjuster first."""
+        if self.drift.update_loss(log_loss(self.adjuster.predict_one(x), y)):
+            metrics.DRIFT_DETECTIONS.labels("loss").inc()
+            metrics.ADJUSTER_RESETS.inc()
+            self.adjuster.reset()
+        self.adjuster.learn_one(x, y, w)
 
     def rerank(self, user: str, history: Sequence[Interaction], base: Scored) -> Scored:
         ranked = self.ranker.rank(history, base, self.k)

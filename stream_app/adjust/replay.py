@@ -151,6 +151,7 @@ class Replay:
         out["events_replayed"] = self.events
         out["events_rejected"] = self.rejected
         out["adjuster"] = {"name": self.adjuster.name, "examples": self.adjuster.examples}
+        out["drift_detections"] = dict(self.online.drift.detections)
         return out
 
 
