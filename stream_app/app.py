@@ -122,6 +122,18 @@ def create_app(settings: Settings) -> faust.App:
     processor = Processor(
         settings, users, scorer, learner=None if neural else markov, adjust=adjust
     )
+    adjust_dir = settings.data_dir / settings.app_id / "adjuster"
+    if adjust is not None:
+        adjust.restore(adjust_dir)
+
+        @app.timer(settings.adjust_checkpoint_s)
+        async def _checkpoint_adjuster() -> None:
+            adjust.save(adjust_dir)
+
+        @app.on_before_shutdown.connect
+        async def _save_adjuster(sender: Any, **kwargs: Any) -> None:
+            adjust.save(adjust_dir)
+
     server = ModelServer(settings, processor, lambda: load_model(settings)) if neural else None
 
     async def publish(messages: list[Outgoing]) -> None:

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     adjust: bool = Field(
         True, description="re-rank with the online river adjuster (the Markov scorer's path)"
     )
+    adjust_checkpoint_s: float = Field(
+        60, gt=0, description="how often the adjuster is checkpointed to the state directory"
+    )
     adjust_alpha: float = Field(
         0.85, ge=0, le=1, description="weight of the adjuster's probability in the final score"
     )

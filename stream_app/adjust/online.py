@@ -9,14 +9,19 @@ the adjuster learns; per recommendation it re-ranks the scorer's answer.
 Drift (:mod:`stream_app.adjust.drift`): ADWIN on the live hit rate (counted and
 logged) and Page-Hinkley on the adjuster's loss (counted, logged, and the
 adjuster is reset to re-learn the new regime). State here is per worker and in
-memory (a restart starts the adjuster afresh); users are bounded by an LRU of
-``max_users``.
+memory, checkpointed to versioned files (:meth:`save` / :meth:`restore`: the
+adjuster's river model, its example count and the drift detectors) by the worker
+periodically and at shutdown; users are bounded by an LRU of ``max_users``.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import pickle
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 
 from models.base import Interaction, Scored
 from stream_app import metrics
@@ -26,6 +31,10 @@ from stream_app.adjust.feedback import FeedbackJoin
 from stream_app.adjust.quality import Prequential
 from stream_app.adjust.ranker import Ranker
 from stream_app.adjust.signals import ItemSignals
+
+log = logging.getLogger(__name__)
+CHECKPOINT_FORMAT = 1
+KEEP_CHECKPOINTS = 3
 
 
 class OnlineAdjustment:
@@ -91,3 +100,39 @@ class OnlineAdjustment:
             self._last.popitem(last=False)
         # Influences explain the scorer's answer, which the adjusted list re-ranks.
         return Scored(ranked.items, base.influences)
+
+    # -- checkpoints ----------------------------------------------------------------
+    def save(self, directory: Path) -> Path:
+        """Write ``adjuster-<examples>.pkl`` atomically; keep the newest few."""
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "model": self.adjuster.model,
+            "examples": self.adjuster.examples,
+            "drift": self.drift,
+        }
+        path = directory / f"adjuster-{self.adjuster.examples:012d}.pkl"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(state))
+        os.replace(tmp, path)
+        for old in sorted(directory.glob("adjuster-*.pkl"))[:-KEEP_CHECKPOINTS]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def restore(self, directory: Path) -> bool:
+        """Load the newest readable checkpoint in ``directory``, if any."""
+        for path in sorted(directory.glob("adjuster-*.pkl"), reverse=True):
+            try:
+                state = pickle.loads(path.read_bytes())
+                if state.get("format") != CHECKPOINT_FORMAT:
+                    continue
+            except Exception:  # a torn or foreign file: try the previous one
+                log.warning("adjuster checkpoint %s unreadable; trying an older one", path)
+                continue
+            self.adjuster.model = state["model"]
+            self.adjuster.examples = int(state["examples"])
+            self.drift = state["drift"]
+            metrics.ADJUSTER_EXAMPLES.set(self.adjuster.examples)
+            log.info("adjuster restored from %s (%d examples)", path, self.adjuster.examples)
+            return True
+        return False

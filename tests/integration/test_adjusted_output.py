@@ -51,3 +51,30 @@ async def test_worker_publishes_adjusted_lists_and_live_quality(
         assert 'streamrec_live_quality{list="base",metric="NDCG@10"}' in text
     finally:
         stack.close()
+
+
+async def test_the_adjuster_survives_a_worker_restart(bootstrap: str, tmp_path: Path) -> None:
+    stack = Stack(bootstrap, tmp_path)
+    try:
+        s = stack.settings
+        worker = stack.worker(0).start()
+        now = int(time.time() * 1000)
+        msgs = [
+            (f"u{u}".encode(), event(f"u{u}", item, now + 10 * step, f"u{u}-{step}"))
+            for step, item in enumerate(["1", "2", "1", "3"])
+            for u in range(30)
+        ]
+        await send_all(s.bootstrap, s.input_topic, msgs)
+        recs = decoded(await read_n(s.bootstrap, s.output_topic, len(msgs), timeout=120))
+        learned = max(int(r["model"]["adjuster"].split("@")[1]) for r in recs)
+        assert learned > 0
+        worker.stop()  # SIGTERM: the adjuster is checkpointed at shutdown
+        saved = list((tmp_path / "worker0" / s.app_id / "adjuster").glob("adjuster-*.pkl"))
+        assert saved, worker.log()[-2000:]
+        stack.worker(0).start()  # same state directory
+        await send_all(s.bootstrap, s.input_topic, [(b"new", event("new", "2", now + 99, "n1"))])
+        recs = decoded(await read_n(s.bootstrap, s.output_topic, len(msgs) + 1, timeout=120))
+        after = [r for r in recs if r["source_event_id"] == "n1"]
+        assert after and int(after[0]["model"]["adjuster"].split("@")[1]) >= learned
+    finally:
+        stack.close()
