@@ -90,3 +90,15 @@ def test_the_drift_detector_fires_on_a_planted_shift_and_not_on_a_stationary_str
     assert not any(shifted.update_hit(h) for h in before)
     assert any(shifted.update_hit(h) for h in after)
     assert shifted.detections["hit_rate"] >= 1
+
+
+def test_predict_many_equals_predict_one() -> None:
+    rng = random.Random(5)
+    adjuster = Adjuster()
+    rows = [{"a": rng.random(), "b": rng.gauss(0, 3), "c": 1.0} for _ in range(300)]
+    for x in rows:
+        adjuster.learn_one(x, x["a"] > 0.5)
+    batch = adjuster.predict_many(rows[:50])
+    for x, p in zip(rows[:50], batch, strict=True):
+        assert abs(p - adjuster.predict_one(x)) < 1e-9
+    assert Adjuster().predict_many([{"a": 1.0}]) == [0.5]  # untrained: no information

@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import numpy as np
 from river import compose, linear_model, optim, preprocessing
 
 
@@ -42,6 +43,27 @@ class Adjuster:
     def predict_one(self, x: dict[str, float]) -> float:
         """P(engagement) for one candidate."""
         return float(self.model.predict_proba_one(x).get(True, 0.0))
+
+    def predict_many(self, xs: list[dict[str, float]]) -> list[float]:
+        """``predict_one`` for many candidates at once (all with the same keys).
+
+        The same arithmetic on the model's current state, vectorised with numpy:
+        scale ``(x - mean) / std`` (0 where the variance is 0, as river does), dot
+        with the weights, add the intercept, sigmoid. One list's candidates cost
+        one matrix product instead of one pipeline call each.
+        """
+        if not xs:
+            return []
+        scaler = self.model["StandardScaler"]
+        lr = self.model["LogisticRegression"]
+        keys = list(xs[0])
+        x = np.array([[row[k] for k in keys] for row in xs])
+        mean = np.array([scaler.means.get(k, 0.0) for k in keys])
+        std = np.sqrt(np.array([scaler.vars.get(k, 0.0) for k in keys]))
+        z = np.divide(x - mean, std, out=np.zeros_like(x), where=std > 0)
+        w = np.array([lr._weights.get(k, 0.0) for k in keys])
+        logits = np.clip(z @ w + lr.intercept, -500, 500)
+        return (1.0 / (1.0 + np.exp(-logits))).tolist()
 
     def reset(self) -> None:
         self.model = default_model()

@@ -35,7 +35,10 @@ class Prequential:
         self.events = 0
         self._hr = 0.0
         self._ndcg = 0.0
-        self._recent: deque[tuple[float, float]] = deque(maxlen=window)
+        self.window = window
+        self._recent: deque[tuple[float, float]] = deque()
+        self._window_hr = 0.0  # running sums over _recent: O(1) per event
+        self._window_ndcg = 0.0
 
     def add(self, ranked: Sequence[str], target: str) -> tuple[float, float]:
         h, n = hit_ndcg(ranked, target, self.k)
@@ -43,6 +46,12 @@ class Prequential:
         self._hr += h
         self._ndcg += n
         self._recent.append((h, n))
+        self._window_hr += h
+        self._window_ndcg += n
+        if len(self._recent) > self.window:
+            old_h, old_n = self._recent.popleft()
+            self._window_hr -= old_h
+            self._window_ndcg -= old_n
         return h, n
 
     @property
@@ -55,11 +64,11 @@ class Prequential:
 
     @property
     def window_hr(self) -> float:
-        return sum(h for h, _ in self._recent) / len(self._recent) if self._recent else 0.0
+        return self._window_hr / len(self._recent) if self._recent else 0.0
 
     @property
     def window_ndcg(self) -> float:
-        return sum(n for _, n in self._recent) / len(self._recent) if self._recent else 0.0
+        return self._window_ndcg / len(self._recent) if self._recent else 0.0
 
     def summary(self) -> dict[str, float | int]:
         return {f"HR@{self.k}": self.hr, f"NDCG@{self.k}": self.ndcg, "events": self.events}

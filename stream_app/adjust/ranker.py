@@ -55,7 +55,7 @@ class Ranker:
         concentration = influence_concentration(base)
         trending_set = set(trending)
         candidates: list[tuple[str, dict[str, float]]] = []
-        scored: list[tuple[str, float]] = []
+        base_parts: list[float] = []
         # The item just interacted with is not a candidate: showing it again is a
         # "refresh", which recommends nothing new (and the protocol skips it). Only
         # when nothing else is known (the first event ever) is it kept.
@@ -72,9 +72,12 @@ class Ranker:
                 self.signals,
                 concentration,
             )
-            p = self.adjuster.predict_one(x)
-            base_part = 1.0 / (1 + r) if r is not None else 0.0
+            base_parts.append(1.0 / (1 + r) if r is not None else 0.0)
             candidates.append((item, x))
-            scored.append((item, self.alpha * p + (1 - self.alpha) * base_part))
+        probs = self.adjuster.predict_many([x for _, x in candidates])
+        scored = [
+            (item, self.alpha * p + (1 - self.alpha) * b)
+            for (item, _), p, b in zip(candidates, probs, base_parts, strict=True)
+        ]
         scored.sort(key=lambda t: -t[1])
         return Ranked(scored[:k], candidates)

@@ -49,14 +49,15 @@ class ItemSignals:
         at, size, items = self._trend
         if now - at < self.refresh_ms and size >= n:
             return items[:n]
+        size = max(n, size if now - at < self.refresh_ms else 0, 10)
         rate = self.rates[0]
         items = heapq.nlargest(
-            n,
+            size,
             self._counts,
             key=lambda i: self._counts[i][0] * math.exp(-rate * max(0, now - self._last[i])),
         )
-        self._trend = (now, n, items)
-        return items
+        self._trend = (now, size, items)
+        return items[:n]
 
     def forget_older_than(self, now: int, age_ms: int = DAY_MS) -> int:
         stale = [i for i, t in self._last.items() if now - t > age_ms]
