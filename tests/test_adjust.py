@@ -102,3 +102,12 @@ def test_predict_many_equals_predict_one() -> None:
     for x, p in zip(rows[:50], batch, strict=True):
         assert abs(p - adjuster.predict_one(x)) < 1e-9
     assert Adjuster().predict_many([{"a": 1.0}]) == [0.5]  # untrained: no information
+
+
+def test_feedback_join_holds_at_most_max_users() -> None:
+    j = FeedbackJoin(max_users=3)
+    for n in range(10):
+        j.publish(f"u{n}", n, [("a", {"f": 1.0})])
+    assert len(j) == 3
+    assert j.observe("u0", "a", "click", 20) == []  # evicted: its list is gone
+    assert j.observe("u9", "a", "click", 20) != []

@@ -5,7 +5,9 @@ An item of a published list is *positive* if the user interacts with it within
 the next ``horizon_events`` events or ``horizon_ms`` milliseconds, weighted by
 the strongest event type seen (purchase > add to cart > click > view); the
 others are negative. A list is labelled once its window closes (at the user's
-next event past either bound). Each user keeps at most ``max_lists`` open lists.
+next event past either bound). Each user keeps at most ``max_lists`` open lists,
+and at most ``max_users`` users have open lists (least recently published first
+out: their labels are lost, memory is bounded).
 
 >>> j = FeedbackJoin(horizon_events=2, horizon_ms=10_000, negatives_per_list=1)
 >>> j.publish("u", 0, [("a", {"f": 1.0}), ("b", {"f": 2.0}), ("c", {"f": 3.0})])
@@ -17,7 +19,7 @@ next event past either bound). Each user keeps at most ``max_lists`` open lists.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from stream_app.adjust.features import TYPE_WEIGHT
@@ -40,16 +42,21 @@ class FeedbackJoin:
         horizon_ms: int = 30 * 60 * 1000,
         max_lists: int = 3,
         negatives_per_list: int = 5,
+        max_users: int = 200_000,
     ) -> None:
         self.horizon_events = horizon_events
         self.horizon_ms = horizon_ms
         self.max_lists = max_lists
         self.negatives_per_list = negatives_per_list
-        self._open: dict[str, deque[_Open]] = {}
+        self.max_users = max_users
+        self._open: OrderedDict[str, deque[_Open]] = OrderedDict()
 
     def publish(self, user: str, ts: int, candidates: list[tuple[str, dict[str, float]]]) -> None:
         lists = self._open.setdefault(user, deque(maxlen=self.max_lists))
         lists.append(_Open(ts, candidates))
+        self._open.move_to_end(user)
+        if len(self._open) > self.max_users:
+            self._open.popitem(last=False)
 
     def observe(self, user: str, item: str, event_type: str, ts: int) -> list[Example]:
         """Count one event of ``user``; return the examples of every list it closes."""

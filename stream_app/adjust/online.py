@@ -46,6 +46,7 @@ class OnlineAdjustment:
         self.feedback = FeedbackJoin()
         self.quality = {"adjusted": Prequential(k), "base": Prequential(k)}
         self.drift = DriftWatch()
+        self._observed = 0
         self.max_users = max_users
         self._last: OrderedDict[str, tuple[str, list[str], list[str]]] = OrderedDict()
 
@@ -77,6 +78,9 @@ class OnlineAdjustment:
                 self.learn(x, y, w)
             metrics.ADJUSTER_EXAMPLES.set(self.adjuster.examples)
         self.signals.observe(item, ts)
+        self._observed += 1
+        if self._observed % 100_000 == 0:
+            self.signals.forget_older_than(ts)  # items untouched for a day
         if last is not None:
             self._last[user] = (item, last[1], last[2])
 
