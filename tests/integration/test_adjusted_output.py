@@ -15,6 +15,18 @@ from tests.integration.test_pipeline import event
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
+async def walk(stack: Stack, now: int) -> list[dict]:
+    """30 users walk items 1 -> 2 -> 1 -> 3 (a return to an earlier item); their recs."""
+    s = stack.settings
+    msgs = [
+        (f"u{u}".encode(), event(f"u{u}", item, now + 10 * step, f"u{u}-{step}"))
+        for step, item in enumerate(["1", "2", "1", "3"])
+        for u in range(30)
+    ]
+    await send_all(s.bootstrap, s.input_topic, msgs)
+    return decoded(await read_n(s.bootstrap, s.output_topic, len(msgs), timeout=120))
+
+
 def metric(text: str, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
 
@@ -25,17 +37,8 @@ async def test_worker_publishes_adjusted_lists_and_live_quality(
     stack = Stack(bootstrap, tmp_path)
     worker = stack.worker().start()
     try:
-        s = stack.settings
-        now = int(time.time() * 1000)
-        # 30 users walk items 1 -> 2 -> 1 -> 3: a return to an earlier item.
-        msgs = [
-            (f"u{u}".encode(), event(f"u{u}", item, now + 10 * step, f"u{u}-{step}"))
-            for step, item in enumerate(["1", "2", "1", "3"])
-            for u in range(30)
-        ]
-        await send_all(s.bootstrap, s.input_topic, msgs)
-        recs = decoded(await read_n(s.bootstrap, s.output_topic, len(msgs), timeout=120))
-        assert len(recs) == len(msgs), worker.log()[-3000:]
+        recs = await walk(stack, int(time.time() * 1000))
+        assert len(recs) == 120, worker.log()[-3000:]
         names = [r["model"]["adjuster"] for r in recs]
         assert all(n.startswith("river-logreg@") for n in names)
         assert max(int(n.split("@")[1]) for n in names) > 0  # it has learned
@@ -59,13 +62,7 @@ async def test_the_adjuster_survives_a_worker_restart(bootstrap: str, tmp_path: 
         s = stack.settings
         worker = stack.worker(0).start()
         now = int(time.time() * 1000)
-        msgs = [
-            (f"u{u}".encode(), event(f"u{u}", item, now + 10 * step, f"u{u}-{step}"))
-            for step, item in enumerate(["1", "2", "1", "3"])
-            for u in range(30)
-        ]
-        await send_all(s.bootstrap, s.input_topic, msgs)
-        recs = decoded(await read_n(s.bootstrap, s.output_topic, len(msgs), timeout=120))
+        recs = await walk(stack, now)
         learned = max(int(r["model"]["adjuster"].split("@")[1]) for r in recs)
         assert learned > 0
         worker.stop()  # SIGTERM: the adjuster is checkpointed at shutdown
@@ -73,7 +70,7 @@ async def test_the_adjuster_survives_a_worker_restart(bootstrap: str, tmp_path: 
         assert saved, worker.log()[-2000:]
         stack.worker(0).start()  # same state directory
         await send_all(s.bootstrap, s.input_topic, [(b"new", event("new", "2", now + 99, "n1"))])
-        recs = decoded(await read_n(s.bootstrap, s.output_topic, len(msgs) + 1, timeout=120))
+        recs = decoded(await read_n(s.bootstrap, s.output_topic, 121, timeout=120))
         after = [r for r in recs if r["source_event_id"] == "n1"]
         assert after and int(after[0]["model"]["adjuster"].split("@")[1]) >= learned
     finally:
