@@ -47,15 +47,14 @@ class ServingPass:
         self.t = w.transition if trans is not None else 0.0
         self.n = w.next_item
         dev = predictor.device
+        self._log_apop64 = np.zeros(net.config.n_items)
         if self.t:
             assert trans is not None
-            a = w.transition_alpha
-            pop = trans._pop
-            with np.errstate(divide="ignore"):
-                self._log_apop = torch.from_numpy(np.log(a * pop).astype(np.float32)).to(dev)
+            self._log_apop64 = trans.log_alpha_pop(w.transition_alpha)
             self._log_pop = torch.from_numpy(trans.log_pop.astype(np.float32)).to(dev)
         else:
-            self._log_apop = self._log_pop = torch.zeros(net.config.n_items, device=dev)
+            self._log_pop = torch.zeros(net.config.n_items, device=dev)
+        self._log_apop = torch.from_numpy(self._log_apop64.astype(np.float32)).to(dev)
 
     def run(self, batch: Batch, k: int, influences: bool) -> ServedBatch:
         if not self.fast:
@@ -98,52 +97,31 @@ class ServingPass:
             probs, lse = None, torch.logsumexp(logits, dim=1)
         # Ranking needs only n * L + t * log(a p) (+ sparse corrections): reuse the logits.
         rank = logits.mul_(self.n) if self.n != 1 else logits
-        if self.t:
-            rank.add_(self._log_apop, alpha=self.t)
-            log_tot, corr_rows, corr_cols, corr = self._successors(batch)
-            rank.index_put_((corr_rows, corr_cols), self.t * corr, accumulate=True)
-        else:
-            log_tot = torch.zeros(len(h), device=h.device)
-        top_rank, top_cols = rank.topk(k, dim=1)
-        top_scores = top_rank - (self.n * lse + self.t * log_tot).unsqueeze(1)
-        trans_top = self._transition_logp_at(batch, top_cols[:, 0], log_tot)
-        return top_scores, top_cols, probs, trans_top
-
-    def _successors(
-        self, batch: Batch
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """log(c_i + a), and where the last item has observed successors, the log-ratio
-        ``log(c_ij + a p_j) - log(a p_j)`` that lifts those entries above the popularity floor."""
-        trans = self.predictor.transitions
-        assert trans is not None
-        a = self.predictor.weights.transition_alpha
-        last = self.predictor.last_items(batch)
-        log_tot = np.log(trans.row_totals[last] + a)
-        seen = trans.counts[last].tocoo()
-        pop_c = trans._pop[seen.col]
-        corr = np.log(seen.data + a * pop_c) - np.log(a * pop_c)
-        dev = self.predictor.device
-        return (
-            torch.from_numpy(log_tot.astype(np.float32)).to(dev),
-            torch.from_numpy(seen.row.astype(np.int64)).to(dev),
-            torch.from_numpy(seen.col.astype(np.int64)).to(dev),
-            torch.from_numpy(corr.astype(np.float32)).to(dev),
-        )
-
-    def _transition_logp_at(
-        self, batch: Batch, cols: torch.Tensor, log_tot: torch.Tensor
-    ) -> torch.Tensor:
-        """log P_T(cols[b] | last item of b), one value per row."""
         if not self.t:
-            return torch.zeros(len(cols), device=cols.device)
+            top_rank, top_cols = rank.topk(k, dim=1)
+            no_transitions = torch.zeros(len(h), device=h.device)
+            return top_rank - (self.n * lse).unsqueeze(1), top_cols, probs, no_transitions
         trans = self.predictor.transitions
         assert trans is not None
         a = self.predictor.weights.transition_alpha
         last = self.predictor.last_items(batch)
-        c = cols.cpu().numpy().copy()  # scipy indexing wants writeable arrays
-        counts = np.asarray(trans.counts[last.copy(), c]).ravel()
-        logp = np.log(counts + a * trans._pop[c]) - log_tot.cpu().numpy()
-        return torch.from_numpy(logp.astype(np.float32)).to(cols.device)
+        log_tot = trans.log_totals(last, a)
+        # Observed successors sit above the popularity floor by log P_T - floor.
+        r, c, logp = trans.observed(last, a, log_tot)
+        lift = logp - (self._log_apop64[c] - log_tot[r])
+        rank.add_(self._log_apop, alpha=self.t)
+        rank.index_put_(
+            (self._tensor(r, torch.int64), self._tensor(c, torch.int64)),
+            self.t * self._tensor(lift, torch.float32),
+            accumulate=True,
+        )
+        top_rank, top_cols = rank.topk(k, dim=1)
+        top_scores = top_rank - (self.n * lse + self.t * self._tensor(log_tot)).unsqueeze(1)
+        trans_top = trans.log_prob_at(last, top_cols[:, 0].cpu().numpy(), a)
+        return top_scores, top_cols, probs, self._tensor(trans_top)
+
+    def _tensor(self, a: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.from_numpy(a).to(dtype=dtype, device=self.predictor.device)
 
     def _generic(self, batch: Batch, k: int, influences: bool) -> ServedBatch:
         pred = self.predictor

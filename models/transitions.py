@@ -47,20 +47,39 @@ class Transitions:
         item_counts = np.bincount(all_items, minlength=n_items).astype(np.float64)
         return cls(counts, item_counts)
 
+    def log_alpha_pop(self, alpha: float) -> np.ndarray:
+        """(n_items,) ``log(alpha * p(j))``: the numerator for a successor never observed."""
+        with np.errstate(divide="ignore"):
+            return np.log(alpha * self._pop)
+
+    def log_totals(self, last: np.ndarray, alpha: float) -> np.ndarray:
+        """(B,) ``log(c(i) + alpha)``: the denominator of each row."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.row_totals[last] + alpha)
+
+    def observed(
+        self, last: np.ndarray, alpha: float, log_tot: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows, columns and ``log P_T(j | last)`` of every observed successor."""
+        seen = self.counts[last].tocoo()
+        r, c = seen.row, seen.col
+        return r, c, np.log(seen.data + alpha * self._pop[c]) - log_tot[r]
+
+    def log_prob_at(self, last: np.ndarray, cols: np.ndarray, alpha: float) -> np.ndarray:
+        """(B,) ``log P_T(cols[b] | last[b])``, one value per row."""
+        counts = np.asarray(self.counts[last.copy(), cols.copy()]).ravel()  # scipy: writeable
+        return np.log(counts + alpha * self._pop[cols]) - self.log_totals(last, alpha)
+
     def log_prob(self, last: np.ndarray, alpha: float) -> np.ndarray:
         """(B,) previous item indices -> (B, n_items) float32 log P_T(j | last).
 
         Rows are sparse, so the dense part ``log(alpha * p(j)) - log(c(i) + alpha)``
         is a broadcast and only the observed successors are computed one by one.
         """
-        with np.errstate(divide="ignore"):
-            log_apop = np.log(alpha * self._pop)
-            log_tot = np.log(self.row_totals[last] + alpha)
-        out = (log_apop[None, :] - log_tot[:, None]).astype(np.float32)
-        seen = self.counts[last].tocoo()
-        if seen.nnz:
-            r, c = seen.row, seen.col
-            out[r, c] = np.log(seen.data + alpha * self._pop[c]) - log_tot[r]
+        log_tot = self.log_totals(last, alpha)
+        out = (self.log_alpha_pop(alpha)[None, :] - log_tot[:, None]).astype(np.float32)
+        r, c, logp = self.observed(last, alpha, log_tot)
+        out[r, c] = logp
         return out
 
     def save(self, path: Path) -> None:
