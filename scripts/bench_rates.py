@@ -19,9 +19,9 @@ from scripts.bench_pipeline import DATASET, ROOT, isolated
 from stream_app.kafka import clients
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.broker import EmbeddedBroker
-from stream_app.kafka.producer import Pacer, dataset_events
+from stream_app.kafka.producer import Pacer, dataset_events, send_event
 from stream_app.processes import WorkerProcess
-from stream_app.serializers import decode_value, encode_value
+from stream_app.serializers import decode_value
 from stream_app.settings import Settings
 
 MARKOV_RATES = [250, 500, 750, 1000, 1250, 1500, 2000, 3000, 5000]
@@ -63,17 +63,9 @@ async def send_step(
     for i in range(n):
         await pacer.tick()
         user, item, event_type, _ = next(events)
-        value = {
-            "user_id": user,
-            "item_id": item,
-            "event_type": event_type,
-            "ts": int(time.time() * 1000),
-            "event_id": f"s-{step}-{i}",
-        }
+        event_id = f"s-{step}-{i}"
         pending.append(
-            await producer.send(
-                settings.input_topic, encode_value(value, "msgpack"), key=user.encode()
-            )
+            await send_event(producer, settings.input_topic, user, item, event_type, event_id)
         )
     await asyncio.gather(*pending)
     return n

@@ -42,7 +42,7 @@ from tqdm import tqdm
 from stream_app.kafka import clients
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.broker import EmbeddedBroker
-from stream_app.kafka.producer import Pacer
+from stream_app.kafka.producer import Pacer, send_event
 from stream_app.processes import WorkerProcess
 from stream_app.query import fetch_state
 from stream_app.settings import Settings
@@ -126,15 +126,8 @@ async def produce(
             await pacer.tick()
             user = f"user{(i * 7919) % users}"
             item = f"item{i}"
-            body = {
-                "user_id": user,
-                "item_id": item,
-                "event_type": "click",
-                "ts": int(time.time() * 1000),
-                "event_id": f"ev{i}",
-            }
             pending.append(
-                await producer.send(settings.input_topic, msgpack.packb(body), key=user.encode())
+                await send_event(producer, settings.input_topic, user, item, "click", f"ev{i}")
             )
             sent.setdefault(user, []).append(item)
             progress.update(1)

@@ -24,14 +24,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import msgpack
 from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from stream_app.datasets import interleave, read_sequences, synthetic_sequences
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.broker import EmbeddedBroker
-from stream_app.kafka.producer import Pacer
+from stream_app.kafka.producer import Pacer, send_event
 from stream_app.processes import WorkerProcess
 from stream_app.settings import Settings
 
@@ -61,14 +60,7 @@ async def load(settings: Settings, rate: float, seconds: float, bar: tqdm) -> in
         while time.monotonic() - start < seconds:
             await pacer.tick()
             user, item = next(stream)
-            body = {
-                "user_id": user,
-                "item_id": item,
-                "event_type": "purchase",
-                "ts": int(time.time() * 1000),
-                "event_id": f"soak-{sent}",
-            }
-            await producer.send(settings.input_topic, msgpack.packb(body), key=user.encode())
+            await send_event(producer, settings.input_topic, user, item, "purchase", f"soak-{sent}")
             sent += 1
             bar.update(1)
     finally:

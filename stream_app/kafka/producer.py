@@ -9,6 +9,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
 
 from stream_app.datasets import interleave, read_sequences, read_taobao, synthetic_sequences
 from stream_app.kafka import clients
@@ -32,6 +35,28 @@ class Pacer:
             if ahead > 0.002:
                 await asyncio.sleep(ahead)
         self.count += 1
+
+
+async def send_event(
+    producer: AIOKafkaProducer,
+    topic: str,
+    user: str,
+    item: str,
+    event_type: str,
+    event_id: str,
+    ts: int | None = None,
+    fmt: Format = "msgpack",
+) -> asyncio.Future[Any]:
+    """Send one event keyed by its user (``ts`` defaults to the wall clock, in ms);
+    returns the delivery future."""
+    value = {
+        "user_id": user,
+        "item_id": item,
+        "event_type": event_type,
+        "ts": int(time.time() * 1000) if ts is None else ts,
+        "event_id": event_id,
+    }
+    return await producer.send(topic, encode_value(value, fmt), key=user.encode())
 
 
 def dataset_events(path: Path | None, seed: int = 0) -> Iterator[tuple[str, str, str, int | None]]:
@@ -73,16 +98,16 @@ async def produce(
         for user, item, event_type, _ in itertools.islice(events, limit):
             await pacer.tick()
             last_ts = max(last_ts + 1, int(time.time() * 1000))
-            value = {
-                "user_id": user,
-                "item_id": item,
-                "event_type": event_type,
-                "ts": last_ts,
-                "event_id": f"{run}-{sent}",
-            }
             pending.append(
-                await producer.send(
-                    settings.input_topic, encode_value(value, fmt), key=user.encode()
+                await send_event(
+                    producer,
+                    settings.input_topic,
+                    user,
+                    item,
+                    event_type,
+                    f"{run}-{sent}",
+                    last_ts,
+                    fmt,
                 )
             )
             sent += 1
