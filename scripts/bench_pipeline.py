@@ -60,6 +60,7 @@ def isolated(base: Settings, tag: str, data_dir: Path) -> dict[str, str]:
         "STREAMREC_DLQ_TOPIC": f"bench-{tag}.dlq",
         "STREAMREC_DATA_DIR": str(data_dir),
         "STREAMREC_WEB_PORT": str(free_port()),
+        "STREAMREC_METRICS_PORT": str(free_port()),
         "STREAMREC_LOG_LEVEL": "warn",
     }
 

@@ -75,7 +75,7 @@ def scrape(settings: Settings) -> dict[str, float]:
     """The worker's batcher counters (sums and counts), from its /metrics page."""
     import urllib.request
 
-    url = f"http://{settings.web_host}:{settings.web_port}/metrics"
+    url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
             text = r.read().decode()

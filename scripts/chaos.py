@@ -91,6 +91,7 @@ class Cluster:
                 **self.env,
                 "STREAMREC_DATA_DIR": str(self.workdir / name),
                 "STREAMREC_WEB_PORT": str(free_port()),
+                "STREAMREC_METRICS_PORT": str(free_port()),
             }
             w = self.workers[name] = WorkerProcess(env, self.workdir / f"{name}.log", cwd=ROOT)
         return w

@@ -126,6 +126,7 @@ def main() -> int:
             "STREAMREC_DLQ_TOPIC": "soak.dlq",
             "STREAMREC_DATA_DIR": tmp,
             "STREAMREC_WEB_PORT": os.environ.get("STREAMREC_WEB_PORT", "16999"),
+            "STREAMREC_METRICS_PORT": os.environ.get("STREAMREC_METRICS_PORT", "16998"),
             "STREAMREC_LOG_LEVEL": "warn",
         }
         settings = Settings.from_env(env)

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 import faust
+import prometheus_client
 from aiokafka.admin import NewTopic
 
 from models.base import Scorer
@@ -249,6 +250,9 @@ def run_worker(settings: Settings) -> None:
     """Declare topics, then run one Faust worker in this process until stopped."""
     asyncio.run(ensure_topics(settings, internal_topic_specs(settings)))
     (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
+    if settings.metrics_port:
+        # Its own port and thread: scrapes are answered even while the loop is busy.
+        prometheus_client.start_http_server(settings.metrics_port, settings.metrics_host)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     if not sys.stdout.isatty():

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     )
     web_port: int = Field(6066, description="Faust web port; give each worker its own")
     web_host: str = "127.0.0.1"
+    metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Prometheus /metrics port of each worker; 0 = off"
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="metrics bind address; 0.0.0.0 exposes it (e.g. in a container)"
+    )
     session_timeout_s: float = Field(10.0, description="consumer-group session timeout")
     heartbeat_interval_s: float = Field(1.0, description="consumer-group heartbeat interval")
     commit_interval_s: float = Field(

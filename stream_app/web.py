@@ -1,4 +1,4 @@
-"""The worker's HTTP views: metrics, and interactive queries of user state.
+"""The worker's HTTP views: interactive queries of user state.
 
 ``GET /state/<user_id>/`` is answered by the worker that owns the user's
 partition: any worker receiving it forwards it there (Faust's table routing,
@@ -14,7 +14,6 @@ from typing import Any
 
 import faust
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream_app.routing import partition_for
 from stream_app.settings import Settings
@@ -47,10 +46,6 @@ def register_views(
     settings: Settings,
     pseudonymize: Callable[[str], str] | None,
 ) -> None:
-    @app.page("/metrics")
-    async def metrics(web: Any, request: Request) -> Response:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
     @app.page("/tables/")
     async def tables(web: Any, request: Request) -> Response:
         """Keys held locally per table (a full scan: for soak tests, not dashboards)."""

@@ -64,6 +64,7 @@ class Stack:
         env.update(self.env_vars)
         env["STREAMREC_DATA_DIR"] = str(self.tmp / f"worker{n}")
         env["STREAMREC_WEB_PORT"] = str(free_port())
+        env["STREAMREC_METRICS_PORT"] = str(free_port())
         w = WorkerProcess(env, self.tmp / f"worker{n}.log", cwd=ROOT)
         self.workers.append(w)
         return w

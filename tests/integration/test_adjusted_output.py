@@ -45,7 +45,7 @@ async def test_worker_publishes_adjusted_lists_and_live_quality(
         last = [r for r in recs if r["source_event_id"].endswith("-3")]
         # A 3-item catalogue: the list holds the other two, never the current item.
         assert all({x["item_id"] for x in r["items"]} == {"1", "2"} for r in last)
-        url = f"http://127.0.0.1:{worker.env['STREAMREC_WEB_PORT']}/metrics"
+        url = f"http://127.0.0.1:{worker.env['STREAMREC_METRICS_PORT']}/metrics"
         with urllib.request.urlopen(url, timeout=10) as resp:
             text = resp.read().decode()
         assert metric(text, "streamrec_live_evaluated_events_total") >= 60

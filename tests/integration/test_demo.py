@@ -41,6 +41,7 @@ def test_demo_prints_recommendations_and_ctrl_c_stops_everything(tmp_path: Path)
         "STREAMREC_BROKER_PORT": str(free_port()),
         "STREAMREC_BROKER_CONTROLLER_PORT": str(free_port()),
         "STREAMREC_WEB_PORT": str(free_port()),
+        "STREAMREC_METRICS_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("STREAMREC_KAFKA_BOOTSTRAP", None)

@@ -38,7 +38,7 @@ def repoint(link: Path, target: Path) -> None:
 
 
 def scrape(env: dict[str, str]) -> str:
-    url = f"http://127.0.0.1:{env['STREAMREC_WEB_PORT']}/metrics"
+    url = f"http://127.0.0.1:{env['STREAMREC_METRICS_PORT']}/metrics"
     try:
         with urllib.request.urlopen(url, timeout=10) as r:
             return r.read().decode()
