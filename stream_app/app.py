@@ -20,11 +20,13 @@ from models.base import Scorer
 from models.markov import MarkovScorer
 from stream_app import faust_patches
 from stream_app.adjust.online import OnlineAdjustment
-from stream_app.control import sweep_headers
+from stream_app.control import forget_headers, sweep_headers
+from stream_app.erasure import ForgetRequest, InvalidRequest
 from stream_app.kafka.admin import ensure_topics
 from stream_app.outbox import Outbox
 from stream_app.outgoing import Outgoing
 from stream_app.processor import Processor, ScoreRequest, Source
+from stream_app.routing import partition_for
 from stream_app.serving import ModelServer
 from stream_app.settings import Settings
 from stream_app.state.transitions import TableTransitionStore
@@ -83,6 +85,8 @@ def create_app(settings: Settings) -> faust.App:
         name: app.topic(name, partitions=settings.partitions, **raw)
         for name in (settings.input_topic, settings.output_topic, settings.dlq_topic)
     }
+    topics[settings.audit_topic] = app.topic(settings.audit_topic, partitions=1, **raw)
+    control = app.topic(settings.control_topic, partitions=settings.partitions, **raw)
     table = {
         "partitions": settings.partitions,
         "key_type": bytes,
@@ -190,6 +194,23 @@ def create_app(settings: Settings) -> faust.App:
         finally:
             await outbox.drain(timeout=settings.session_timeout_s)
 
+    @app.agent(control, name="erasure")
+    async def forward_erasures(stream: faust.StreamT) -> None:
+        """Erasure requests go to the user's input partition, to run in order with
+        the user's events (state can only be written there; see Processor.forget)."""
+        async for event in stream.events():
+            msg = event.message
+            try:
+                key = ForgetRequest.decode(event.value).user_id.encode()
+            except InvalidRequest as exc:
+                src = Source(msg.topic, msg.partition, msg.offset, msg.key)
+                await publish([processor.invalid_control(event.value, src, exc)])
+                continue
+            partition = partition_for(key, settings.partitions)
+            await events.send(
+                key=key, value=event.value, partition=partition, headers=forget_headers()
+            )
+
     @app.timer(settings.sweep_interval_s)
     async def _send_sweeps() -> None:
         """Ask each owned partition to forget its idle users (see stream_app.control)."""
@@ -238,7 +259,11 @@ def load_model(settings: Settings) -> Scorer:
 def internal_topic_specs(settings: Settings) -> list[NewTopic]:
     """Faust's own topics, named as Faust names them: table changelogs, assignor leader."""
     n, rf = settings.partitions, settings.replication_factor
-    compact = {"cleanup.policy": "compact"}  # what Faust gives a non-windowed table
+    compact = {  # what Faust gives a non-windowed table, with a bounded compaction delay
+        "cleanup.policy": "compact",
+        "segment.ms": str(settings.changelog_segment_ms),
+        "min.cleanable.dirty.ratio": str(settings.changelog_min_dirty_ratio),
+    }
     specs = [
         NewTopic(f"{settings.app_id}-{t}-changelog", n, rf, topic_configs=compact) for t in TABLES
     ]

@@ -1,5 +1,5 @@
-"""``streamrec`` command line: broker | worker | produce | consume | state | demo |
-train | evaluate."""
+"""``streamrec`` command line: broker | worker | produce | consume | state | forget |
+demo | train | evaluate | replay-eval."""
 
 from __future__ import annotations
 
@@ -81,6 +81,26 @@ def _state(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _forget(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_app.erasure import ForgetRequest
+    from stream_app.kafka.admin import ensure_topics
+    from stream_app.kafka.producer import request_erasure
+
+    request = ForgetRequest.new(args.user_id)
+
+    async def go() -> None:
+        await ensure_topics(settings)
+        await request_erasure(settings, request)
+
+    asyncio.run(go())
+    print(
+        f"erasure request {request.request_id} sent to {settings.control_topic}; "
+        f"the owning worker confirms it on {settings.audit_topic}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from stream_app.demo import run_demo
 
@@ -132,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="print JSON instead of a table")
     st.add_argument("--url", help="any worker's web URL (default: STREAMREC_WEB_HOST/_PORT)")
     st.set_defaults(func=_state)
+
+    f = sub.add_parser("forget", help="erase a user: state, feedback lists; audited")
+    f.add_argument("user_id", help="the user's raw id, as in the events")
+    f.set_defaults(func=_forget)
 
     for name, (_, helptext) in MODEL_COMMANDS.items():
         sub.add_parser(name, help=f"{helptext} (see streamrec {name} --help)", add_help=False)

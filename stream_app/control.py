@@ -7,13 +7,22 @@ the input topic: each worker sends one to every input partition it owns, every
 has an empty value and the header ``streamrec.control``; it is not an event:
 never recommended, dead-lettered or counted as one. A replayed marker sweeps
 again, which changes nothing.
+
+An erasure request (:mod:`stream_app.erasure`) travels the same way, with the
+header value ``forget``, the user id as key and the request as value; it is
+processed in order with the user's events.
 """
 
 from __future__ import annotations
 
 CONTROL_HEADER = "streamrec.control"
 SWEEP = b"sweep"
+FORGET = b"forget"
 
 
 def sweep_headers() -> list[tuple[str, bytes]]:
     return [(CONTROL_HEADER, SWEEP)]
+
+
+def forget_headers() -> list[tuple[str, bytes]]:
+    return [(CONTROL_HEADER, FORGET)]

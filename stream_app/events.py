@@ -37,6 +37,7 @@ REASONS = (
     "too_late",
     "ts_in_future",
     "processing_error",  # a bug, not bad input; the event is kept in the DLQ
+    "invalid_control",  # a control-topic message that is not a valid erasure request
 )
 
 

@@ -22,6 +22,9 @@ DUPLICATES = Counter(
 USERS_EXPIRED = Counter(
     "streamrec_users_expired_total", "Users forgotten after STREAMREC_USER_TTL_S without events"
 )
+USERS_ERASED = Counter(
+    "streamrec_users_erased_total", "Erasure requests carried out (streamrec forget)"
+)
 RECOMMENDATIONS = Counter("streamrec_recommendations_published_total", "Recommendations published")
 EVENT_TO_PUBLISH = Histogram(
     "streamrec_event_to_publish_seconds",

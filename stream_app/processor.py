@@ -9,6 +9,7 @@ recommendation messages. The split lets scoring be batched across users.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from models.base import Interaction, Scorer
 from stream_app import metrics
 from stream_app.adjust.online import OnlineAdjustment
-from stream_app.control import CONTROL_HEADER, SWEEP
+from stream_app.control import CONTROL_HEADER, FORGET, SWEEP
 from stream_app.dlq import dead_letter
+from stream_app.erasure import ForgetRequest, InvalidRequest, audit_entry
 from stream_app.events import InvalidEvent, parse
 from stream_app.outgoing import Header, Outgoing
 from stream_app.pseudonym import Pseudonymizer
@@ -25,6 +27,8 @@ from stream_app.routing import REROUTED_HEADER, partition_for
 from stream_app.serializers import encode_value
 from stream_app.settings import Settings
 from stream_app.state.user_state import UserState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -88,9 +92,12 @@ class Processor:
     # -- ingest -----------------------------------------------------------------
     def ingest(self, raw: bytes | None, src: Source) -> ScoreRequest | list[Outgoing]:
         s = self.settings
-        if src.header(CONTROL_HEADER) == SWEEP:
+        marker = src.header(CONTROL_HEADER)
+        if marker == SWEEP:
             self.sweep(src.partition)
             return []
+        if marker == FORGET:
+            return self.forget(raw, src)
         try:
             event = parse(raw, s.max_event_bytes)
         except InvalidEvent as exc:
@@ -160,6 +167,33 @@ class Processor:
             del self.users[key]
         metrics.USERS_EXPIRED.inc(len(expired))
         return len(expired)
+
+    def forget(self, raw: bytes | None, src: Source) -> list[Outgoing]:
+        """Erase a user (an erasure request forwarded to the user's input partition).
+
+        Deletes the user's state (a changelog tombstone) and the adjuster's
+        per-user data, and returns the audit entry. Runs in stream order, so a
+        replay re-applies the user's earlier events and then this erasure again.
+        """
+        try:
+            request = ForgetRequest.decode(raw)
+        except InvalidRequest as exc:
+            return [self.invalid_control(raw, src, exc)]
+        user_id = self.pseudonymize(request.user_id) if self.pseudonymize else request.user_id
+        key = user_id.encode()
+        deleted = 0
+        if key in self.users:
+            deleted = len(UserState.decode(self.users[key]).records)
+            del self.users[key]
+        if self.adjust is not None:
+            self.adjust.forget(user_id)
+        metrics.USERS_ERASED.inc()
+        log.info("erasure request %s carried out (%d events)", request.request_id, deleted)
+        entry = audit_entry(request, user_id, deleted, src.partition, src.offset)
+        return [Outgoing(self.settings.audit_topic, key, entry)]
+
+    def invalid_control(self, raw: bytes | None, src: Source, exc: InvalidRequest) -> Outgoing:
+        return self._dead(raw, src, InvalidEvent("invalid_control", str(exc)))
 
     def _check_time(self, ts: int, state: UserState) -> None:
         s = self.settings

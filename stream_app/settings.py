@@ -51,6 +51,22 @@ class Settings(BaseSettings):
     dlq_retention_ms: int = Field(
         7 * 24 * 3600 * 1000, description="DLQ retention; the DLQ holds raw input (personal data)"
     )
+    control_topic: str = Field(
+        "streamrec.control", description="erasure requests (`streamrec forget`)"
+    )
+    audit_topic: str = Field("streamrec.audit", description="one entry per erasure carried out")
+    control_retention_ms: int = Field(
+        7 * 24 * 3600 * 1000, description="control topic retention; requests hold raw user ids"
+    )
+    changelog_segment_ms: int = Field(
+        24 * 3600 * 1000,
+        ge=1,
+        description="table changelog segment roll time: bounds how long erased values linger "
+        "before compaction can remove them",
+    )
+    changelog_min_dirty_ratio: float = Field(
+        0.5, gt=0, le=1, description="changelog min.cleanable.dirty.ratio (compaction trigger)"
+    )
 
     # --- worker --------------------------------------------------------------
     store: Literal["rocksdb", "memory"] = Field("rocksdb", description="Faust table store")

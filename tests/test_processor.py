@@ -151,3 +151,33 @@ def test_a_sweep_marker_forgets_only_idle_users_of_its_partition() -> None:
             idle = int(u.removeprefix("user")) % 2 == 0
             gone = part == p and idle
             assert (u.encode() in users) is not gone, (u, part)
+
+
+def test_a_forget_marker_erases_the_user_and_audits_with_the_pseudonym_only() -> None:
+    from stream_app.adjust.online import OnlineAdjustment
+    from stream_app.control import forget_headers
+    from stream_app.erasure import ForgetRequest
+
+    proc, users = make(pseudonym_secret="k")
+    proc.adjust = OnlineAdjustment(10)
+    for n, item in enumerate("abc"):
+        run(proc, raw("alice", item), src("alice", n))
+    run(proc, raw("bob", "a"), src("bob", 0))
+    pseudo = proc.pseudonymize("alice")  # type: ignore[misc]
+    assert pseudo.encode() in users and pseudo in proc.adjust._last
+
+    request = ForgetRequest.new("alice")
+    marker = Source("streamrec.events", src("alice", 0).partition, 9, b"alice", forget_headers())
+    [audit] = proc.ingest(request.encode(), marker)  # type: ignore[misc]
+    assert pseudo.encode() not in users and proc.pseudonymize("bob").encode() in users  # type: ignore[misc]
+    assert pseudo not in proc.adjust._last and pseudo not in proc.adjust.feedback._open
+    entry = decode_value(audit.value)
+    assert audit.topic == "streamrec.audit" and audit.key == pseudo.encode()
+    assert entry["user_id"] == pseudo and entry["events_deleted"] == 3
+    assert entry["request_id"] == request.request_id and b"alice" not in audit.value
+    # A replayed request changes nothing more; a malformed one is dead-lettered.
+    [again] = proc.ingest(request.encode(), marker)  # type: ignore[misc]
+    assert decode_value(again.value)["events_deleted"] == 0
+    [dead] = proc.ingest(b"{not json", marker)  # type: ignore[misc]
+    assert dead.topic == "streamrec.events.dlq"
+    assert dlq.headers_dict(dead.headers)["streamrec.reason"] == "invalid_control"

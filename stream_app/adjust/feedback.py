@@ -83,6 +83,9 @@ class FeedbackJoin:
             del self._open[user]
         return out
 
+    def forget(self, user: str) -> None:
+        self._open.pop(user, None)
+
     def _label(self, o: _Open) -> list[Example]:
         pos = [(x, True, o.hits[c]) for c, x in o.candidates if c in o.hits]
         neg_all = [x for c, x in o.candidates if c not in o.hits]

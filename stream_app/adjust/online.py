@@ -84,6 +84,11 @@ class OnlineAdjustment:
         if last is not None:
             self._last[user] = (item, last[1], last[2])
 
+    def forget(self, user: str) -> None:
+        """Drop everything held about ``user`` (erasure): last lists, open feedback lists."""
+        self._last.pop(user, None)
+        self.feedback.forget(user)
+
     def learn(self, x: dict[str, float], y: bool, w: float) -> None:
         """Learn one example; on a rise in loss (drift) reset the adjuster first."""
         if self.drift.update_loss(log_loss(self.adjuster.predict_one(x), y)):

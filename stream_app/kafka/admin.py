@@ -37,6 +37,14 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
                 "max.message.bytes": dlq_bytes,
             },
         ),
+        # Requests carry raw user ids: kept no longer than needed to carry them out.
+        NewTopic(
+            settings.control_topic,
+            n,
+            rf,
+            topic_configs={"retention.ms": str(settings.control_retention_ms)},
+        ),
+        NewTopic(settings.audit_topic, 1, rf),
     ]
 
 

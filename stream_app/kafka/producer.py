@@ -14,6 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from stream_app.datasets import interleave, read_sequences, read_taobao, synthetic_sequences
+from stream_app.erasure import ForgetRequest
 from stream_app.kafka import clients
 from stream_app.serializers import Format, encode_value
 from stream_app.settings import Settings
@@ -119,3 +120,15 @@ async def produce(
         await producer.stop()
     log.info("sent %d events in %.1fs", sent, time.monotonic() - start)
     return sent
+
+
+async def request_erasure(settings: Settings, request: ForgetRequest) -> None:
+    """Publish an erasure request to the control topic, keyed by the user."""
+    producer = clients.producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.control_topic, request.encode(), key=request.user_id.encode()
+        )
+    finally:
+        await producer.stop()

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from stream_app.serializers import decode_value
 
@@ -57,3 +57,26 @@ async def read_n(
 
 def decoded(records: list[ConsumerRecord[bytes, bytes]]) -> list[dict[str, Any]]:
     return [decode_value(r.value) for r in records]
+
+
+async def read_all(
+    bootstrap: str, topic: str, partitions: int, timeout: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record ``topic`` holds now, from its start to its end offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        out: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + timeout
+        while any([await consumer.position(tp) < end[tp] for tp in tps]):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic} not read to its end within {timeout}s")
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                out.extend(records)
+        return out
+    finally:
+        await consumer.stop()
