@@ -192,12 +192,17 @@ def disrupt(scenario: str, cluster: Cluster, outage: float) -> Callable[[], None
     return {"a": a, "b": b, "c": c, "d": d}[scenario]
 
 
-def check_states(cluster: Cluster, sent: dict[str, list[str]], history: int) -> list[str]:
+def check_states(
+    cluster: Cluster, sent: dict[str, list[str]], history: int
+) -> list[dict[str, Any]]:
+    """The users whose state differs from the last ``history`` items sent to them,
+    with what was expected and what the owning worker answered."""
     wrong = []
     for user, items in sent.items():
         doc = fetch_state(cluster.url("w0"), user)
-        if [e["item_id"] for e in doc["events"]] != items[-history:]:
-            wrong.append(user)
+        got = [e["item_id"] for e in doc["events"]]
+        if got != items[-history:]:
+            wrong.append({"user": user, "expected": items[-history:], **doc, "events": got})
     return wrong
 
 
@@ -246,6 +251,7 @@ def run_scenario(
             "lost": len(expected - distinct),
             "duplicates": len(ids) - len(distinct),
             "state_mismatches": len(wrong),
+            "mismatch_examples": wrong[:3],
             "users": len(sent),
             "seconds": round(elapsed, 1),
         }
