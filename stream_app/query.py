@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -10,10 +11,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 
-def fetch_state(base_url: str, user_id: str, timeout: float = 10.0) -> dict[str, Any]:
+def fetch_state(
+    base_url: str, user_id: str, timeout: float = 10.0, wait: float = 60.0
+) -> dict[str, Any]:
+    """The user's state from the worker owning it. While the owner's partition is
+    being rebalanced or restored (HTTP 503) ask again, for up to ``wait`` seconds."""
     url = f"{base_url.rstrip('/')}/state/{urllib.parse.quote(user_id, safe='')}/"
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return json.loads(resp.read())
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
 
 
 def render(doc: dict[str, Any]) -> str:

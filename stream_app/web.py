@@ -5,6 +5,10 @@ partition: any worker receiving it forwards it there (Faust's table routing,
 the way Kafka Streams' interactive queries work), so one URL serves a group of
 any size. Ownership follows the raw user id, exactly as the input topic is
 partitioned; the owner then looks up the (possibly pseudonymous) state key.
+
+While a rebalance moves partitions, or the owner is still restoring them from
+the changelog, the answer is ``503`` (retry): a half-restored table would show
+state that is merely old (Kafka Streams' interactive queries refuse likewise).
 """
 
 from __future__ import annotations
@@ -51,10 +55,20 @@ def register_views(
         """Keys held locally per table (a full scan: for soak tests, not dashboards)."""
         return web.json({"tables": {t.name: sum(1 for _ in t) for t in app.tables.values()}})
 
+    def owned(partition: int) -> bool:
+        return any(
+            tp.partition == partition and tp.topic == settings.input_topic
+            for tp in app.assignor.assigned_actives()
+        )
+
     @app.page("/state/{user_id}/")
     class UserStateView(View):
         @app.table_route(table=users, match_info="user_id")
         async def get(self, request: Request, user_id: str) -> Response:
+            partition = partition_for(user_id.encode(), settings.partitions)
+            if app.rebalancing or not owned(partition):
+                reason = f"partition {partition} is being rebalanced or restored; retry"
+                return self.json({"error": reason}, status=503)
             doc = state_document(user_id, users, settings, pseudonymize)
             doc["served_by"] = str(app.conf.canonical_url)
             return self.json(doc)

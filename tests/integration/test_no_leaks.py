@@ -19,6 +19,18 @@ from tests.integration.test_pipeline import event
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
+
+def listening_addresses(port: int) -> set[str]:
+    """Local IPv4 addresses with a socket listening on ``port`` (from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        addr, hexport = local.split(":")
+        if state == "0A" and int(hexport, 16) == port:  # 0A = LISTEN
+            found.add(".".join(str(int(addr[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
 RAW_IDS = [f"leakcheck-{n:03d}@shop.example" for n in range(20)]
 
 
@@ -46,6 +58,8 @@ async def test_raw_user_ids_reach_no_log_metric_state_output_or_audit(
         scraped = f"http://127.0.0.1:{worker.env['STREAMREC_METRICS_PORT']}/metrics"
         with urllib.request.urlopen(scraped, timeout=10) as r:
             places: dict[str, bytes] = {"metrics": r.read()}
+        # By default the metrics endpoint is reachable from this machine only.
+        assert listening_addresses(int(worker.env["STREAMREC_METRICS_PORT"])) == {"127.0.0.1"}
         places["state answers"] = "".join(str(fetch_state(url, u)) for u in RAW_IDS[:3]).encode()
         topics = [
             (s.output_topic, s.partitions),
