@@ -117,13 +117,10 @@ def create_app(settings: Settings) -> faust.App:
     # (which then also learns from every event).
     neural = settings.model_dir is not None
     scorer: Scorer = load_model(settings) if neural else markov
-    # The adjuster learns on the event loop, so it joins the inline (Markov) path
+    # The adjuster learns and re-ranks on the event loop (Processor.ingest/render),
+    # for both paths; only the model's scoring runs on the batcher's thread.
     # only; the model's batches run on another thread.
-    adjust = (
-        OnlineAdjustment(settings.top_k, settings.adjust_alpha)
-        if settings.adjust and not neural
-        else None
-    )
+    adjust = OnlineAdjustment(settings.top_k, settings.adjust_alpha) if settings.adjust else None
     processor = Processor(
         settings, users, scorer, learner=None if neural else markov, adjust=adjust
     )

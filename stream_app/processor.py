@@ -13,8 +13,9 @@ import logging
 import time
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from models.base import Interaction, Scorer
+from models.base import Interaction, Scored, Scorer
 from stream_app import metrics
 from stream_app.adjust.online import OnlineAdjustment
 from stream_app.control import CONTROL_HEADER, FORGET, SWEEP
@@ -65,6 +66,13 @@ class ScoreRequest:
     history: list[Interaction]
     event_id: str
     event_ts: int
+
+
+class Answer(NamedTuple):
+    """A scorer's answer for one request, and the model (name, version) that gave it."""
+
+    scored: Scored
+    model: dict[str, str]
 
 
 class Learner:
@@ -221,22 +229,28 @@ class Processor:
 
     # -- recommend --------------------------------------------------------------
     def recommend(self, requests: Sequence[ScoreRequest]) -> list[Outgoing]:
-        s = self.settings
+        """Score, adjust and render at once (the inline path)."""
+        return self.render(requests, self.score(requests))
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[Answer]:
+        """The scorer's answers, each with the model that gave it. Thread-safe: the
+        micro-batcher runs this on its inference thread."""
         scorer = self.scorer  # read once: a hot reload may swap it meanwhile
-        adjust = self.adjust
-        k = adjust.base_k if adjust is not None else s.top_k
-        scored = scorer.score([r.history for r in requests], k)
-        if adjust is not None:
-            scored = [
-                adjust.rerank(r.user_id, r.history, res)
-                for r, res in zip(requests, scored, strict=True)
-            ]
+        k = self.adjust.base_k if self.adjust is not None else self.settings.top_k
         model = {"name": scorer.name, "version": scorer.version}
-        if adjust is not None:
-            model["adjuster"] = adjust.name
+        return [Answer(res, model) for res in scorer.score([r.history for r in requests], k)]
+
+    def render(self, requests: Sequence[ScoreRequest], answers: Sequence[Answer]) -> list[Outgoing]:
+        """Adjust the scorers' answers and build the output messages. Runs on the event
+        loop, like :meth:`ingest`: the adjuster is not shared with another thread."""
+        s = self.settings
+        adjust = self.adjust
         out = []
         now = int(time.time() * 1000)
-        for req, res in zip(requests, scored, strict=True):
+        for req, (res, model) in zip(requests, answers, strict=True):
+            if adjust is not None:
+                res = adjust.rerank(req.user_id, req.history, res)
+                model = {**model, "adjuster": adjust.name}
             rec = {
                 "user_id": req.user_id,
                 "items": [{"item_id": i, "score": sc} for i, sc in res.items],

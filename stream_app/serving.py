@@ -2,7 +2,9 @@
 
 Scoring requests from every event in flight are gathered by
 :class:`models.microbatch.MicroBatcher` and run on its inference thread through
-:meth:`Processor.recommend` (scorer -> output messages), one batch at a time.
+:meth:`Processor.score`, one batch at a time; each answer then comes back to the
+event loop, where :meth:`Processor.render` adjusts it (the online adjuster lives
+on the loop, with the rest of the state) and builds the output message.
 By default the model itself runs in a child process (:mod:`models.remote`), so
 its Python work never waits for the event loop's GIL.
 
@@ -29,7 +31,7 @@ from models.base import Scorer
 from models.microbatch import MicroBatcher
 from stream_app import metrics
 from stream_app.outgoing import Outgoing
-from stream_app.processor import Processor, ScoreRequest
+from stream_app.processor import Answer, Processor, ScoreRequest
 from stream_app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,8 @@ class ModelServer:
         self.settings = settings
         self.processor = processor
         self.load = load
-        self.batcher: MicroBatcher[ScoreRequest, Outgoing] = MicroBatcher(
-            processor.recommend,
+        self.batcher: MicroBatcher[ScoreRequest, Answer] = MicroBatcher(
+            processor.score,
             max_batch_size=settings.batch_max_size,
             max_delay_ms=settings.batch_max_delay_ms,
             max_queue=settings.batch_queue_size,
@@ -82,7 +84,8 @@ class ModelServer:
         metrics.MODEL.info({"name": scorer.name, "version": scorer.version, "device": device})
 
     async def recommend(self, request: ScoreRequest) -> list[Outgoing]:
-        return [await self.batcher.submit(request)]
+        answer = await self.batcher.submit(request)
+        return self.processor.render([request], [answer])
 
     async def reload_if_changed(self) -> bool:
         """Swap in the checkpoint now in the model directory if its version is new."""

@@ -96,6 +96,9 @@ async def test_hot_reload_under_traffic_loses_nothing(bootstrap: str, tmp_path: 
         recs = decoded(await read_n(s.bootstrap, s.output_topic, n, timeout=120, settle=2))
         ids = Counter(r["source_event_id"] for r in recs)
         assert len(ids) == n and max(ids.values()) == 1, worker.log()[-3000:]
+        # The adjuster re-ranks the model's lists and learns from the users' next events.
+        learned = [int(r["model"]["adjuster"].removeprefix("river-logreg@")) for r in recs]
+        assert max(learned) > 0
         versions = [r["model"]["version"] for r in recs]
         assert set(versions) == {v1, v2}, Counter(versions)
         # Per user, once the new model answered, the old one never does again.
@@ -109,5 +112,6 @@ async def test_hot_reload_under_traffic_loses_nothing(bootstrap: str, tmp_path: 
         assert "streamrec_batcher_queue_wait_seconds_bucket" in metrics
         assert "streamrec_batcher_inference_seconds_sum" in metrics
         assert "streamrec_batcher_queue_depth" in metrics
+        assert 'streamrec_live_hits_total{list="base"}' in metrics
     finally:
         stack.close()
