@@ -49,6 +49,16 @@ class OnlineAdjustment:
         self._observed = 0
         self.max_users = max_users
         self._last: OrderedDict[str, tuple[str, list[str], list[str]]] = OrderedDict()
+        # Labelled metric children, looked up once (.labels() costs more than .inc()).
+        self._live = {
+            name: (
+                metrics.LIVE_HITS.labels(name),
+                metrics.LIVE_NDCG.labels(name),
+                metrics.LIVE_WINDOW.labels(name, "HR@10"),
+                metrics.LIVE_WINDOW.labels(name, "NDCG@10"),
+            )
+            for name in self.quality
+        }
 
     @property
     def base_k(self) -> int:
@@ -64,15 +74,16 @@ class OnlineAdjustment:
         refresh = last is not None and last[0] == item
         if last is not None and not refresh:
             for name, ranked in (("adjusted", last[1]), ("base", last[2])):
-                hit, ndcg = self.quality[name].add(ranked, item)
-                metrics.LIVE_HITS.labels(name).inc(hit)
-                metrics.LIVE_NDCG.labels(name).inc(ndcg)
+                q = self.quality[name]
+                hit, ndcg = q.add(ranked, item)
+                hits, ndcgs, window_hr, window_ndcg = self._live[name]
+                hits.inc(hit)
+                ndcgs.inc(ndcg)
+                window_hr.set(q.window_hr)
+                window_ndcg.set(q.window_ndcg)
                 if name == "adjusted" and self.drift.update_hit(hit):
                     metrics.DRIFT_DETECTIONS.labels("hit_rate").inc()
             metrics.LIVE_EVALUATED.inc()
-            for name, q in self.quality.items():
-                metrics.LIVE_WINDOW.labels(name, "HR@10").set(q.window_hr)
-                metrics.LIVE_WINDOW.labels(name, "NDCG@10").set(q.window_ndcg)
         if not refresh:
             for x, y, w in self.feedback.observe(user, item, event_type, ts):
                 self.learn(x, y, w)

@@ -50,7 +50,7 @@ class Ranker:
         top = base.items[0][1] if base.items else 0.0
         rank_of = {item: r for r, (item, _) in enumerate(base.items[: self.base_k])}
         score_of = dict(base.items[: self.base_k])
-        trending = self.signals.trending(user.now, self.trending_k)
+        trending = self.signals.trending(self.trending_k)
         pool = list(rank_of) + user.recent_items(self.recent_k) + trending
         concentration = influence_concentration(base)
         trending_set = set(trending)

@@ -131,7 +131,7 @@ class Replay:
         self.online.rerank(user, history, base)  # what Processor.recommend publishes
         base_items = [i for i, _ in base.items]
         recent = UserView.of(history).recent_items(10)
-        lists = {"popularity": self.online.signals.trending(ts, self.k)}
+        lists = {"popularity": self.online.signals.trending(self.k)}
         for spec in FIXED:
             lists[fixed_name(*spec)] = fixed_list(base_items, recent, spec, self.k)
         self.published[user] = lists
