@@ -111,3 +111,20 @@ def test_feedback_join_holds_at_most_max_users() -> None:
     assert len(j) == 3
     assert j.observe("u0", "a", "click", 20) == []  # evicted: its list is gone
     assert j.observe("u9", "a", "click", 20) != []
+
+
+def test_trending_matches_a_full_scan_of_decayed_popularity() -> None:
+    import random
+
+    from stream_app.adjust.signals import ItemSignals
+
+    rng = random.Random(3)
+    signals = ItemSignals(half_lives_s=(60.0,), trending_size=20)
+    ts = 0
+    for _ in range(5000):
+        ts += rng.randrange(1, 500)
+        # A drifting catalogue: which items are hot changes over time.
+        signals.observe(f"i{int(rng.gauss(ts / 20_000, 5))}", ts)
+        if rng.random() < 0.02:
+            scan = sorted(signals._counts, key=lambda i: -signals.popularity(i, ts)[0])
+            assert signals.trending(10) == scan[:10]
