@@ -58,6 +58,8 @@ def isolated(base: Settings, tag: str, data_dir: Path) -> dict[str, str]:
         "STREAMREC_INPUT_TOPIC": f"bench-{tag}.events",
         "STREAMREC_OUTPUT_TOPIC": f"bench-{tag}.out",
         "STREAMREC_DLQ_TOPIC": f"bench-{tag}.dlq",
+        "STREAMREC_CONTROL_TOPIC": f"bench-{tag}.control",
+        "STREAMREC_AUDIT_TOPIC": f"bench-{tag}.audit",
         "STREAMREC_DATA_DIR": str(data_dir),
         "STREAMREC_WEB_PORT": str(free_port()),
         "STREAMREC_METRICS_PORT": str(free_port()),

@@ -78,6 +78,8 @@ class Cluster:
             "STREAMREC_INPUT_TOPIC": f"chaos-{tag}.events",
             "STREAMREC_OUTPUT_TOPIC": f"chaos-{tag}.recommendations",
             "STREAMREC_DLQ_TOPIC": f"chaos-{tag}.dlq",
+            "STREAMREC_CONTROL_TOPIC": f"chaos-{tag}.control",
+            "STREAMREC_AUDIT_TOPIC": f"chaos-{tag}.audit",
             "STREAMREC_PARTITIONS": "4",
             "STREAMREC_LOG_LEVEL": "info",
         }

@@ -124,6 +124,8 @@ def main() -> int:
             "STREAMREC_INPUT_TOPIC": "soak.events",
             "STREAMREC_OUTPUT_TOPIC": "soak.recs",
             "STREAMREC_DLQ_TOPIC": "soak.dlq",
+            "STREAMREC_CONTROL_TOPIC": "soak.control",
+            "STREAMREC_AUDIT_TOPIC": "soak.audit",
             "STREAMREC_DATA_DIR": tmp,
             "STREAMREC_WEB_PORT": os.environ.get("STREAMREC_WEB_PORT", "16999"),
             "STREAMREC_METRICS_PORT": os.environ.get("STREAMREC_METRICS_PORT", "16998"),

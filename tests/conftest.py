@@ -52,6 +52,8 @@ class Stack:
             "STREAMREC_INPUT_TOPIC": f"t{tag}.events",
             "STREAMREC_OUTPUT_TOPIC": f"t{tag}.recommendations",
             "STREAMREC_DLQ_TOPIC": f"t{tag}.events.dlq",
+            "STREAMREC_CONTROL_TOPIC": f"t{tag}.control",
+            "STREAMREC_AUDIT_TOPIC": f"t{tag}.audit",
             "STREAMREC_PARTITIONS": "4",
             "STREAMREC_LOG_LEVEL": "info",
             **overrides,
