@@ -174,6 +174,7 @@ def ensure_password(directory: Path, user: str) -> str:
     if not path.exists():
         directory.mkdir(parents=True, exist_ok=True)
         _write_private(path, (secrets.token_urlsafe(24) + "\n").encode())
+    path.chmod(0o600)  # also a file the operator wrote with a wider mode
     password = path.read_text().rstrip("\r\n")
     if not password or any(c in password for c in '"\\\n'):
         raise ValueError(f"{path}: a password must be one line without quotes or backslashes")
