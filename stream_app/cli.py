@@ -60,14 +60,18 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
-    from stream_app.kafka.admin import ensure_topics
+    from stream_app.kafka.admin import TopicsNotAuthorized, ensure_topics
     from stream_app.kafka.producer import produce
 
     async def go() -> int:
         await ensure_topics(settings)
         return await produce(settings, args.dataset, args.rate, args.limit, args.format, args.seed)
 
-    print(f"sent {asyncio.run(go())} events", file=sys.stderr)
+    try:
+        print(f"sent {asyncio.run(go())} events", file=sys.stderr)
+    except TopicsNotAuthorized as exc:
+        print(f"streamrec: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
