@@ -196,7 +196,8 @@ class EmbeddedBroker:
                 password = secure_broker.ensure_password(self.secrets_dir, user)
                 scram += ["--add-scram", secure_broker.scram_argument(user, password)]
         cfg = self.dir / "server.properties"
-        cfg.touch(mode=0o600)  # a secure broker's file holds its own password
+        cfg.touch()
+        cfg.chmod(0o600)  # a secure broker's file holds its own password
         cfg.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         cp = f"{libs}/*"
         if not (log_dir / "meta.properties").exists():
