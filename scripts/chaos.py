@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from stream_app.kafka import clients
@@ -112,14 +111,7 @@ async def produce(
     settings: Settings, n: int, rate: float, users: int, progress: tqdm
 ) -> dict[str, list[str]]:
     """Send n events at ``rate``/s; return each user's items in sending order."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        request_timeout_ms=120_000,
-        retry_backoff_ms=500,
-    )
+    producer = clients.producer(settings, request_timeout_ms=120_000, retry_backoff_ms=500)
     await producer.start()
     sent: dict[str, list[str]] = {}
     pacer = Pacer(rate)

@@ -24,10 +24,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from stream_app.datasets import interleave, read_sequences, synthetic_sequences
+from stream_app.kafka import clients
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.broker import EmbeddedBroker
 from stream_app.kafka.producer import Pacer, send_event
@@ -51,7 +51,7 @@ def table_sizes(web_port: str) -> dict[str, int]:
 
 
 async def load(settings: Settings, rate: float, seconds: float, bar: tqdm) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5)
+    producer = clients.producer(settings)  # security from the settings, like every client
     await producer.start()
     users = list(read_sequences(DATASET)) if DATASET.exists() else list(synthetic_sequences())
     stream = itertools.cycle(list(interleave(users, seed=0)))

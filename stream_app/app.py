@@ -23,6 +23,7 @@ from stream_app.adjust.online import OnlineAdjustment
 from stream_app.control import forget_headers, sweep_headers
 from stream_app.erasure import ForgetRequest, InvalidRequest
 from stream_app.kafka.admin import ensure_topics
+from stream_app.kafka.security import faust_credentials
 from stream_app.outbox import Outbox
 from stream_app.outgoing import Outgoing
 from stream_app.processor import Processor, ScoreRequest, Source
@@ -41,6 +42,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     store = "rocksdb://" if settings.store == "rocksdb" else "memory://"
     return {
         "broker": f"kafka://{settings.bootstrap}",
+        "broker_credentials": faust_credentials(settings),
         "store": store,
         "datadir": str(settings.data_dir / settings.app_id),
         "topic_partitions": settings.partitions,

@@ -1,5 +1,9 @@
 """``streamrec`` command line: broker | worker | produce | consume | state | forget |
-demo | train | evaluate | replay-eval."""
+config | demo | train | evaluate | replay-eval.
+
+Settings come from ``STREAMREC_*`` variables (or ``*_FILE`` files for secrets),
+never from options: no option takes a password.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,11 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
-from stream_app.settings import Settings
+from stream_app.settings import SECRET_FIELDS, Settings
+
+REDACTED = "**********"
 
 
 def _broker(args: argparse.Namespace, settings: Settings) -> int:
@@ -21,7 +28,9 @@ def _broker(args: argparse.Namespace, settings: Settings) -> int:
         java_binary()
         print(f"broker jars in {resolve_jars(settings.home, settings.kafka_version)}")
         return 0
-    broker = EmbeddedBroker(settings, data_dir=args.data_dir).start()
+    broker = EmbeddedBroker(settings, data_dir=args.data_dir, secure=args.secure).start()
+    if args.secure:
+        _print_secure_clients(settings)
     print(f"Kafka ready on {broker.bootstrap} (Ctrl-C to stop)", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
@@ -34,6 +43,15 @@ def _broker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _print_secure_clients(settings: Settings) -> None:
+    from stream_app.kafka.secure_broker import CLIENT_PRINCIPALS, client_env, secrets_dir
+
+    print(f"SASL_SSL (SCRAM-SHA-512) with ACLs; CA, passwords: {secrets_dir(settings)}")
+    for user in CLIENT_PRINCIPALS:
+        env = " ".join(f"{k}={v}" for k, v in client_env(settings, user).items())
+        print(f"  as {user}: {env}")
+
+
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from stream_app.app import run_worker
 
@@ -42,14 +60,18 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
-    from stream_app.kafka.admin import ensure_topics
+    from stream_app.kafka.admin import TopicsNotAuthorized, ensure_topics
     from stream_app.kafka.producer import produce
 
     async def go() -> int:
         await ensure_topics(settings)
         return await produce(settings, args.dataset, args.rate, args.limit, args.format, args.seed)
 
-    print(f"sent {asyncio.run(go())} events", file=sys.stderr)
+    try:
+        print(f"sent {asyncio.run(go())} events", file=sys.stderr)
+    except TopicsNotAuthorized as exc:
+        print(f"streamrec: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -101,6 +123,27 @@ def _forget(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def effective_settings(settings: Settings) -> dict[str, Any]:
+    """Every setting as JSON values, with each secret that is set shown as REDACTED."""
+    values: dict[str, Any] = settings.model_dump(mode="json")
+    for name in SECRET_FIELDS:
+        if values[name] is not None:
+            values[name] = REDACTED
+    return values
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> int:
+    values = effective_settings(settings)
+    if args.json:
+        print(json.dumps(values, indent=2))
+        return 0
+    width = max(len(n) for n in values) + len("STREAMREC_")
+    for name, value in values.items():
+        shown = "unset" if value is None else value
+        print(f"{'STREAMREC_' + name.upper():<{width}}  {shown}")
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from stream_app.demo import run_demo
 
@@ -126,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("broker", help="run the embedded single-node Apache Kafka (KRaft)")
     b.add_argument("--data-dir", type=Path, help="keep storage here (default: fresh temp dir)")
     b.add_argument("--fetch-only", action="store_true", help="only resolve the jars, then exit")
+    b.add_argument(
+        "--secure",
+        action="store_true",
+        help="SASL_SSL listener (SCRAM-SHA-512), generated certificates and passwords, "
+        "ACLs for the worker, producer and reader principals (README: Secured Kafka)",
+    )
     b.set_defaults(func=_broker)
 
     w = sub.add_parser("worker", help="run one stream worker")
@@ -156,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("forget", help="erase a user: state, feedback lists; audited")
     f.add_argument("user_id", help="the user's raw id, as in the events")
     f.set_defaults(func=_forget)
+
+    cf = sub.add_parser("config", help="print the effective settings (secrets redacted)")
+    cf.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    cf.set_defaults(func=_config)
 
     for name, (_, helptext) in MODEL_COMMANDS.items():
         sub.add_parser(name, help=f"{helptext} (see streamrec {name} --help)", add_help=False)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -40,6 +40,42 @@ class Settings(BaseSettings):
     broker_heap: str = Field("512m", description="embedded broker JVM heap (-Xmx)")
     kafka_version: str = Field("4.1.1", description="Apache Kafka release the broker runs")
     home: Path = Field(default_factory=_default_home, description="cache for jars and state")
+
+    # --- Kafka security ------------------------------------------------------
+    # Every client streamrec creates (worker, produce, consume, admin, scripts)
+    # takes these; secrets come from the environment or a *_FILE, never argv.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how clients talk to Kafka"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (SASL_* protocols only)"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password")
+    kafka_sasl_password_file: Path | None = Field(
+        None, description="file holding the SASL password (instead of kafka_sasl_password)"
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="PEM CA bundle that signs the brokers' certificates; unset = system CAs"
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate (mutual TLS only)"
+    )
+    kafka_ssl_keyfile: Path | None = Field(None, description="PEM key of the client certificate")
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="password of an encrypted kafka_ssl_keyfile"
+    )
+    kafka_ssl_key_password_file: Path | None = Field(
+        None, description="file holding kafka_ssl_key_password"
+    )
+    pseudonym_secret_file: Path | None = Field(
+        None, description="file holding pseudonym_secret (instead of the variable)"
+    )
+    broker_secrets_dir: Path | None = Field(
+        None,
+        description="where `broker --secure` keeps its CA, certificate and passwords "
+        "(default: <home>/broker-secrets)",
+    )
 
     # --- topics --------------------------------------------------------------
     app_id: str = Field("streamrec", description="Faust app id = consumer group id")
@@ -157,6 +193,38 @@ class Settings(BaseSettings):
     markov_max_successors: int = Field(50, ge=1, description="successors kept per item")
     popularity_weight: float = Field(0.05, ge=0, description="share of popularity in scores")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        """``<secret>_file`` fills ``<secret>`` from a file (Docker/Kubernetes style),
+        so a secret need not sit in the environment either."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name in SECRET_FIELDS:
+            path = data.get(f"{name}_file")
+            if path in (None, ""):
+                continue
+            if data.get(name) not in (None, ""):
+                raise ValueError(f"set {name} or {name}_file, not both")
+            try:
+                data[name] = Path(path).read_text().rstrip("\r\n")
+            except OSError as exc:
+                raise ValueError(f"cannot read {name}_file: {exc}") from exc
+        return data
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and (not self.kafka_sasl_username or self.kafka_sasl_password is None):
+            raise ValueError(
+                f"kafka_security_protocol={self.kafka_security_protocol} needs "
+                "kafka_sasl_username and kafka_sasl_password (or kafka_sasl_password_file)"
+            )
+        if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
+            raise ValueError("kafka_ssl_keyfile needs kafka_ssl_certfile")
+        return self
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Settings from a given environment (e.g. one prepared for a child process)."""
@@ -172,3 +240,9 @@ class Settings(BaseSettings):
     @property
     def controller_port(self) -> int:
         return self.broker_controller_port or self.broker_port + 1
+
+
+# Every secret field; each has a ``<name>_file`` twin and is shown redacted.
+SECRET_FIELDS = tuple(
+    name for name, f in Settings.model_fields.items() if f.annotation == SecretStr | None
+)

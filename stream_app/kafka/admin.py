@@ -18,8 +18,16 @@ from stream_app.settings import Settings
 log = logging.getLogger(__name__)
 
 
+# Kafka error codes a CreateTopics answer gives a principal without the right.
+AUTHORIZATION_FAILED = {29: "TOPIC_AUTHORIZATION_FAILED", 31: "CLUSTER_AUTHORIZATION_FAILED"}
+
+
 class TopicMismatch(RuntimeError):
     """An existing topic has a different partition count than configured."""
+
+
+class TopicsNotAuthorized(PermissionError):
+    """This client's principal may not create a topic it needs, and it is missing."""
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
@@ -58,17 +66,34 @@ async def ensure_topics(
     metadata it serves (or describe it with 0 partitions) for some ms. A Faust
     worker subscribing in that window ignores the topic, and a table whose
     changelog is missing then has 0 partitions and rejects every write.
+
+    On a secured cluster a principal sees, and may create, only some topics (the
+    producer: the input topic). Topics it may not create are left to the principal
+    that may (the worker); only the input topic is required of everyone.
     """
     specs = topic_specs(settings) + list(extra)
     names = [t.name for t in specs]
     client = clients.admin(settings)
     await client.start()
     try:
-        existing = set(await client.list_topics())
+        existing = set(await client.list_topics())  # only those it may describe
         missing = [t for t in specs if t.name not in existing]
         if missing:  # a concurrent creator only yields a per-topic error, not a raise
-            await client.create_topics(missing)
-            log.info("created topics %s", ", ".join(t.name for t in missing))
+            response = await client.create_topics(missing)
+            errors = {e[0]: e[1] for e in response.topic_errors}
+            denied = [n for n, code in errors.items() if code in AUTHORIZATION_FAILED]
+            if settings.input_topic in denied:
+                raise TopicsNotAuthorized(
+                    f"{settings.input_topic} does not exist and this principal may not "
+                    f"create it ({AUTHORIZATION_FAILED[errors[settings.input_topic]]}): "
+                    "start the worker first (it creates the topics) or grant CREATE"
+                )
+            if denied:
+                log.info("not authorized to create or see %s: left to the worker", denied)
+                names = [n for n in names if n not in denied]
+            created = [t.name for t in missing if errors.get(t.name) == 0]
+            if created:
+                log.info("created topics %s", ", ".join(created))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:

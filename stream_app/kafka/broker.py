@@ -2,7 +2,8 @@
 
 The first run resolves the broker jars from Maven Central with Maven into
 ``<home>/kafka-<version>/libs`` and reuses them afterwards. Each start formats a
-fresh storage directory unless one is given.
+fresh storage directory unless one is given. ``secure=True`` adds SASL_SSL,
+SCRAM users and ACLs (:mod:`stream_app.kafka.secure_broker`).
 
 >>> props = broker_properties(9092, 9093, "127.0.0.1", Path("/tmp/x"))
 >>> props["process.roles"], props["group.initial.rebalance.delay.ms"]
@@ -19,7 +20,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+from stream_app.kafka import secure_broker
+from stream_app.kafka.security import client_security
 from stream_app.processes import die_with_parent
 from stream_app.settings import Settings
 
@@ -121,14 +125,15 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-async def wait_until_ready(bootstrap: str, timeout: float = 60.0) -> None:
-    """Wait until the cluster answers a metadata request."""
+async def wait_until_ready(bootstrap: str, timeout: float = 60.0, **security: Any) -> None:
+    """Wait until the cluster answers a metadata request (``security``: aiokafka's
+    security options, for a secured broker)."""
     from aiokafka import AIOKafkaClient
 
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
-        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, **security)
         try:
             await client.bootstrap()
             if client.cluster.brokers():
@@ -144,11 +149,16 @@ async def wait_until_ready(bootstrap: str, timeout: float = 60.0) -> None:
 class EmbeddedBroker:
     """Start, wait for and stop one local Kafka process.
 
-    Usable as a context manager; ``stop()`` is idempotent.
+    Usable as a context manager; ``stop()`` is idempotent. With ``secure`` the
+    client listener is SASL_SSL (SCRAM-SHA-512) and ACLs allow the worker,
+    producer and reader principals what they need; see ``secure_broker``.
     """
 
-    def __init__(self, settings: Settings, data_dir: Path | None = None) -> None:
+    def __init__(
+        self, settings: Settings, data_dir: Path | None = None, secure: bool = False
+    ) -> None:
         self.settings = settings
+        self.secure = secure
         self._given_dir = data_dir
         self.dir: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -156,6 +166,15 @@ class EmbeddedBroker:
     @property
     def bootstrap(self) -> str:
         return f"{self.settings.broker_host}:{self.settings.broker_port}"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return secure_broker.secrets_dir(self.settings)
+
+    def client_settings(self, user: str = secure_broker.ADMIN) -> Settings:
+        """Settings that connect to this broker (as ``user`` when it is secure)."""
+        local = self.settings.model_copy(update={"kafka_bootstrap": self.bootstrap})
+        return secure_broker.as_user(local, user) if self.secure else local
 
     def start(self, timeout: float = 90.0) -> EmbeddedBroker:
         s = self.settings
@@ -170,7 +189,15 @@ class EmbeddedBroker:
         self.dir.mkdir(parents=True, exist_ok=True)
         log_dir = self.dir / "data"
         props = broker_properties(s.broker_port, s.controller_port, s.broker_host, log_dir)
+        scram: list[str] = []
+        if self.secure:
+            props.update(self._secure_setup())
+            for user in secure_broker.USERS:
+                password = secure_broker.ensure_password(self.secrets_dir, user)
+                scram += ["--add-scram", secure_broker.scram_argument(user, password)]
         cfg = self.dir / "server.properties"
+        cfg.touch()
+        cfg.chmod(0o600)  # a secure broker's file holds its own password
         cfg.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         cp = f"{libs}/*"
         if not (log_dir / "meta.properties").exists():
@@ -191,6 +218,7 @@ class EmbeddedBroker:
                     cluster_id,
                     "-c",
                     str(cfg),
+                    *scram,  # SCRAM users are part of the initial KRaft metadata
                 ],
                 capture_output=True,
                 text=True,
@@ -216,8 +244,9 @@ class EmbeddedBroker:
         )
         logfile.close()
         log.info(
-            "embedded Kafka %s starting on %s (pid %d, dir %s)",
+            "embedded Kafka %s starting on %s%s (pid %d, dir %s)",
             s.kafka_version,
+            "SASL_SSL://" if self.secure else "",
             self.bootstrap,
             self.proc.pid,
             self.dir,
@@ -238,7 +267,20 @@ class EmbeddedBroker:
             if time.monotonic() > deadline:
                 raise BrokerError(f"Kafka did not listen within {timeout:.0f}s")
             await asyncio.sleep(0.2)
-        await wait_until_ready(self.bootstrap, max(5.0, deadline - time.monotonic()))
+        admin = self.client_settings()
+        security = client_security(admin) if self.secure else {}
+        await wait_until_ready(self.bootstrap, max(5.0, deadline - time.monotonic()), **security)
+        if self.secure:
+            await secure_broker.create_acls(admin, secure_broker.acl_bindings(self.settings))
+
+    def _secure_setup(self) -> dict[str, str]:
+        """Certificates and the admin password, then the secure property overrides."""
+        s = self.settings
+        secure_broker.ensure_certificates(self.secrets_dir, [s.broker_host])
+        admin_password = secure_broker.ensure_password(self.secrets_dir, secure_broker.ADMIN)
+        return secure_broker.secure_properties(
+            s.broker_host, s.broker_port, s.controller_port, self.secrets_dir, admin_password
+        )
 
     def stop(self, timeout: float = 30.0) -> None:
         proc, self.proc = self.proc, None

@@ -1,7 +1,8 @@
 """Plain aiokafka clients configured from :class:`~stream_app.settings.Settings`.
 
 Every client streamrec creates outside the Faust worker comes from here, so
-connection settings are decided in one place.
+connection and security settings are decided in one place (the worker's Faust
+clients take the same security from :func:`stream_app.kafka.security.faust_credentials`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from stream_app.kafka.security import client_security
 from stream_app.settings import Settings
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap_servers": settings.bootstrap}
+    """Where and how to connect: bootstrap servers plus protocol, SASL and TLS."""
+    return {"bootstrap_servers": settings.bootstrap, **client_security(settings)}
 
 
 def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:

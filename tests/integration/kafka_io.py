@@ -1,4 +1,8 @@
-"""Plain aiokafka clients for tests: what an outside user of streamrec runs."""
+"""Plain aiokafka clients for tests: what an outside user of streamrec runs.
+
+``security``: aiokafka's security options (``stream_app.kafka.security.client_security``)
+for a secured broker; none for the plain one.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,12 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from stream_app.serializers import decode_value
 
 
-async def send_all(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+async def send_all(
+    bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]], **security: Any
+) -> None:
     """Send (key, value) pairs in order and wait for every acknowledgement."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024
+        bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024, **security
     )
     await producer.start()
     try:
@@ -26,7 +32,12 @@ async def send_all(bootstrap: str, topic: str, messages: list[tuple[bytes | None
 
 
 async def read_n(
-    bootstrap: str, topic: str, n: int, timeout: float = 60.0, settle: float = 0.0
+    bootstrap: str,
+    topic: str,
+    n: int,
+    timeout: float = 60.0,
+    settle: float = 0.0,
+    **security: Any,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read ``n`` records from the start of ``topic``; then ``settle`` s more to catch extras."""
     consumer = AIOKafkaConsumer(
@@ -36,6 +47,7 @@ async def read_n(
         enable_auto_commit=False,
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=16 * 1024 * 1024,
+        **security,
     )
     await consumer.start()
     out: list[ConsumerRecord[bytes, bytes]] = []

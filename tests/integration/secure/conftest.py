@@ -1,0 +1,64 @@
+"""A session-scoped secured broker (``streamrec broker --secure``) on free ports,
+separate from the plain ``bootstrap`` one, and the three principals' settings."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream_app.kafka.broker import EmbeddedBroker
+from stream_app.kafka.secure_broker import client_env
+from stream_app.kafka.security import client_security
+from stream_app.settings import Settings
+from tests.conftest import free_port
+
+
+@dataclass
+class SecureCluster:
+    """The broker's settings (its ACLs name these topics) and, per principal, how
+    a streamrec process or a plain client connects as it."""
+
+    broker_settings: Settings
+    bootstrap: str
+    secrets_dir: Path
+
+    def env(self, user: str) -> dict[str, str]:
+        """``STREAMREC_*`` variables for a worker/producer/reader process."""
+        s = self.broker_settings
+        return {
+            "STREAMREC_APP_ID": s.app_id,
+            "STREAMREC_INPUT_TOPIC": s.input_topic,
+            "STREAMREC_OUTPUT_TOPIC": s.output_topic,
+            "STREAMREC_DLQ_TOPIC": s.dlq_topic,
+            "STREAMREC_PARTITIONS": str(s.partitions),
+            **client_env(s, user),
+        }
+
+    def settings(self, user: str) -> Settings:
+        return Settings.from_env(self.env(user))
+
+    def security(self, user: str, **overrides: Any) -> dict[str, Any]:
+        """aiokafka security options for ``user`` (e.g. a wrong password as override)."""
+        return {**client_security(self.settings(user)), **overrides}
+
+
+@pytest.fixture(scope="session")
+def secure_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureCluster]:
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings(
+        broker_port=free_port(),
+        broker_controller_port=free_port(),
+        broker_secrets_dir=tmp_path_factory.mktemp("broker-secrets"),
+        app_id=f"secure-{tag}",
+        input_topic=f"s{tag}.events",
+        output_topic=f"s{tag}.recommendations",
+        dlq_topic=f"s{tag}.events.dlq",
+        partitions=2,
+    )
+    with EmbeddedBroker(settings, secure=True) as broker:
+        yield SecureCluster(settings, broker.bootstrap, broker.secrets_dir)
