@@ -66,6 +66,13 @@ class Cluster:
     workers: dict[str, WorkerProcess] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     settings: Settings | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def stop_worker(self, name: str) -> None:
+        """SIGTERM; a worker still up 30 s later is killed, which the report notes
+        (its in-flight events may then be recommended twice, as after kill -9)."""
+        if self.workers[name].stop(timeout=30) == -9:
+            self.notes.append(f"{name} ignored SIGTERM for 30 s and was killed")
 
     def start(self, tag: str) -> None:
         if self.base.kafka_bootstrap is None:
@@ -162,7 +169,7 @@ def disrupt(scenario: str, cluster: Cluster, outage: float) -> Callable[[], None
     """The disruption of a scenario, as a blocking function."""
 
     def a() -> None:
-        cluster.workers["w1"].stop()
+        cluster.stop_worker("w1")
         time.sleep(2)
         cluster.worker("w1").start()
 
@@ -175,7 +182,7 @@ def disrupt(scenario: str, cluster: Cluster, outage: float) -> Callable[[], None
     def c() -> None:
         cluster.worker("w3").start()
         time.sleep(15)
-        cluster.workers["w3"].stop()
+        cluster.stop_worker("w3")
 
     def d() -> None:
         assert cluster.broker is not None, "scenario d needs the embedded broker"
@@ -249,6 +256,8 @@ def run_scenario(
             "users": len(sent),
             "seconds": round(elapsed, 1),
         }
+        if cluster.notes:
+            result["notes"] = cluster.notes
         crashed = [n for n, w in cluster.workers.items() if w.proc is not None and not w.running]
         if crashed:
             result["crashed_workers"] = crashed
