@@ -187,9 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def scale_out(
-    base: Settings, counts: list[int], n: int, timeout: float, out: Path | None
-) -> int:
+def scale_out(base: Settings, counts: list[int], n: int, timeout: float, out: Path | None) -> int:
     """The streamrec worker with each worker count, on the same broker and box."""
     out = out or ROOT / "results/bench_workers.json"
     broker = None if base.kafka_bootstrap else EmbeddedBroker(base).start()
