@@ -203,6 +203,12 @@ def test_grafana_reads_the_prometheus_service() -> None:
         if ds.get("type") == "prometheus"
     ]
     assert urls
+    paths = [
+        provider["options"]["path"]
+        for f in (DOCKER / "grafana/provisioning/dashboards").glob("*.y*ml")
+        for provider in yaml.safe_load(f.read_text()).get("providers", [])
+    ]
+    assert paths and all(p in mounts for p in paths)  # dashboards load from the mount
     prometheus_ports = {p.split(":")[-1] for p in SERVICES["prometheus"]["ports"]}
     for url in urls:
         m = re.fullmatch(r"http://([\w-]+):(\d+)/?", url)
