@@ -7,6 +7,13 @@ N-th. Results go to ``results/bench_pipeline.json``.
 
     .venv/bin/python scripts/bench_pipeline.py --events 40000
 
+``--workers 1,2``: scale-out instead: the streamrec worker alone, run with 1
+then 2 worker processes in one consumer group (same app id, the input's
+partitions shared), each count on fresh topics. Results go to
+``results/bench_workers.json``.
+
+    .venv/bin/python scripts/bench_pipeline.py --workers 1,2 --events 20000
+
 ``rates``: one worker per scorer (the online Markov scorer, and the Transformer
 checkpoint served through the micro-batcher), fed at rising steady rates. A
 step is *sustained* when every event of the step got its recommendation within
@@ -61,9 +68,17 @@ def isolated(base: Settings, tag: str, data_dir: Path) -> dict[str, str]:
         "STREAMREC_CONTROL_TOPIC": f"bench-{tag}.control",
         "STREAMREC_AUDIT_TOPIC": f"bench-{tag}.audit",
         "STREAMREC_DATA_DIR": str(data_dir),
+        "STREAMREC_LOG_LEVEL": "warn",
+    }
+
+
+def own_ports(env: dict[str, str], data_dir: Path) -> dict[str, str]:
+    """One worker's own state directory and ports (several may share a group)."""
+    return {
+        **env,
+        "STREAMREC_DATA_DIR": str(data_dir),
         "STREAMREC_WEB_PORT": str(free_port()),
         "STREAMREC_METRICS_PORT": str(free_port()),
-        "STREAMREC_LOG_LEVEL": "warn",
     }
 
 
@@ -92,19 +107,29 @@ async def time_outputs(settings: Settings, n: int, timeout: float) -> dict[str, 
     }
 
 
-def run_one(name: str, cmd: list[str], base: Settings, n: int, timeout: float) -> dict[str, Any]:
+def run_one(
+    name: str, cmd: list[str], base: Settings, n: int, timeout: float, workers: int = 1
+) -> dict[str, Any]:
+    """Pre-produce ``n`` events, start ``workers`` processes in one group, time the output."""
     tag = f"{name}-{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, **isolated(base, tag, Path(tmp))}
         settings = Settings.from_env(env)
         asyncio.run(ensure_topics(settings))
         asyncio.run(produce(settings, DATASET if DATASET.exists() else None, 0, n))
-        worker = WorkerProcess(env, Path(tmp) / "worker.log", cwd=ROOT, argv=cmd).start()
+        procs = [
+            WorkerProcess(
+                own_ports(env, Path(tmp) / f"w{i}"), Path(tmp) / f"w{i}.log", cwd=ROOT, argv=cmd
+            ).start()
+            for i in range(workers)
+        ]
         try:
             result = asyncio.run(time_outputs(settings, n, timeout))
         finally:
-            worker.stop()
+            for w in procs:
+                w.stop()
     result["name"] = name
+    result["workers"] = workers
     print(
         f"{name:>10}: {result['outputs']} outputs, {result['events_per_s']:.0f} events/s",
         flush=True,
@@ -122,9 +147,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=40_000)
     ap.add_argument("--timeout", type=float, default=300)
-    ap.add_argument("--out", type=Path, default=ROOT / "results/bench_pipeline.json")
+    ap.add_argument("--out", type=Path, help="default: results/bench_pipeline.json")
+    ap.add_argument(
+        "--workers",
+        help="comma-separated worker counts (e.g. 1,2): scale-out mode, streamrec only",
+    )
     args = ap.parse_args(argv)
     base = Settings(broker_port=int(os.environ.get("STREAMREC_BROKER_PORT", "19192")))
+    if args.workers:
+        counts = [int(c) for c in args.workers.split(",")]
+        return scale_out(base, counts, args.events, args.timeout, args.out)
+    args.out = args.out or ROOT / "results/bench_pipeline.json"
     broker = None if base.kafka_bootstrap else EmbeddedBroker(base).start()
     try:
         py = sys.executable
@@ -153,6 +186,31 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"ratio streamrec/baseline: {report['ratio_streamrec_vs_baseline']:.2f} -> {args.out}")
+    return 0
+
+
+def scale_out(base: Settings, counts: list[int], n: int, timeout: float, out: Path | None) -> int:
+    """The streamrec worker with each worker count, on the same broker and box."""
+    out = out or ROOT / "results/bench_workers.json"
+    broker = None if base.kafka_bootstrap else EmbeddedBroker(base).start()
+    try:
+        cmd = [sys.executable, "-m", "stream_app", "worker"]
+        runs = [run_one(f"workers{c}", cmd, base, n, timeout, workers=c) for c in counts]
+    finally:
+        if broker:
+            broker.stop()
+    report = {
+        "benchmark": "end-to-end events/s by worker count, one consumer group, Markov scorer, "
+        "input pre-produced, broker and workers on the same machine",
+        "events": n,
+        "partitions": base.partitions,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load_average_at_end": os.getloadavg(),
+        "runs": runs,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"-> {out}")
     return 0
 
 

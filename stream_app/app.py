@@ -18,7 +18,7 @@ from aiokafka.admin import NewTopic
 
 from models.base import Scorer
 from models.markov import MarkovScorer
-from stream_app import faust_patches
+from stream_app import faust_patches, logs
 from stream_app.adjust.online import OnlineAdjustment
 from stream_app.control import forget_headers, sweep_headers
 from stream_app.erasure import ForgetRequest, InvalidRequest
@@ -31,6 +31,7 @@ from stream_app.routing import partition_for
 from stream_app.serving import ModelServer
 from stream_app.settings import Settings
 from stream_app.state.transitions import TableTransitionStore
+from stream_app.summary import Summary, local_users
 from stream_app.web import register_views
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,13 @@ def create_app(settings: Settings) -> faust.App:
         for partition in local_partitions():
             await events.send(value=b"", partition=partition, headers=sweep_headers())
 
+    if settings.log_summary_s > 0:
+        summary = Summary(local_partitions, lambda: local_users(users))
+
+        @app.timer(settings.log_summary_s)
+        async def _log_summary() -> None:
+            summary.log()
+
     if server is not None:
         if settings.model_reload_s > 0:
             app.timer(settings.model_reload_s)(server.reload_if_changed)
@@ -278,7 +286,9 @@ def run_worker(settings: Settings) -> None:
         # Its own port and thread: scrapes are answered even while the loop is busy.
         prometheus_client.start_http_server(settings.metrics_port, settings.metrics_host)
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = faust.Worker(
+        app, loglevel=settings.log_level, quiet=True, logging_config=logs.dict_config(settings)
+    )
     if not sys.stdout.isatty():
         worker.spinner = None  # its progress frames would flood log files
     worker.execute_from_commandline()

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from stream_app import logs
 from stream_app.settings import SECRET_FIELDS, Settings
 
 REDACTED = "**********"
@@ -229,14 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(MODEL_COMMANDS[argv[0]][0])
         return int(module.main(argv[1:]))
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         settings = Settings()
     except Exception as exc:  # pydantic's message names the bad variable
         print(f"streamrec: bad configuration: {exc}", file=sys.stderr)
         return 2
+    logs.configure(settings)  # the worker's Faust re-applies the same configuration
     try:
         return int(args.func(args, settings))
     except KeyboardInterrupt:

@@ -131,6 +131,14 @@ class Settings(BaseSettings):
     )
     log_level: Literal["crit", "error", "warn", "info", "debug"] = "info"
 
+    # --- logging ---------------------------------------------------------------
+    log_format: Literal["text", "json"] = Field(
+        "text", description="log lines as text or as one JSON object per line"
+    )
+    log_summary_s: float = Field(
+        30.0, ge=0, description="a worker logs a one-line summary this often; 0 = never"
+    )
+
     # --- events and state ----------------------------------------------------
     history_len: int = Field(50, ge=1, description="events kept per user")
     user_ttl_s: float = Field(

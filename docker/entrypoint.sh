@@ -1,0 +1,14 @@
+#!/bin/sh
+# Runs the `streamrec` CLI with the given arguments.
+#
+# Faust binds its web server to STREAMREC_WEB_HOST and also advertises
+# http://STREAMREC_WEB_HOST:STREAMREC_WEB_PORT to the group as this worker's
+# canonical URL: another replica forwards a /state/<user>/ query for a partition
+# it does not own there. Replicas of one compose service share a name, so each
+# must advertise an address of its own: unless set, it is the container's IP.
+set -eu
+if [ -z "${STREAMREC_WEB_HOST:-}" ]; then
+    STREAMREC_WEB_HOST="$(python -c 'import socket; print(socket.gethostbyname(socket.gethostname()))')"
+    export STREAMREC_WEB_HOST
+fi
+exec streamrec "$@"
