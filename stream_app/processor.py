@@ -111,7 +111,8 @@ class Processor:
         )
         user_id = self.pseudonymize(event.user_id) if self.pseudonymize else event.user_id
         state_key = user_id.encode()
-        state = UserState.decode(self.users.get(state_key))
+        stored = self.users.get(state_key)
+        state = UserState.decode(stored)
 
         state.partition = src.partition
         if src.offset > state.last_offset:
@@ -129,6 +130,8 @@ class Processor:
             )
             # last_offset moved even for a repeated event_id: persist either way.
             self.users[state_key] = state.encode()
+            if stored is None:
+                metrics.STATE_USERS.inc()
             if applied and self.learner is not None:
                 pos = state.position_of(event.event_id, event.ts, event.item_id)
                 prev = state.records[pos - 1].item_id if pos > 0 else None
@@ -159,6 +162,7 @@ class Processor:
         for key in expired:
             del self.users[key]
         metrics.USERS_EXPIRED.inc(len(expired))
+        metrics.STATE_USERS.dec(len(expired))
         return len(expired)
 
     def _check_time(self, ts: int, state: UserState) -> None:
@@ -218,6 +222,4 @@ class Processor:
             out.append(
                 Outgoing(s.output_topic, req.user_id.encode(), encode_value(rec, s.output_format))
             )
-            metrics.RECOMMENDATIONS.inc()
-            metrics.EVENT_TO_PUBLISH.observe(max(0.0, (now - req.event_ts) / 1000))
         return out
