@@ -83,3 +83,10 @@ def test_prometheus_configs_are_valid(tmp_path) -> None:  # type: ignore[no-unty
     local.write_text(json.dumps(local_config(["127.0.0.1:9464"], 1.0)))
     check = promtool("check", "config", str(local))
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_every_metric_is_documented() -> None:
+    readme = (dashboard.ROOT / "README.md").read_text()
+    families = [f for f in prometheus_client.REGISTRY.collect() if f.name.startswith("streamrec")]
+    names = [f.name + {"counter": "_total", "info": "_info"}.get(f.type, "") for f in families]
+    assert [n for n in names if f"`{n}`" not in readme] == []
