@@ -1,11 +1,13 @@
 """The dashboard against a real Prometheus scraping a real worker.
 
 Debian's ``prometheus`` (installed by scripts/setup.sh) runs the compose scrape
-job rewritten to a static target (the worker's metrics port, a 1 s scrape
-interval); traffic, including invalid events, goes through the worker; then
-every PromQL expression of docker/grafana/dashboards/streamrec.json must return
-a series through the HTTP API, and ``promtool`` must accept the configs and the
-worker's exposition.
+job rewritten to static targets (the workers' metrics ports, a 1 s scrape
+interval). Two workers: the Markov path (state, adjuster, live quality) and a
+tiny trained model served through the micro-batcher (the batcher's series),
+each on its own topics. Traffic, including invalid events, goes through both;
+then every PromQL expression of docker/grafana/dashboards/streamrec.json must
+return a series with a number through the HTTP API, and ``promtool`` must
+accept the configs and the workers' exposition.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import math
 import time
 import urllib.request
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -23,14 +26,11 @@ from scripts import dashboard
 from scripts.plot_dashboard import LocalPrometheus, promtool, query, substitute
 from tests.conftest import Stack, wait_for
 from tests.integration.kafka_io import read_n, send_all
+from tests.integration.test_neural_serving import train_tiny
 from tests.integration.test_pipeline import event
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
-# Quantiles of histograms that only a served model feeds: on the Markov path
-# they exist (zero counts) but their value is NaN. Every other query must have
-# a number.
-MODEL_ONLY = ("streamrec_batcher_batch_size", "_queue_wait_seconds", "_inference_seconds")
 
 
 def scrape(port: str) -> str:
@@ -47,18 +47,33 @@ def traffic(now: int, users: int, start: int) -> list[tuple[bytes | None, bytes]
     ]
 
 
-async def test_every_dashboard_query_returns_series_from_prometheus(stack: Stack) -> None:
-    s = stack.settings
-    stack.env_vars["STREAMREC_METRICS_INTERVAL_S"] = "1"
-    worker = stack.worker().start()
-    port = worker.env["STREAMREC_METRICS_PORT"]
-    wait_for(lambda: "streamrec_consumer_lag_messages{" in _try_scrape(port), timeout=90)
-    with LocalPrometheus([f"127.0.0.1:{port}"], scrape_interval_s=1.0) as prom:
+async def test_every_dashboard_query_returns_series_from_prometheus(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    fast = {"STREAMREC_METRICS_INTERVAL_S": "1"}
+    markov = Stack(bootstrap, tmp_path, **fast)
+    (tmp_path / "served").mkdir()
+    model_dir = str(train_tiny(tmp_path))
+    served = Stack(bootstrap, tmp_path / "served", STREAMREC_MODEL_DIR=model_dir, **fast)
+    try:
+        ports = [st.worker().start().env["STREAMREC_METRICS_PORT"] for st in (markov, served)]
+        for port in ports:
+            wait_for(lambda p=port: "streamrec_consumer_lag_messages{" in _try_scrape(p), 120)
+        await _check_dashboard(markov, served, ports)
+    finally:
+        markov.close()
+        served.close()
+
+
+async def _check_dashboard(markov: Stack, served: Stack, ports: list[str]) -> None:
+    targets = [f"127.0.0.1:{port}" for port in ports]
+    with LocalPrometheus(targets, scrape_interval_s=1.0) as prom:
         check = promtool("check", "config", str(prom.config))
         assert check.returncode == 0, check.stdout + check.stderr
 
         # Scraped before the traffic: each counter's increase then lies in Prometheus.
-        wait_for(lambda: _value(prom.url, "count_over_time(up{job='streamrec'}[1m])") >= 2)
+        up = "min(count_over_time(up{job='streamrec'}[1m]))"
+        wait_for(lambda: _value(prom.url, up) >= 2)
         now = int(time.time() * 1000)
         bad = [
             (b"x", b"\xc1 not msgpack"),
@@ -68,15 +83,19 @@ async def test_every_dashboard_query_returns_series_from_prometheus(stack: Stack
         sent = 0
         for rnd in range(3):  # spread over several scrapes, so rates have two points
             msgs = traffic(now + rnd * 100, 20, rnd * 4) + bad
-            await send_all(s.bootstrap, s.input_topic, msgs)
+            for st in (markov, served):
+                await send_all(st.settings.bootstrap, st.settings.input_topic, msgs)
             sent += len(msgs) - len(bad)
             await asyncio.sleep(2)
-        assert len(await read_n(s.bootstrap, s.output_topic, sent, timeout=90)) == sent
+        for st in (markov, served):
+            out = await read_n(st.settings.bootstrap, st.settings.output_topic, sent, timeout=90)
+            assert len(out) == sent
 
         total = "sum(streamrec_recommendations_published_total)"
-        wait_for(lambda: _value(prom.url, total) >= sent, timeout=30)
-        lint = promtool("check", "metrics", stdin=scrape(port))
-        assert lint.returncode == 0, lint.stdout + lint.stderr
+        wait_for(lambda: _value(prom.url, total) >= 2 * sent, timeout=30)
+        for port in ports:
+            lint = promtool("check", "metrics", stdin=scrape(port))
+            assert lint.returncode == 0, lint.stdout + lint.stderr
 
         exprs = {e: substitute(e, "60s") for e in dashboard.expressions(dashboard.build())}
         results: dict[str, list] = {}
@@ -92,14 +111,17 @@ async def test_every_dashboard_query_returns_series_from_prometheus(stack: Stack
             empty = [e for e, r in results.items() if not r]
             pytest.fail(f"no series for {len(empty)} queries: {json.dumps(empty, indent=1)}")
         for expr, series in results.items():
-            values = [float(x["value"][1]) for x in series]
-            if not any(k in expr for k in MODEL_ONLY):
-                assert any(not math.isnan(v) for v in values), (expr, series)
+            assert any(not math.isnan(float(x["value"][1])) for x in series), (expr, series)
         # What the traffic did shows up with its labels.
         by_reason = {r["metric"]["reason"] for r in query(prom.url, _reasons())}
         assert {"undecodable", "missing_field", "unknown_event_type"} <= by_reason
-        assert _value(prom.url, "sum(streamrec_state_users)") == 20  # invalid events store nobody
-        assert _value(prom.url, "sum(streamrec_dlq_messages_total)") == 3 * len(bad)
+        # 20 users per worker: invalid events store nobody.
+        assert _value(prom.url, "sum(streamrec_state_users)") == 2 * 20
+        assert _value(prom.url, "sum(streamrec_dlq_messages_total)") == 2 * 3 * len(bad)
+        models = {r["metric"]["name"]: r["metric"] for r in query(prom.url, "streamrec_model_info")}
+        assert models["markov"]["device"] == "cpu"
+        assert models["neural-transformer"]["device"] == "cpu"
+        assert _value(prom.url, "sum(streamrec_batcher_batch_size_sum)") == sent  # requests
 
 
 def _value(url: str, promql: str) -> float:
