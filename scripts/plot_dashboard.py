@@ -185,9 +185,7 @@ def plot(url: str, out: Path, minutes: float, rate_interval: str) -> Path:
     step = max(1.0, minutes * 60 / 300)
     rows = dashboard.rows()
     ncols = max(len(panels) for _, panels in rows)
-    fig, axes = plt.subplots(
-        len(rows), ncols, figsize=(6 * ncols, 3.2 * len(rows)), squeeze=False
-    )
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(6 * ncols, 3.2 * len(rows)), squeeze=False)
     for r, (row_title, panels) in enumerate(rows):
         for c in range(ncols):
             ax = axes[r][c]
@@ -200,21 +198,37 @@ def plot(url: str, out: Path, minutes: float, rate_interval: str) -> Path:
                 _table(ax, url, panel)
                 continue
             twin = ax.twinx() if panel.bars else None
+            series = [
+                (t, s)
+                for t in panel.targets
+                for s in query_range(url, substitute(t.expr, rate_interval), start, end, step)
+            ]
             drawn = 0
-            for t in panel.targets:
-                for s in query_range(url, substitute(t.expr, rate_interval), start, end, step):
-                    xs = [datetime.fromtimestamp(float(ts), UTC) for ts, _ in s["values"]]
-                    ys = [float(v) for _, v in s["values"]]
-                    if all(math.isnan(y) for y in ys):
-                        continue  # e.g. a quantile of no observations (no served model)
-                    name = legend(t.legend, s["metric"])
-                    if twin is not None and name in panel.bars:
-                        twin.bar(xs, ys, width=step / 86400, alpha=0.4, label=name)
-                    else:
-                        ax.plot(xs, ys, label=name, linewidth=1.2)
-                    drawn += 1
+            for t, s in series:
+                xs = [datetime.fromtimestamp(float(ts), UTC) for ts, _ in s["values"]]
+                ys = [float(v) for _, v in s["values"]]
+                if all(math.isnan(y) for y in ys):
+                    continue  # e.g. a quantile of nothing observed (no model served)
+                name = legend(t.legend, s["metric"])
+                if len(series) > 3 and not any(ys):
+                    # Many series, this one always 0 (e.g. a DLQ reason not seen): keep the
+                    # legend to what happened.
+                    ax.plot(xs, ys, color="0.8", linewidth=0.8, label="_nolegend_")
+                elif twin is not None and name in panel.bars:
+                    twin.bar(xs, ys, width=step / 86400, alpha=0.4, label=name)
+                else:
+                    ax.plot(xs, ys, label=name, linewidth=1.2)
+                drawn += 1
+            ax.set_xlim(datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC))
             if drawn == 0:
-                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no data (nothing observed)",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                )
             _axis_unit(ax, panel.unit)
             ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
             ax.tick_params(labelsize=7)
@@ -249,7 +263,7 @@ def _axis_unit(ax: Any, unit: str) -> None:
     elif unit == "bytes":
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 2**20:.0f} MiB"))
     elif unit == "percentunit":
-        ax.set_ylim(0, 1)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.1%}"))
 
 
 def _table(ax: Any, url: str, panel: dashboard.Panel) -> None:

@@ -58,7 +58,7 @@ def test_queries_follow_the_dashboard_conventions() -> None:
 
 
 def test_every_panel_uses_the_provisioned_datasource() -> None:
-    provisioned = (dashboard.ROOT / "docker/grafana/provisioning/datasources/prometheus.yml")
+    provisioned = dashboard.ROOT / "docker/grafana/provisioning/datasources/prometheus.yml"
     assert f"uid: {dashboard.DATASOURCE_UID}" in provisioned.read_text()
     for panel in dashboard.build()["panels"]:
         if panel["type"] != "row":

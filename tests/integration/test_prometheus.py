@@ -32,7 +32,6 @@ from tests.integration.test_pipeline import event
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
-
 def scrape(port: str) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         return resp.read().decode()
