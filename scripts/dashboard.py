@@ -258,6 +258,11 @@ def rows() -> list[tuple[str, list[Panel]]]:
             "Process resources",
             [
                 Panel(
+                    "Workers up (scraped)",
+                    [Target(f"sum ({sel('up', job='streamrec')})", "up")],
+                    description="Workers whose /metrics Prometheus could scrape.",
+                ),
+                Panel(
                     "CPU (cores)",
                     [Target(rate("process_cpu_seconds", "instance", "_total"), "{{instance}}")],
                 ),

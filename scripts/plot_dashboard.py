@@ -205,12 +205,11 @@ def plot(url: str, out: Path, minutes: float, rate_interval: str) -> Path:
             ]
             drawn = 0
             for t, s in series:
-                xs = [datetime.fromtimestamp(float(ts), UTC) for ts, _ in s["values"]]
-                ys = [float(v) for _, v in s["values"]]
+                xs, ys = _with_gaps(s["values"], step)
                 if all(math.isnan(y) for y in ys):
                     continue  # e.g. a quantile of nothing observed (no model served)
                 name = legend(t.legend, s["metric"])
-                if len(series) > 3 and not any(ys):
+                if len(series) > 3 and not any(y for y in ys if not math.isnan(y)):
                     # Many series, this one always 0 (e.g. a DLQ reason not seen): keep the
                     # legend to what happened.
                     ax.plot(xs, ys, color="0.8", linewidth=0.8, label="_nolegend_")
@@ -251,6 +250,23 @@ def plot(url: str, out: Path, minutes: float, rate_interval: str) -> Path:
     fig.savefig(out, dpi=80)
     plt.close(fig)
     return out
+
+
+def _with_gaps(values: list[list[Any]], step: float) -> tuple[list[datetime], list[float]]:
+    """Points of a range query, with a NaN where samples are missing (a worker down),
+    so that the line breaks instead of bridging the gap."""
+    xs: list[datetime] = []
+    ys: list[float] = []
+    last = None
+    for ts, v in values:
+        t = float(ts)
+        if last is not None and t - last > 1.5 * step:
+            xs.append(datetime.fromtimestamp(last + step, UTC))
+            ys.append(math.nan)
+        xs.append(datetime.fromtimestamp(t, UTC))
+        ys.append(float(v))
+        last = t
+    return xs, ys
 
 
 def _axis_unit(ax: Any, unit: str) -> None:
