@@ -252,20 +252,24 @@ async def sample_consumer_lag(app: faust.App, topic: str, reported: set[str]) ->
     ``reported`` holds the partitions exported so far, so that a partition moved
     to another worker stops being reported here (its new owner reports it).
     """
-    tps = [tp for tp in app.assignor.assigned_actives() if tp.topic == topic]
+    # Faust's record of committed offsets; a partition just taken over has none
+    # until its restore ends, and is skipped until then (not counted from offset 0).
+    committed = app.consumer._committed_offset
+    tps = [
+        tp
+        for tp in app.assignor.assigned_actives()
+        if tp.topic == topic and committed.get(tp) is not None
+    ]
     try:
         ends = await app.consumer.highwaters(*tps) if tps else {}
-        starts = await app.consumer.earliest_offsets(*tps) if tps else {}
     except Exception as exc:  # a rebalance or a broker hiccup: try again next time
         log.debug("consumer lag not sampled: %r", exc)
         return
-    committed = app.consumer._committed_offset
     owned = set()
     for tp in tps:
-        end = ends.get(tp)
-        if end is None:
+        end, position = ends.get(tp), committed.get(tp)
+        if end is None or position is None:
             continue
-        position = committed.get(tp) or starts.get(tp) or 0
         metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, end - position))
         owned.add(str(tp.partition))
     for partition in reported - owned:

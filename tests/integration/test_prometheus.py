@@ -56,8 +56,8 @@ async def test_every_dashboard_query_returns_series_from_prometheus(
     served = Stack(bootstrap, tmp_path / "served", STREAMREC_MODEL_DIR=model_dir, **fast)
     try:
         ports = [st.worker().start().env["STREAMREC_METRICS_PORT"] for st in (markov, served)]
-        for port in ports:
-            wait_for(lambda p=port: "streamrec_consumer_lag_messages{" in _try_scrape(p), 120)
+        for port in ports:  # ready: partitions assigned and restored
+            wait_for(lambda p=port: _restores(_try_scrape(p)) >= 1, 120)
         await _check_dashboard(markov, served, ports)
     finally:
         markov.close()
@@ -131,6 +131,11 @@ def _value(url: str, promql: str) -> float:
 
 def _reasons() -> str:
     return "sum by (reason) (streamrec_invalid_events_total) > 0"
+
+
+def _restores(text: str) -> float:
+    name = "streamrec_state_restore_seconds_count "
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
 
 
 def _try_scrape(port: str) -> str:
