@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything streamrec needs on a fresh Debian machine: Python 3.11 venv with
 # pinned dependencies, a Java runtime and Maven (for the embedded Kafka), the
-# broker jars from Maven Central. Idempotent: a second run takes a second.
+# broker jars from Maven Central, Prometheus and promtool (for the dashboard
+# test). Idempotent: a second run takes a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,8 @@ if [ -z "$PY" ]; then apt_install python3.11 python3.11-venv; PY=python3.11; fi
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || apt_install python3.11-venv
 command -v java >/dev/null || apt_install default-jre-headless
 command -v mvn >/dev/null || apt_install maven
+# Prometheus and promtool: the dashboard test scrapes a live worker with them.
+command -v prometheus >/dev/null || apt_install prometheus
 
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 stamp=.venv/.streamrec-installed

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
+from functools import partial
 from typing import Any
 
 import faust
@@ -18,7 +20,7 @@ from aiokafka.admin import NewTopic
 
 from models.base import Scorer
 from models.markov import MarkovScorer
-from stream_app import faust_patches, logs
+from stream_app import faust_patches, logs, metrics
 from stream_app.adjust.online import OnlineAdjustment
 from stream_app.control import forget_headers, sweep_headers
 from stream_app.erasure import ForgetRequest, InvalidRequest
@@ -120,9 +122,9 @@ def create_app(settings: Settings) -> faust.App:
     # (which then also learns from every event).
     neural = settings.model_dir is not None
     scorer: Scorer = load_model(settings) if neural else markov
+    metrics.export_model(scorer)
     # The adjuster learns and re-ranks on the event loop (Processor.ingest/render),
     # for both paths; only the model's scoring runs on the batcher's thread.
-    # only; the model's batches run on another thread.
     adjust = OnlineAdjustment(settings.top_k, settings.adjust_alpha) if settings.adjust else None
     processor = Processor(
         settings, users, scorer, learner=None if neural else markov, adjust=adjust
@@ -167,13 +169,19 @@ def create_app(settings: Settings) -> faust.App:
     async def recommend_inline(stream: faust.StreamT) -> None:
         """Markov: score at once (it reads the tables, so it stays on the loop)."""
         async for event in stream.events():
+            consumed_at = time.monotonic()
             src, result = ingest(event)
+            if isinstance(result, list):
+                await publish(result)
+                continue
             try:
-                out = result if isinstance(result, list) else processor.recommend([result])
+                out = processor.recommend([result])
             except Exception as exc:
                 log.exception("scoring failed at %s:%d:%d", *src.coordinates)
-                out = [processor.failed(event.value, src, exc)]
+                await publish([processor.failed(event.value, src, exc)])
+                continue
             await publish(out)
+            metrics.observe_published(consumed_at, result.event_ts)
 
     async def recommend_batched(stream: faust.StreamT, server: ModelServer) -> None:
         """Model: many events in flight, so the micro-batcher can fill its batches.
@@ -186,11 +194,13 @@ def create_app(settings: Settings) -> faust.App:
         outbox = Outbox(publish, manual.ack, processor.failed, settings.batch_queue_size)
         try:
             async for event in manual.events():
+                consumed_at = time.monotonic()
                 src, result = ingest(event)
                 if isinstance(result, list):
                     await outbox.put(event, src, Outbox.ready(result))
                 else:
-                    await outbox.put(event, src, server.recommend(result))
+                    published = partial(metrics.observe_published, consumed_at, result.event_ts)
+                    await outbox.put(event, src, server.recommend(result), published)
         finally:
             await outbox.drain(timeout=settings.session_timeout_s)
 
@@ -232,9 +242,26 @@ def create_app(settings: Settings) -> faust.App:
         async def _close_batcher(sender: Any, **kwargs: Any) -> None:
             await server.close()
 
+    assigned_at: list[float] = []  # when the assignment being restored arrived
+
     @app.on_partitions_assigned.connect
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         transitions.invalidate()
+        assigned_at[:] = [time.monotonic()]
+
+    @users.on_recover
+    async def _restored() -> None:
+        """Faust calls this once the tables hold their changelogs' data again."""
+        if assigned_at:
+            metrics.STATE_RESTORE.observe(time.monotonic() - assigned_at.pop())
+        # One count per restore; ingest and sweeps keep it current from there.
+        metrics.STATE_USERS.set(len(users))
+
+    lag_reported: set[str] = set()
+
+    @app.timer(settings.metrics_interval_s)
+    async def _sample_lag() -> None:
+        await sample_consumer_lag(app, settings.input_topic, lag_reported)
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
@@ -242,6 +269,40 @@ def create_app(settings: Settings) -> faust.App:
 
     register_views(app, users, settings, processor.pseudonymize)
     return app
+
+
+async def sample_consumer_lag(app: faust.App, topic: str, reported: set[str]) -> None:
+    """``streamrec_consumer_lag_messages`` for each input partition this worker owns.
+
+    Lag is the partition's end offset (asked from the broker) minus the offset
+    this worker last committed (Faust's own record: the next offset to read).
+    ``reported`` holds the partitions exported so far, so that a partition moved
+    to another worker stops being reported here (its new owner reports it).
+    """
+    # Faust's record of committed offsets; a partition just taken over has none
+    # until its restore ends, and is skipped until then (not counted from offset 0).
+    committed = app.consumer._committed_offset
+    tps = [
+        tp
+        for tp in app.assignor.assigned_actives()
+        if tp.topic == topic and committed.get(tp) is not None
+    ]
+    try:
+        ends = await app.consumer.highwaters(*tps) if tps else {}
+    except Exception as exc:  # a rebalance or a broker hiccup: try again next time
+        log.debug("consumer lag not sampled: %r", exc)
+        return
+    owned = set()
+    for tp in tps:
+        end, position = ends.get(tp), committed.get(tp)
+        if end is None or position is None:
+            continue
+        metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, end - position))
+        owned.add(str(tp.partition))
+    for partition in reported - owned:
+        metrics.CONSUMER_LAG.remove(partition)
+    reported.clear()
+    reported.update(owned)
 
 
 def load_model(settings: Settings) -> Scorer:

@@ -1,10 +1,29 @@
-"""Prometheus metrics, in base units, with bounded label values only."""
+"""Prometheus metrics, in base units, with bounded label values only.
+
+Every worker serves them on ``STREAMREC_METRICS_PORT`` (prometheus_client's own
+HTTP server, with its default process and Python collectors). Names follow the
+Prometheus conventions: a ``streamrec_`` prefix, base units (``_seconds``),
+counters ending in ``_total``, and labels whose values come from a fixed set
+(event types, DLQ reasons, partitions), never a user or item id. Labelled series
+whose values are known in advance are created at zero on import, so a dashboard
+shows 0 rather than "no data" before the first occurrence. The README's
+"Observability" section lists them all; ``scripts/dashboard.py`` builds the
+Grafana dashboard from these objects.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, Info
+
+from models.base import EVENT_TYPES
+from stream_app.events import REASONS
+
+# 1 ms to 10 s: the latencies a streaming recommender cares about.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 EVENTS_CONSUMED = Counter(
     "streamrec_events_consumed_total", "Valid events consumed, by event type", ["event_type"]
@@ -28,8 +47,37 @@ USERS_ERASED = Counter(
 RECOMMENDATIONS = Counter("streamrec_recommendations_published_total", "Recommendations published")
 EVENT_TO_PUBLISH = Histogram(
     "streamrec_event_to_publish_seconds",
-    "From the event's own ts to publishing its recommendation",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    "From the event's own ts to its recommendation handed to the producer",
+    buckets=LATENCY_BUCKETS,
+)
+CONSUME_TO_PUBLISH = Histogram(
+    "streamrec_consume_to_publish_seconds",
+    "From the worker receiving an event to its recommendation handed to the producer",
+    buckets=LATENCY_BUCKETS,
+)
+
+
+def observe_published(consumed_at: float, event_ts_ms: int) -> None:
+    """One recommendation was handed to the producer: both latencies, at the same moment.
+
+    ``consumed_at`` is ``time.monotonic()`` when the agent received the event.
+    """
+    RECOMMENDATIONS.inc()
+    CONSUME_TO_PUBLISH.observe(max(0.0, time.monotonic() - consumed_at))
+    EVENT_TO_PUBLISH.observe(max(0.0, time.time() - event_ts_ms / 1000))
+
+
+# --- Kafka consumer and state ---------------------------------------------------
+CONSUMER_LAG = Gauge(
+    "streamrec_consumer_lag_messages",
+    "Input messages behind: the partition's end offset minus the committed offset",
+    ["partition"],
+)
+STATE_USERS = Gauge("streamrec_state_users", "Users held in this worker's users table")
+STATE_RESTORE = Histogram(
+    "streamrec_state_restore_seconds",
+    "From a partition assignment to its tables restored from their changelogs",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
 
 # --- model serving (#4) -------------------------------------------------------
@@ -54,6 +102,12 @@ MODEL = Info("streamrec_model", "The model serving recommendations")
 MODEL_RELOADS = Counter(
     "streamrec_model_reloads_total", "Checkpoint hot reloads, by result", ["result"]
 )
+
+
+def export_model(scorer: Any) -> None:
+    """``streamrec_model_info{name,version,device}`` for the scorer now serving."""
+    device = str(getattr(scorer, "device", "cpu"))
+    MODEL.info({"name": scorer.name, "version": scorer.version, "device": device})
 
 
 class BatcherMetrics:
@@ -92,3 +146,21 @@ DRIFT_DETECTIONS = Counter(
 ADJUSTER_RESETS = Counter(
     "streamrec_adjuster_resets_total", "Adjuster resets after a drift in its loss"
 )
+
+
+def _zero_known_labels() -> None:
+    """Create every labelled series whose label values are known, at zero."""
+    for event_type in EVENT_TYPES:
+        EVENTS_CONSUMED.labels(event_type)
+    for reason in REASONS:
+        INVALID_EVENTS.labels(reason)
+    for result in ("ok", "failed"):
+        MODEL_RELOADS.labels(result)
+    for signal in ("hit_rate", "loss"):
+        DRIFT_DETECTIONS.labels(signal)
+    for name in ("adjusted", "base"):
+        LIVE_HITS.labels(name)
+        LIVE_NDCG.labels(name)
+
+
+_zero_known_labels()

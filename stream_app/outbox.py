@@ -5,6 +5,8 @@ of the messages to publish (a micro-batch result, or messages ready at once). On
 publisher task awaits them in the order the events were read, publishes, and only
 then acks, so an offset is committed only after its output is produced
 (at-least-once). ``maxsize`` bounds the events in flight: ``put`` waits when full.
+An optional ``on_published`` callback per event runs once its own messages (not
+a dead letter for a failed scoring) have been handed to the producer.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 Publish = Callable[[list[Outgoing]], Awaitable[None]]
 Ack = Callable[[Any], Awaitable[Any]]
 OnError = Callable[[bytes | None, Source, Exception], Outgoing]
+OnPublished = Callable[[], None]
+_Entry = tuple[Any, Source, "asyncio.Future[list[Outgoing]]", OnPublished | None]
 
 
 class Outbox:
@@ -30,15 +34,21 @@ class Outbox:
         self._publish = publish
         self._ack = ack
         self._on_error = on_error
-        self._queue: asyncio.Queue[tuple[Any, Source, asyncio.Future[list[Outgoing]]]]
+        self._queue: asyncio.Queue[_Entry]
         self._queue = asyncio.Queue(maxsize)
         self._task: asyncio.Task[None] | None = None
 
-    async def put(self, event: Any, src: Source, pending: Awaitable[list[Outgoing]]) -> None:
+    async def put(
+        self,
+        event: Any,
+        src: Source,
+        pending: Awaitable[list[Outgoing]],
+        on_published: OnPublished | None = None,
+    ) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="outbox")
             self._task.add_done_callback(_report_crash)
-        await self._queue.put((event, src, asyncio.ensure_future(pending)))
+        await self._queue.put((event, src, asyncio.ensure_future(pending), on_published))
         metrics.IN_FLIGHT.set(self._queue.qsize())
 
     @staticmethod
@@ -49,14 +59,17 @@ class Outbox:
 
     async def _run(self) -> None:
         while True:
-            event, src, pending = await self._queue.get()
+            event, src, pending, on_published = await self._queue.get()
             try:
                 messages = await pending
             except Exception as exc:
                 # A scoring failure must not cost the event: it goes to the DLQ.
                 log.exception("scoring failed at %s:%d:%d", *src.coordinates)
                 messages = [self._on_error(event.value, src, exc)]
+                on_published = None
             await self._publish(messages)
+            if on_published is not None:
+                on_published()
             await self._ack(event)
             self._queue.task_done()
             metrics.IN_FLIGHT.set(self._queue.qsize())

@@ -126,7 +126,8 @@ class Processor:
         )
         user_id = self.pseudonymize(event.user_id) if self.pseudonymize else event.user_id
         state_key = user_id.encode()
-        state = UserState.decode(self.users.get(state_key))
+        stored = self.users.get(state_key)
+        state = UserState.decode(stored)
 
         state.partition = src.partition
         if src.offset > state.last_offset:
@@ -144,6 +145,8 @@ class Processor:
             )
             # last_offset moved even for a repeated event_id: persist either way.
             self.users[state_key] = state.encode()
+            if stored is None:
+                metrics.STATE_USERS.inc()
             if applied and self.learner is not None:
                 pos = state.position_of(event.event_id, event.ts, event.item_id)
                 prev = state.records[pos - 1].item_id if pos > 0 else None
@@ -174,6 +177,7 @@ class Processor:
         for key in expired:
             del self.users[key]
         metrics.USERS_EXPIRED.inc(len(expired))
+        metrics.STATE_USERS.dec(len(expired))
         return len(expired)
 
     def forget(self, raw: bytes | None, src: Source) -> list[Outgoing]:
@@ -193,6 +197,7 @@ class Processor:
         if key in self.users:
             deleted = len(UserState.decode(self.users[key]).records)
             del self.users[key]
+            metrics.STATE_USERS.dec()
         if self.adjust is not None:
             self.adjust.forget(user_id)
         metrics.USERS_ERASED.inc()
@@ -266,6 +271,4 @@ class Processor:
             out.append(
                 Outgoing(s.output_topic, req.user_id.encode(), encode_value(rec, s.output_format))
             )
-            metrics.RECOMMENDATIONS.inc()
-            metrics.EVENT_TO_PUBLISH.observe(max(0.0, (now - req.event_ts) / 1000))
         return out

@@ -62,7 +62,7 @@ class ModelServer:
             name="scorer",
         )
         self._reloading = False
-        self._export_model()
+        metrics.export_model(self.processor.scorer)
         # The batcher's thread needs the GIL to hand batches over and take results
         # back; at the default 5 ms switch interval it waits behind the busy loop.
         # Measured with a busy Python thread beside it: 1,372 -> 2,247 sequences/s.
@@ -77,11 +77,6 @@ class ModelServer:
         # need the other cores, and OpenMP teams driven from a second thread were
         # measured slower than one thread here (scripts/bench_batcher.py).
         torch.set_num_threads(self.settings.torch_threads)
-
-    def _export_model(self) -> None:
-        scorer = self.processor.scorer
-        device = str(getattr(scorer, "device", "cpu"))
-        metrics.MODEL.info({"name": scorer.name, "version": scorer.version, "device": device})
 
     async def recommend(self, request: ScoreRequest) -> list[Outgoing]:
         answer = await self.batcher.submit(request)
@@ -108,7 +103,7 @@ class ModelServer:
         await asyncio.get_running_loop().run_in_executor(None, _close, previous)
         old = previous.version
         metrics.MODEL_RELOADS.labels("ok").inc()
-        self._export_model()
+        metrics.export_model(self.processor.scorer)
         log.info("hot reload: %s -> %s", old, scorer.version)
         return True
 

@@ -201,6 +201,11 @@ class Settings(BaseSettings):
     markov_max_successors: int = Field(50, ge=1, description="successors kept per item")
     popularity_weight: float = Field(0.05, ge=0, description="share of popularity in scores")
 
+    # --- observability ---------------------------------------------------------
+    metrics_interval_s: float = Field(
+        5.0, gt=0, description="how often each worker samples its consumer lag for /metrics"
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _read_secret_files(cls, data: Any) -> Any:
