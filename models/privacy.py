@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -132,7 +133,7 @@ def make_private_network(net: SequenceRecommender) -> SequenceRecommender:
     The purchase head is frozen: its loss scores one target column through a method
     call the hooks cannot see, so DP training trains the next-item head only.
     """
-    dp = copy.deepcopy(net)
+    dp = copy.deepcopy(net).train()
     head = DPNextItemHead(dp.config.n_items)
     head.load_state_dict(dp.next_head.state_dict())
     # Which parameter the head's second input is; set past nn.Module so that it is not
@@ -175,6 +176,31 @@ def _pad(rows: list[np.ndarray], width: int) -> torch.Tensor:
     for r, a in enumerate(rows):
         out[r, : len(a)] = a
     return torch.from_numpy(out)
+
+
+def user_mean_loss(
+    model: nn.Module,
+    net: SequenceRecommender,
+    inputs: Sequence[EncodedSequence],
+    targets: Sequence[np.ndarray],
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean over users of each user's mean next-item cross-entropy, and the per-position terms.
+
+    ``model`` is ``net`` or its Opacus wrapper; ``net`` must come from
+    :func:`make_private_network`. Averaging within a user first keeps a user's
+    gradient (clipped as a whole) from growing with their history length; averaging
+    over users matches Opacus's ``loss_reduction="mean"``.
+    """
+    mc = net.config
+    batch = collate(list(inputs), mc.max_len, mc.use_time).to(device)
+    target = _pad(list(targets), batch.items.shape[1]).to(device)
+    valid = target >= 0
+    logits = net.next_head(model(batch), net.item_table, valid)
+    ce = F.cross_entropy(logits, target[valid], reduction="none")
+    per_user = valid.sum(1).clamp(min=1).float()
+    weight = 1.0 / per_user[valid.nonzero()[:, 0]]
+    return (ce * weight).sum() / len(inputs), ce.detach()
 
 
 class PrivateTrainer:
@@ -233,14 +259,20 @@ class PrivateTrainer:
 
     def train_epoch(self, desc: str) -> float:
         """One pass of Poisson-sampled batches; returns the mean next-item loss per position."""
-        net, mc = self.network, self.network.config
+        net = self.network
         self.model.train()
         total, count = 0.0, 0
-        with BatchMemoryManager(
-            data_loader=self.loader,
-            max_physical_batch_size=self.dp.physical_batch_size,
-            optimizer=self.optimizer,
-        ) as batches:
+        with (
+            warnings.catch_warnings(),
+            BatchMemoryManager(
+                data_loader=self.loader,
+                max_physical_batch_size=self.dp.physical_batch_size,
+                optimizer=self.optimizer,
+            ) as batches,
+        ):
+            # Embedding inputs are indices, so torch notes that their hooks see no input
+            # gradient; that is expected (Opacus only needs the output gradient).
+            warnings.filterwarnings("ignore", "Full backward hook is firing")
             every = 1.0 if sys.stderr.isatty() else 30.0
             bar = tqdm(batches, desc=desc, leave=False, mininterval=every)
             for (rows,) in bar:
@@ -248,22 +280,17 @@ class PrivateTrainer:
                 if not idx:
                     self._empty_step()
                     continue
-                batch = collate([self.inputs[i] for i in idx], mc.max_len, mc.use_time)
-                batch = batch.to(self.device)
-                targets = _pad([self.targets[i] for i in idx], batch.items.shape[1]).to(self.device)
-                valid = targets >= 0
-                h = self.model(batch)
-                logits = net.next_head(h, net.item_table, valid)
-                ce = F.cross_entropy(logits, targets[valid], reduction="none")
-                # Each user's loss is the mean over their own positions, so a user's
-                # gradient (clipped as a whole) does not grow with history length.
-                per_position = valid.sum(1).clamp(min=1).float()
-                weight = 1.0 / per_position[valid.nonzero()[:, 0]]
-                loss = (ce * weight).sum() / len(idx)  # mean over users: loss_reduction="mean"
+                loss, ce = user_mean_loss(
+                    self.model,
+                    net,
+                    [self.inputs[i] for i in idx],
+                    [self.targets[i] for i in idx],
+                    self.device,
+                )
                 loss.backward()
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-                total += float(ce.detach().sum())
+                total += float(ce.sum())
                 count += len(ce)
                 bar.set_postfix(loss=f"{total / max(count, 1):.4f}", refresh=False)
         return total / max(count, 1)
