@@ -105,7 +105,7 @@ def _synthetic_file(tmp_path: Path, n_users: int = 120) -> Path:
     return path
 
 
-@pytest.mark.parametrize("arch", ["transformer", "lstm"])
+@pytest.mark.parametrize("arch", ["transformer", pytest.param("lstm", marks=pytest.mark.slow)])
 def test_dp_run_spends_at_most_its_budget_and_serves(arch: str, tmp_path: Path) -> None:
     data, out = _synthetic_file(tmp_path), tmp_path / arch
     args = ["--dataset", str(data), "--arch", arch, "--out", str(out), "--epochs", "2",
