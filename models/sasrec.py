@@ -63,7 +63,9 @@ class SASRecEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pos = torch.arange(x.shape[1], device=x.device)
+        # One row of positions per sequence (not one broadcast row): per-sample gradient
+        # hooks (Opacus, models/privacy.py) need the batch dimension on every input.
+        pos = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
         h = self.drop(x + self.positions(pos))
         for block in self.blocks:
             h = block(h)

@@ -6,6 +6,13 @@ Early stopping watches validation NDCG@10 of the network alone; afterwards the
 blend with transitions is tuned on the same validation split (never on test),
 and DIR receives the checkpoint, ``metrics.json`` and ``curves.png``.
 
+With ``--dp-epsilon`` the network is trained with DP-SGD instead
+(:mod:`models.privacy`): exactly ``--epochs`` epochs are planned up front (the
+accountant calibrates the noise for them), the last epoch's weights are kept
+(choosing an epoch on validation would use private data outside the
+accountant), and nothing non-private is added: no transition counts, no blend
+tuning, no purchase head.
+
 The blend is chosen by validation NDCG@10. HR@10 is nearly flat across the grid
 (differences of a few thousandths, i.e. noise), and the network looks better on
 validation than on test (it was trained on exactly the validation histories), so
@@ -48,6 +55,7 @@ from models.metrics import RankingMetrics, target_ranks
 from models.network import SequenceRecommender
 from models.plots import plot_curves
 from models.predictor import Predictor
+from models.privacy import DPConfig, PrivateTrainer, plain_network
 from models.ranking import encode_examples, evaluate_ranking
 from models.transitions import Transitions
 from models.vocab import FIRST
@@ -69,6 +77,10 @@ class TrainConfig:
     patience: int = 5
     purchase_loss_weight: float = 0.5
     threads: int | None = None
+    dp_epsilon: float | None = None  # set: differentially private training (models.privacy)
+    dp_delta: float | None = None  # None: 1 / (10 * training users)
+    dp_max_grad_norm: float = 1.0
+    dp_physical_batch_size: int = 256
 
 
 def seed_everything(seed: int) -> None:
@@ -197,11 +209,43 @@ def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> d
     labels = np.concatenate(data.target_events) == PURCHASE if data.target_events else np.array([])
     # A purchase head needs both outcomes; benchmark files (all "purchases") have only one.
     model_cfg.purchase_trained = bool(model_cfg.use_events and 0 < labels.mean() < 1)
-    transitions = Transitions.fit((s.items for s in train_enc), vocab.n_indices)
+    private = cfg.dp_epsilon is not None
+    transitions: Transitions | None = None
+    if private:
+        model_cfg.purchase_trained = False  # see models.privacy.make_private_network
+        model_cfg.blend.transition = 0.0  # raw transition counts are not private
+    else:
+        transitions = Transitions.fit((s.items for s in train_enc), vocab.n_indices)
     valid_inputs, valid_targets = encode_examples(split.valid, vocab, model_cfg.use_events)
 
     net = SequenceRecommender(model_cfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trainer: PrivateTrainer | None = None
+    if private:
+        assert cfg.dp_epsilon is not None
+        dp = DPConfig(
+            cfg.dp_epsilon, cfg.dp_delta, cfg.dp_max_grad_norm, cfg.dp_physical_batch_size
+        )
+        trainer = PrivateTrainer(
+            net,
+            data.inputs,
+            data.targets,
+            dp,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            seed=cfg.seed,
+            device=device,
+        )
+        net = trainer.network
+        print(
+            f"DP-SGD: target epsilon {dp.epsilon} at delta {trainer.delta:.3g}, clip norm "
+            f"{dp.max_grad_norm}, noise multiplier {trainer.optimizer.noise_multiplier:.3f}, "
+            f"{cfg.epochs} epochs of Poisson batches (expected size "
+            f"{trainer.optimizer.expected_batch_size})",
+            file=sys.stderr,
+        )
     predictor = Predictor(net, transitions, device)
     rng = np.random.default_rng(cfg.seed)
     history: list[dict[str, Any]] = []
@@ -215,7 +259,10 @@ def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> d
     )
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.monotonic()
-        loss = train_epoch(net, data, opt, cfg, rng, device, f"epoch {epoch}")
+        if trainer is not None:
+            loss = trainer.train_epoch(f"epoch {epoch}")
+        else:
+            loss = train_epoch(net, data, opt, cfg, rng, device, f"epoch {epoch}")
         valid = evaluate_ranking(
             {"network": predictor.network_log_probs},
             valid_inputs,
@@ -231,17 +278,30 @@ def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> d
             f"NDCG@10 {valid['NDCG@10']:.4f} ({time.monotonic() - t0:.0f}s)",
             file=sys.stderr,
         )
-        if valid["NDCG@10"] > best_score:
+        # DP keeps the last epoch: selecting one on validation would use private data.
+        if trainer is not None or valid["NDCG@10"] > best_score:
             best_score, best_epoch = valid["NDCG@10"], epoch
             best_state = copy.deepcopy(net.state_dict())
         elif epoch - best_epoch >= cfg.patience:
             stop_reason = f"early stop: no validation gain for {cfg.patience} epochs"
             break
         per_epoch = (time.monotonic() - t_start) / epoch
-        if time.monotonic() + per_epoch > deadline:
+        if time.monotonic() + per_epoch > deadline and epoch < cfg.epochs:
             stop_reason = f"time budget of {cfg.max_minutes} min"
+            if trainer is not None:
+                print(
+                    f"warning: DP run stopped after {epoch} of {cfg.epochs} planned epochs; "
+                    "the noise was calibrated for all of them (less epsilon spent, "
+                    "less accuracy): lower --epochs or raise --max-minutes",
+                    file=sys.stderr,
+                )
             break
     net.load_state_dict(best_state)
+    privacy: dict[str, Any] | None = None
+    if trainer is not None:
+        privacy = trainer.report(len(history))
+        net = plain_network(net)  # the ordinary network: what checkpoints and serving hold
+        predictor = Predictor(net, None, device)
     tuned, grid = tune_blend(predictor, valid_inputs, valid_targets)
     net.config.blend = tuned
     valid_blended = evaluate_ranking(
@@ -257,6 +317,8 @@ def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> d
         "train_config": asdict(cfg),
         "best_epoch": best_epoch,
     }
+    if privacy is not None:
+        meta["privacy"] = privacy
     version = checkpoint.save(out, net, vocab, transitions, meta)
     report = {
         "version": version,
@@ -275,6 +337,8 @@ def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> d
         "history": history,
         "total_seconds": time.monotonic() - t_start,
     }
+    if privacy is not None:
+        report["privacy"] = privacy
     Path(out, "metrics.json").write_text(json.dumps(report, indent=2))
     plot_curves(history, Path(out, "curves.png"), f"{model_cfg.arch} {Path(dataset).parent.name}")
     return report
@@ -295,6 +359,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--dp-epsilon",
+        type=float,
+        default=None,
+        help="train with DP-SGD (Opacus) to this user-level epsilon; --epochs is then "
+        "the exact number of epochs the noise is calibrated for",
+    )
+    p.add_argument(
+        "--dp-delta", type=float, default=None, help="DP delta (default 1 / (10 * training users))"
+    )
+    p.add_argument(
+        "--dp-max-grad-norm", type=float, default=d.dp_max_grad_norm, help="per-user clip norm"
+    )
+    p.add_argument(
+        "--dp-physical-batch-size",
+        type=int,
+        default=d.dp_physical_batch_size,
+        help="users per forward/backward pass under DP (memory cap; --batch-size is the "
+        "expected sampled batch)",
+    )
     p.add_argument("--dim", type=int, default=m.dim)
     p.add_argument("--layers", type=int, default=m.n_layers)
     p.add_argument("--heads", type=int, default=m.n_heads)
@@ -330,13 +414,25 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=a.batch_size,
         patience=a.patience,
         threads=a.threads,
+        dp_epsilon=a.dp_epsilon,
+        dp_delta=a.dp_delta,
+        dp_max_grad_norm=a.dp_max_grad_norm,
+        dp_physical_batch_size=a.dp_physical_batch_size,
     )
     report = train(a.dataset, a.out, model_cfg, cfg)
     print(
         json.dumps(
             {
                 k: report[k]
-                for k in ("version", "best_epoch", "stop_reason", "valid_network", "valid_blended")
+                for k in (
+                    "version",
+                    "best_epoch",
+                    "stop_reason",
+                    "valid_network",
+                    "valid_blended",
+                    "privacy",
+                )
+                if k in report
             },
             indent=2,
         )
