@@ -52,8 +52,8 @@ async def read_once(cluster: SecureCluster, user: str, group: str | None = None)
         enable_auto_commit=False,
         **cluster.security(user),
     )
-    await asyncio.wait_for(consumer.start(), BOUND)
-    try:
+    try:  # a refused start must still close the consumer
+        await asyncio.wait_for(consumer.start(), BOUND)
         await asyncio.wait_for(consumer.getmany(timeout_ms=1000), BOUND)
         if group is not None:
             await asyncio.wait_for(consumer.commit(), BOUND)
