@@ -267,7 +267,7 @@ def create_app(settings: Settings) -> faust.App:
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         transitions.invalidate()
 
-    register_views(app, users, settings, processor.pseudonymize)
+    register_views(app, users, settings, processor.pseudonymize, local_partitions)
     return app
 
 

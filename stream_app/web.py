@@ -49,24 +49,21 @@ def register_views(
     users: faust.Table,
     settings: Settings,
     pseudonymize: Callable[[str], str] | None,
+    local_partitions: Callable[[], list[int]],
 ) -> None:
+    """``local_partitions``: the input partitions this worker actively owns now."""
+
     @app.page("/tables/")
     async def tables(web: Any, request: Request) -> Response:
         """Keys held locally per table (a full scan: for soak tests, not dashboards)."""
         return web.json({"tables": {t.name: sum(1 for _ in t) for t in app.tables.values()}})
-
-    def owned(partition: int) -> bool:
-        return any(
-            tp.partition == partition and tp.topic == settings.input_topic
-            for tp in app.assignor.assigned_actives()
-        )
 
     @app.page("/state/{user_id}/")
     class UserStateView(View):
         @app.table_route(table=users, match_info="user_id")
         async def get(self, request: Request, user_id: str) -> Response:
             partition = partition_for(user_id.encode(), settings.partitions)
-            if app.rebalancing or not owned(partition):
+            if app.rebalancing or partition not in local_partitions():
                 reason = f"partition {partition} is being rebalanced or restored; retry"
                 return self.json({"error": reason}, status=503)
             doc = state_document(user_id, users, settings, pseudonymize)
