@@ -294,6 +294,7 @@ async def sample_consumer_lag(app: faust.App, topic: str, reported: set[str]) ->
         return
     owned = set()
     for tp in tps:
+        # Read again: a rebalance during the await above may have dropped the partition.
         end, position = ends.get(tp), committed.get(tp)
         if end is None or position is None:
             continue

@@ -194,8 +194,9 @@ class Processor:
         user_id = self.pseudonymize(request.user_id) if self.pseudonymize else request.user_id
         key = user_id.encode()
         deleted = 0
-        if key in self.users:
-            deleted = len(UserState.decode(self.users[key]).records)
+        stored = self.users.get(key)
+        if stored is not None:
+            deleted = len(UserState.decode(stored).records)
             del self.users[key]
             metrics.STATE_USERS.dec()
         if self.adjust is not None:

@@ -62,7 +62,6 @@ class ModelServer:
             name="scorer",
         )
         self._reloading = False
-        metrics.export_model(self.processor.scorer)
         # The batcher's thread needs the GIL to hand batches over and take results
         # back; at the default 5 ms switch interval it waits behind the busy loop.
         # Measured with a busy Python thread beside it: 1,372 -> 2,247 sequences/s.
