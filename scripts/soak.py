@@ -50,11 +50,17 @@ def table_sizes(web_port: str) -> dict[str, int]:
         return json.loads(r.read())["tables"]
 
 
-async def load(settings: Settings, rate: float, seconds: float, bar: tqdm) -> int:
+def replayed() -> list[tuple[str, str]]:
+    users = list(read_sequences(DATASET)) if DATASET.exists() else list(synthetic_sequences())
+    return list(interleave(users, seed=0))
+
+
+async def load(
+    settings: Settings, events: list[tuple[str, str]], rate: float, seconds: float, bar: tqdm
+) -> int:
     producer = clients.producer(settings)  # security from the settings, like every client
     await producer.start()
-    users = list(read_sequences(DATASET)) if DATASET.exists() else list(synthetic_sequences())
-    stream = itertools.cycle(list(interleave(users, seed=0)))
+    stream = itertools.cycle(events)
     sent, start, pacer = 0, time.monotonic(), Pacer(rate)
     try:
         while time.monotonic() - start < seconds:
@@ -85,6 +91,17 @@ async def sample(
             await asyncio.wait_for(stop.wait(), every)
 
 
+def tables_final_from(samples: list[dict[str, Any]]) -> float | None:
+    """When the table sizes last changed: from then on they equal their final size."""
+    final = samples[-1].get("tables") if samples else None
+    t = None
+    for s in reversed(samples):
+        if s.get("tables") != final:
+            break
+        t = s["t"]
+    return t
+
+
 def plot(samples: list[dict[str, Any]], warmup_s: float, path: Path) -> None:
     import matplotlib
 
@@ -110,11 +127,19 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=30)
     ap.add_argument("--rate", type=float, default=500)
     ap.add_argument("--every", type=float, default=10, help="seconds between samples")
-    ap.add_argument("--warmup", type=float, default=0.2, help="fraction treated as warm-up")
+    ap.add_argument(
+        "--warmup",
+        default="pass",
+        help="'pass' (one full pass over the replayed file) or a fraction of the run",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "results/soak.json")
     args = ap.parse_args()
     base = Settings(broker_port=int(os.environ.get("STREAMREC_BROKER_PORT", "19292")))
     seconds = args.minutes * 60
+    events = replayed()
+    warm = len(events) / args.rate if args.warmup == "pass" else float(args.warmup) * seconds
+    if warm >= seconds:
+        ap.error(f"warm-up ({warm / 60:.1f} min) is longer than the run; raise --minutes")
     with tempfile.TemporaryDirectory() as tmp:
         broker = None if base.kafka_bootstrap else EmbeddedBroker(base).start()
         env = {
@@ -142,7 +167,7 @@ def main() -> int:
                 stop = asyncio.Event()
                 sampler = asyncio.create_task(sample(worker, args.every, stop, samples))
                 with tqdm(total=int(seconds * args.rate), desc="soak", unit="ev") as bar:
-                    sent = await load(settings, args.rate, seconds, bar)
+                    sent = await load(settings, events, args.rate, seconds, bar)
                 stop.set()
                 await sampler
                 return sent
@@ -153,16 +178,20 @@ def main() -> int:
             worker.stop()
             if broker:
                 broker.stop()
-    warm = args.warmup * seconds
     after = [s for s in samples if s["t"] >= warm]
     growth = (after[-1]["rss_bytes"] / after[0]["rss_bytes"] - 1) if len(after) > 1 else None
     report = {
         "minutes": args.minutes,
         "rate": args.rate,
         "events_sent": sent,
+        "events_per_pass": len(events),
         "worker_alive_at_end": alive,
+        "warmup": args.warmup,
         "warmup_s": warm,
+        "measured_s": (after[-1]["t"] - after[0]["t"]) if len(after) > 1 else 0,
+        "tables_final_from_s": tables_final_from(samples),
         "rss_growth_after_warmup": growth,
+        "settings": {k: v for k, v in env.items() if k.startswith("STREAMREC_ROCKSDB")},
         "samples": samples,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
