@@ -33,11 +33,13 @@ class Scored:
 
     ``items`` holds (item_id, score) pairs, best first. ``influences`` holds one
     weight per event of the input sequence, in the same order; they sum to 1
-    (or the list is empty when the sequence was empty).
+    (or the list is empty when the sequence was empty). ``purchase`` is
+    P(the user's next event is a purchase), when something estimated it.
     """
 
     items: list[tuple[str, float]]
     influences: list[float] = field(default_factory=list)
+    purchase: float | None = None
 
     @property
     def top_item(self) -> str | None:

@@ -253,6 +253,18 @@ def rows() -> list[tuple[str, list[Panel]]]:
                     [Target(live.format(sel(m.LIVE_WINDOW, metric="NDCG@10")), "{{list}}")],
                     "percentunit",
                 ),
+                Panel(
+                    "Purchase propensity: live quality",
+                    [
+                        Target(
+                            f"avg by (metric) ({sel(m.PURCHASE_QUALITY, window='last_1000')})",
+                            "{{metric}}",
+                        )
+                    ],
+                    description="Prequential, each worker's last 1,000 predictions of "
+                    "'the next event is a purchase' (averaged over workers); "
+                    "brier is the mean squared error of the probability.",
+                ),
             ],
         ),
         (

@@ -125,7 +125,13 @@ def create_app(settings: Settings) -> faust.App:
     metrics.export_model(scorer)
     # The adjuster learns and re-ranks on the event loop (Processor.ingest/render),
     # for both paths; only the model's scoring runs on the batcher's thread.
-    adjust = OnlineAdjustment(settings.top_k, settings.adjust_alpha) if settings.adjust else None
+    adjust = (
+        OnlineAdjustment(
+            settings.top_k, settings.adjust_alpha, purchase_threshold=settings.purchase_threshold
+        )
+        if settings.adjust
+        else None
+    )
     processor = Processor(
         settings, users, scorer, learner=None if neural else markov, adjust=adjust
     )

@@ -139,6 +139,15 @@ LIVE_WINDOW = Gauge(
     "Prequential quality over the last 1,000 evaluated events, by list and metric",
     ["list", "metric"],
 )
+PURCHASE_EVALUATED = Counter(
+    "streamrec_live_purchase_evaluated_total",
+    "Purchase-propensity predictions scored against the user's next event",
+)
+PURCHASE_QUALITY = Gauge(
+    "streamrec_live_purchase_quality",
+    "Prequential quality of the purchase-propensity head, by metric and window",
+    ["metric", "window"],
+)
 ADJUSTER_EXAMPLES = Gauge("streamrec_adjuster_examples", "Examples the adjuster has learned")
 DRIFT_DETECTIONS = Counter(
     "streamrec_drift_detections_total", "Drift detected, by watched signal", ["signal"]
@@ -161,6 +170,9 @@ def _zero_known_labels() -> None:
     for name in ("adjusted", "base"):
         LIVE_HITS.labels(name)
         LIVE_NDCG.labels(name)
+    for name in ("accuracy", "precision", "recall", "f1", "auc", "brier"):
+        for window in ("cumulative", "last_1000"):
+            PURCHASE_QUALITY.labels(name, window)
 
 
 _zero_known_labels()

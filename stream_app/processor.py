@@ -269,6 +269,8 @@ class Processor:
                 "event_ts": req.event_ts,
                 "emitted_ts": now,
             }
+            if res.purchase is not None:
+                rec["purchase_propensity"] = res.purchase
             out.append(
                 Outgoing(s.output_topic, req.user_id.encode(), encode_value(rec, s.output_format))
             )

@@ -195,6 +195,13 @@ class Settings(BaseSettings):
     adjust_alpha: float = Field(
         0.85, ge=0, le=1, description="weight of the adjuster's probability in the final score"
     )
+    purchase_threshold: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="purchase propensity at which the live accuracy/precision/recall/F1 "
+        "count a prediction as 'will buy'",
+    )
     output_format: Literal["msgpack", "json"] = "msgpack"
     markov_window: int = Field(5, ge=1, description="recent events the Markov scorer uses")
     markov_decay: float = Field(0.5, gt=0, le=1, description="weight ratio per step back")

@@ -68,7 +68,7 @@ def test_every_panel_uses_the_provisioned_datasource() -> None:
 
 def test_no_label_holds_an_id() -> None:
     """Label names come from a fixed set: never a user, item or event id."""
-    allowed = {"event_type", "reason", "result", "signal", "list", "metric", "partition"}
+    allowed = {"event_type", "reason", "result", "signal", "list", "metric", "partition", "window"}
     for fam in prometheus_client.REGISTRY.collect():
         if fam.name.startswith("streamrec_") and fam.type != "info":
             for sample in fam.samples:

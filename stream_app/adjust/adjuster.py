@@ -20,12 +20,12 @@ import numpy as np
 from river import compose, linear_model, optim, preprocessing
 
 
-def default_model() -> compose.Pipeline:
+def default_model(lr: float = 0.01) -> compose.Pipeline:
     """Scaled features into a logistic regression (Adam). Measured on the Taobao slice
     against SGD(0.05), SGD(0.2) and degree-2 feature crosses: see the README."""
     return compose.Pipeline(
         preprocessing.StandardScaler(),
-        linear_model.LogisticRegression(optimizer=optim.Adam(0.01), l2=1e-4),
+        linear_model.LogisticRegression(optimizer=optim.Adam(lr), l2=1e-4),
     )
 
 

@@ -17,6 +17,10 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from river import metrics, utils
 
 
 def hit_ndcg(ranked: Sequence[str], target: str, k: int = 10) -> tuple[float, float]:
@@ -72,3 +76,95 @@ class Prequential:
 
     def summary(self) -> dict[str, float | int]:
         return {f"HR@{self.k}": self.hr, f"NDCG@{self.k}": self.ndcg, "events": self.events}
+
+
+class LogitHistogramAUC:
+    """ROC AUC of every prediction so far, in constant memory.
+
+    Predictions are binned by log-odds (``bins`` over [-12, 12]); pairs in the
+    same bin count one half, so the error is at most the share of pairs falling
+    in one bin. river's ``ROCAUC`` spaces its thresholds evenly in [0, 1], which
+    puts most of a rare event's predictions in its first bin; its exact
+    ``RollingROCAUC`` keeps every prediction of its window.
+
+    >>> auc = LogitHistogramAUC()
+    >>> for y, p in [(True, 0.9), (False, 0.2), (True, 0.3), (False, 0.4)]:
+    ...     auc.update(y, p)
+    >>> auc.get()
+    0.75
+    """
+
+    def __init__(self, bins: int = 960, span: float = 12.0) -> None:
+        self.bins = bins
+        self.span = span
+        self.counts = {True: np.zeros(bins, dtype=np.int64), False: np.zeros(bins, dtype=np.int64)}
+
+    def update(self, y: bool, p: float) -> None:
+        p = min(max(p, 1e-12), 1 - 1e-12)
+        z = min(max(math.log(p / (1 - p)), -self.span), self.span)
+        b = min(int((z + self.span) / (2 * self.span) * self.bins), self.bins - 1)
+        self.counts[bool(y)][b] += 1
+
+    def get(self) -> float:
+        pos, neg = self.counts[True], self.counts[False]
+        n_pos, n_neg = int(pos.sum()), int(neg.sum())
+        if not n_pos or not n_neg:
+            return 0.0
+        below = np.cumsum(neg) - neg  # negatives in lower bins
+        return float((pos * (below + 0.5 * neg)).sum() / (n_pos * n_neg))
+
+
+class ClassificationQuality:
+    """Prequential accuracy, precision, recall, F1, ROC AUC and Brier score (the MSE
+    of the probability) of P(y) predictions, cumulative and over the last
+    ``window`` predictions (river's metrics, ``utils.Rolling`` and ``RollingROCAUC``).
+    A prediction counts as positive when ``p >= threshold``.
+
+    >>> q = ClassificationQuality(threshold=0.5, window=2)
+    >>> for y, p in [(True, 0.8), (False, 0.6), (False, 0.1), (True, 0.4)]:
+    ...     q.add(y, p)
+    >>> s = q.summary()
+    >>> s["accuracy"], s["precision"], s["recall"], s["auc"], round(s["brier"], 4)
+    (0.5, 0.5, 0.5, 0.75, 0.1925)
+    >>> s["window"]["accuracy"], s["window"]["auc"], s["positives"], s["events"]
+    (0.5, 1.0, 2, 4)
+    """
+
+    NAMES = ("accuracy", "precision", "recall", "f1", "auc", "brier")
+
+    def __init__(self, threshold: float = 0.5, window: int = 1000) -> None:
+        self.threshold = threshold
+        self.events = 0
+        self.positives = 0
+        labelled = {
+            "accuracy": metrics.Accuracy,
+            "precision": metrics.Precision,
+            "recall": metrics.Recall,
+            "f1": metrics.F1,
+        }
+        self.cumulative: dict[str, Any] = {n: m() for n, m in labelled.items()}
+        self.cumulative["auc"] = LogitHistogramAUC()
+        self.cumulative["brier"] = metrics.MSE()
+        self.window: dict[str, Any] = {
+            n: utils.Rolling(m, window_size=window) for n, m in labelled.items()
+        }
+        self.window["auc"] = metrics.RollingROCAUC(window_size=window)
+        self.window["brier"] = utils.Rolling(metrics.MSE, window_size=window)
+
+    def add(self, y: bool, p: float) -> None:
+        self.events += 1
+        self.positives += bool(y)
+        for group in (self.cumulative, self.window):
+            for name, m in group.items():
+                if name == "brier":
+                    m.update(float(y), p)
+                elif name == "auc":
+                    m.update(y, p)
+                else:
+                    m.update(y, p >= self.threshold)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {n: float(self.cumulative[n].get()) for n in self.NAMES}
+        out["window"] = {n: float(self.window[n].get()) for n in self.NAMES}
+        out.update(events=self.events, positives=self.positives, threshold=self.threshold)
+        return out

@@ -13,6 +13,10 @@ For each event, in timestamp order:
 4. the scorer ranks the user's next items, the ranker adds candidates and
    re-ranks them with the adjuster, and the lists are "published".
 
+The purchase-propensity head's prediction made with each list is scored by
+the user's next event (``purchase``: accuracy, precision, recall, F1, ROC AUC,
+Brier; refreshes included, see :mod:`stream_app.adjust.online`).
+
 Variants: ``popularity`` (items trending now), ``base`` (the scorer alone),
 ``adjusted`` (scorer + adjuster), and fixed hand-made blends of the scorer's top
 items with the user's most recent other items (``fixed``; the best one is
@@ -151,6 +155,7 @@ class Replay:
         out["events_replayed"] = self.events
         out["events_rejected"] = self.rejected
         out["adjuster"] = {"name": self.adjuster.name, "examples": self.adjuster.examples}
+        out["purchase"] = self.online.purchase_quality.summary()
         out["drift_detections"] = dict(self.online.drift.detections)
         return out
 

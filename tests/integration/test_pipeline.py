@@ -31,7 +31,7 @@ def event(user: str, item: str, ts: int, eid: str, fmt: str = "msgpack", **extra
 
 
 def check_recommendation(rec: dict, top_k: int = 10) -> None:
-    assert set(rec) == {
+    assert set(rec) - {"purchase_propensity"} == {
         "user_id",
         "items",
         "influences",
@@ -40,6 +40,8 @@ def check_recommendation(rec: dict, top_k: int = 10) -> None:
         "event_ts",
         "emitted_ts",
     }
+    assert ("purchase_propensity" in rec) == ("adjuster" in rec["model"])
+    assert 0.0 <= rec.get("purchase_propensity", 0.0) <= 1.0
     assert 0 < len(rec["items"]) <= top_k
     scores = [i["score"] for i in rec["items"]]
     assert scores == sorted(scores, reverse=True)

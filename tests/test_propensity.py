@@ -1,0 +1,98 @@
+"""The purchase-propensity head and its prequential classification metrics."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from models.base import Interaction, Scored
+from stream_app.adjust.online import OnlineAdjustment
+from stream_app.adjust.propensity import PURCHASE_FEATURES, PurchasePropensity, purchase_features
+from stream_app.adjust.quality import ClassificationQuality, LogitHistogramAUC
+
+
+def test_purchase_features_on_a_hand_made_history() -> None:
+    history = [
+        Interaction("a", "click", 0),
+        Interaction("a", "add_to_cart", 1_000),
+        Interaction("b", "add_to_cart", 2_000),
+        Interaction("b", "purchase", 3_000),
+        Interaction("a", "click", 3_000 + 31 * 60 * 1000),  # a new session
+    ]
+    x = purchase_features(history)
+    assert tuple(x) == PURCHASE_FEATURES  # online.py stores the values in this order
+    assert (x["last_click"], x["last_cart"], x["last_purchase"]) == (1.0, 0.0, 0.0)
+    assert x["current_carted"] == 1.0  # "a" is in the cart, not bought
+    assert x["open_carts"] == 0.6931471805599453  # log1p(1): "b" was bought
+    assert (x["mix_click"], x["mix_cart"], x["mix_purchase"]) == (0.4, 0.4, 0.2)
+    assert x["session_len"] == 0.6931471805599453  # log1p(1)
+    assert purchase_features([])["gap_s"] == 12.0
+
+
+def test_classification_metrics_on_a_hand_computed_example() -> None:
+    q = ClassificationQuality(threshold=0.3, window=3)
+    data = [(True, 0.9), (False, 0.35), (False, 0.2), (True, 0.25), (False, 0.1)]
+    for y, p in data:
+        q.add(y, p)
+    s = q.summary()
+    # Predicted positive at >= 0.3: 0.9 (TP), 0.35 (FP); missed 0.25 (FN); TN 0.2, 0.1.
+    assert s["accuracy"] == 3 / 5
+    assert s["precision"] == 1 / 2
+    assert s["recall"] == 1 / 2
+    assert s["f1"] == 1 / 2
+    # Pairs (pos, neg): 0.9 beats all 3; 0.25 beats 0.2 and 0.1 -> 5 of 6.
+    assert s["auc"] == 5 / 6
+    assert abs(s["brier"] - (0.01 + 0.1225 + 0.04 + 0.5625 + 0.01) / 5) < 1e-12
+    # The window holds the last 3: (F, .2), (T, .25), (F, .1): all predicted negative.
+    assert s["window"]["accuracy"] == 2 / 3
+    assert s["window"]["recall"] == 0.0
+    assert s["window"]["auc"] == 1.0
+    assert (s["events"], s["positives"]) == (5, 2)
+
+
+def test_histogram_auc_matches_the_exact_auc() -> None:
+    rng = random.Random(1)
+    data = [(rng.random() < 0.05, rng.betavariate(1, 20)) for _ in range(5000)]
+    data = [(y, min(0.999, p * (3 if y else 1))) for y, p in data]
+    hist = LogitHistogramAUC()
+    for y, p in data:
+        hist.update(y, p)
+    pos = [p for y, p in data if y]
+    neg = [p for y, p in data if not y]
+    exact = sum((a > b) + 0.5 * (a == b) for a in pos for b in neg) / (len(pos) * len(neg))
+    assert 0.6 < exact < 0.95  # a signal, not a degenerate case
+    assert abs(hist.get() - exact) < 0.005
+
+
+def test_the_head_learns_that_carts_lead_to_purchases() -> None:
+    rng = random.Random(0)
+    head = PurchasePropensity()
+    q = ClassificationQuality(threshold=0.5)
+    for n in range(4000):
+        carted = rng.random() < 0.2
+        last = "add_to_cart" if carted else "click"
+        x = purchase_features([Interaction("i", "click", 0), Interaction("i", last, 1000)])
+        bought = rng.random() < (0.6 if carted else 0.02)
+        if n >= 2000:
+            q.add(bought, head.predict_one(x))
+        head.learn_one(x, bought)
+    assert q.summary()["auc"] > 0.8
+    assert head.examples == 4000
+
+
+def test_each_prediction_is_scored_by_the_next_event_refreshes_included(tmp_path: Path) -> None:
+    online = OnlineAdjustment(k=10)
+    history = [Interaction("a", "click", 1_000)]
+    online.observe("u", "a", "click", 1_000)  # a first event: nothing to score
+    scored = online.rerank("u", history, Scored([("b", 1.0)], [1.0]))
+    assert scored.purchase is not None and 0.0 <= scored.purchase <= 1.0
+    assert online.purchase_quality.events == 0
+    online.observe("u", "a", "purchase", 2_000)  # a refresh: still scores the prediction
+    assert (online.purchase_quality.events, online.purchase_quality.positives) == (1, 1)
+    assert online.purchase.examples == 1
+    online.observe("u", "c", "click", 3_000)  # no new list since: nothing more to score
+    assert online.purchase_quality.events == 1
+    online.save(tmp_path)
+    restored = OnlineAdjustment(k=10)
+    assert restored.restore(tmp_path)
+    assert restored.purchase.examples == 1
