@@ -52,6 +52,10 @@ async def test_worker_publishes_adjusted_lists_and_live_quality(
         assert metric(text, "streamrec_adjuster_examples") > 0
         assert 'streamrec_live_quality{list="adjusted",metric="NDCG@10"}' in text
         assert 'streamrec_live_quality{list="base",metric="NDCG@10"}' in text
+        # Each user's 2nd..4th event scores the purchase prediction made with the list before.
+        assert all(0.0 <= r["purchase_propensity"] <= 1.0 for r in recs)
+        assert metric(text, "streamrec_live_purchase_evaluated_total") == 30 * 3
+        assert 'streamrec_live_purchase_quality{metric="auc",window="cumulative"}' in text
     finally:
         stack.close()
 
