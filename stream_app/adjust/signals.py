@@ -12,7 +12,6 @@ and bounded by the catalogue (items unseen for a day are dropped on sweeps).
 
 from __future__ import annotations
 
-import heapq
 import math
 
 DAY_MS = 86_400_000
@@ -33,8 +32,10 @@ class ItemSignals:
         # top few can be kept up to date on each event.
         self._level: dict[str, float] = {}
         self._top: dict[str, float] = {}
+        self._ranked: list[str] | None = None  # _top by level, until the next change
 
     def observe(self, item: str, ts: int) -> None:
+        self._ranked = None
         counts = self.popularity(item, ts)
         self._counts[item] = [c + 1.0 for c in counts]
         self._last[item] = ts
@@ -62,9 +63,12 @@ class ItemSignals:
     def trending(self, n: int) -> list[str]:
         """The ``n`` (at most ``trending_size``) items with the highest short-window
         popularity now."""
-        return heapq.nlargest(min(n, self.trending_size), self._top, key=self._top.__getitem__)
+        if self._ranked is None:  # asked per list, and replay-eval asks twice per event
+            self._ranked = sorted(self._top, key=self._top.__getitem__, reverse=True)
+        return self._ranked[:n]
 
     def forget_older_than(self, now: int, age_ms: int = DAY_MS) -> int:
+        self._ranked = None
         stale = [i for i, t in self._last.items() if now - t > age_ms]
         for i in stale:
             del self._counts[i], self._last[i], self._level[i]
