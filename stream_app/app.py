@@ -38,7 +38,7 @@ from stream_app.web import register_views
 
 log = logging.getLogger(__name__)
 
-TABLES = ("users", "items")
+TABLES = ("users", "items", "feedback")
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -100,6 +100,8 @@ def create_app(settings: Settings) -> faust.App:
     }
     users = app.Table("users", **table)
     items = app.Table("items", **table)
+    # The adjuster's open lists awaiting their label, keyed by user like `users`.
+    feedback = app.Table("feedback", **table)
     declared = {t.name for t in internal_topic_specs(settings)}
     if {t.changelog_topic_name for t in app.tables.values()} - declared:
         raise RuntimeError("a table's changelog is missing from internal_topic_specs")
@@ -127,7 +129,10 @@ def create_app(settings: Settings) -> faust.App:
     # for both paths; only the model's scoring runs on the batcher's thread.
     adjust = (
         OnlineAdjustment(
-            settings.top_k, settings.adjust_alpha, purchase_threshold=settings.purchase_threshold
+            settings.top_k,
+            settings.adjust_alpha,
+            purchase_threshold=settings.purchase_threshold,
+            feedback_store=feedback,
         )
         if settings.adjust
         else None
@@ -253,6 +258,8 @@ def create_app(settings: Settings) -> faust.App:
     @app.on_partitions_assigned.connect
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         transitions.invalidate()
+        if adjust is not None:
+            adjust.feedback.clear()  # lists of users that moved: the table has them
         assigned_at[:] = [time.monotonic()]
 
     @users.on_recover

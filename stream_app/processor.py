@@ -176,6 +176,8 @@ class Processor:
         ]
         for key in expired:
             del self.users[key]
+            if self.adjust is not None:
+                self.adjust.forget(key.decode())  # its open lists (and table entry) too
         metrics.USERS_EXPIRED.inc(len(expired))
         metrics.STATE_USERS.dec(len(expired))
         return len(expired)

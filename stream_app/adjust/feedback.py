@@ -11,6 +11,14 @@ out: their labels are lost, memory is bounded). An open list keeps its
 candidates' features packed (one float array and the shared feature names), not
 as dicts: a dict per candidate cost about 12 KB per user.
 
+Given a ``store`` (in the worker: the ``feedback`` Faust table, changelog-backed,
+keyed like the input topic so it moves with its partition), every publish
+writes the user's open lists there too, and a user missing from memory (after a
+restart, a rebalance, or the LRU) is read back from it: a list survives until
+its label. The in-memory copy stays authoritative while the worker owns the
+user, so many events in flight never label one list twice; :meth:`clear`
+drops it when partitions move.
+
 >>> j = FeedbackJoin(horizon_events=2, horizon_ms=10_000, negatives_per_list=1)
 >>> j.publish("u", 0, [("a", {"f": 1.0}), ("b", {"f": 2.0}), ("c", {"f": 3.0})])
 >>> j.observe("u", "b", "purchase", 1_000)
@@ -23,7 +31,10 @@ from __future__ import annotations
 
 from array import array
 from collections import OrderedDict, deque
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+
+import msgpack
 
 from stream_app.adjust.features import TYPE_WEIGHT
 
@@ -52,7 +63,9 @@ class FeedbackJoin:
         max_lists: int = 3,
         negatives_per_list: int = 5,
         max_users: int = 200_000,
+        store: MutableMapping[bytes, bytes] | None = None,
     ) -> None:
+        self.store = store
         self.horizon_events = horizon_events
         self.horizon_ms = horizon_ms
         self.max_lists = max_lists
@@ -67,15 +80,23 @@ class FeedbackJoin:
             self._names = names
         values = array("d", (v for _, x in candidates for v in x.values()))
         items = tuple(item for item, _ in candidates)
-        lists = self._open.setdefault(user, deque(maxlen=self.max_lists))
+        lists = self._lists(user)
+        if lists is None:
+            lists = self._open[user] = deque(maxlen=self.max_lists)
         lists.append(_Open(ts, items, self._names, values))
         self._open.move_to_end(user)
         if len(self._open) > self.max_users:
-            self._open.popitem(last=False)
+            self._open.popitem(last=False)  # still in the store, if there is one
+        if self.store is not None:
+            self.store[user.encode()] = _encode(lists)
 
     def observe(self, user: str, item: str, event_type: str, ts: int) -> list[Example]:
-        """Count one event of ``user``; return the examples of every list it closes."""
-        lists = self._open.get(user)
+        """Count one event of ``user``; return the examples of every list it closes.
+
+        The store is not written here: the publish that follows every event writes
+        what is left. Until then a crash replays this event against the old lists.
+        """
+        lists = self._lists(user)
         if not lists:
             return []
         out: list[Example] = []
@@ -92,14 +113,27 @@ class FeedbackJoin:
                 out += self._label(o)
             else:
                 keep.append(o)
-        if keep:
-            self._open[user] = keep
-        else:
-            del self._open[user]
+        self._open[user] = keep  # empty is kept too: "none open", not "not loaded"
         return out
 
     def forget(self, user: str) -> None:
         self._open.pop(user, None)
+        if self.store is not None:
+            self.store.pop(user.encode(), None)
+
+    def clear(self) -> None:
+        """Drop the in-memory copy (partitions moved): the store has the truth."""
+        self._open.clear()
+
+    def _lists(self, user: str) -> deque[_Open] | None:
+        lists = self._open.get(user)
+        if lists is None and self.store is not None:
+            raw = self.store.get(user.encode())
+            if raw is not None:
+                lists = self._open[user] = _decode(raw, self.max_lists)
+                if len(self._open) > self.max_users:
+                    self._open.popitem(last=False)
+        return lists
 
     def _label(self, o: _Open) -> list[Example]:
         pos = [(o.features(i), True, o.hits[c]) for i, c in enumerate(o.items) if c in o.hits]
@@ -110,4 +144,20 @@ class FeedbackJoin:
         return pos + neg
 
     def __len__(self) -> int:
-        return len(self._open)
+        return sum(1 for lists in self._open.values() if lists)
+
+
+def _encode(lists: deque[_Open]) -> bytes:
+    names = lists[0].names if lists else ()
+    return msgpack.packb(
+        [list(names)] + [[o.ts, list(o.items), o.values.tobytes(), o.seen, o.hits] for o in lists]
+    )
+
+
+def _decode(raw: bytes, max_lists: int) -> deque[_Open]:
+    names, *rows = msgpack.unpackb(raw)
+    shared = tuple(names)
+    out: deque[_Open] = deque(maxlen=max_lists)
+    for ts, items, values, seen, hits in rows:
+        out.append(_Open(ts, tuple(items), shared, array("d", values), seen, hits))
+    return out

@@ -25,7 +25,7 @@ import logging
 import os
 import pickle
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -61,12 +61,13 @@ class OnlineAdjustment:
         alpha: float = 0.85,
         max_users: int = 200_000,
         purchase_threshold: float = 0.5,
+        feedback_store: MutableMapping[bytes, bytes] | None = None,
     ) -> None:
         self.k = k
         self.signals = ItemSignals()
         self.adjuster = Adjuster()
         self.ranker = Ranker(self.adjuster, self.signals, alpha=alpha)
-        self.feedback = FeedbackJoin()
+        self.feedback = FeedbackJoin(store=feedback_store)
         self.quality = {"adjusted": Prequential(k), "base": Prequential(k)}
         self.drift = DriftWatch()
         self.purchase = PurchasePropensity()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 import urllib.request
 from pathlib import Path
@@ -77,5 +78,37 @@ async def test_the_adjuster_survives_a_worker_restart(bootstrap: str, tmp_path: 
         recs = decoded(await read_n(s.bootstrap, s.output_topic, 121, timeout=120))
         after = [r for r in recs if r["source_event_id"] == "n1"]
         assert after and int(after[0]["model"]["adjuster"].split("@")[1]) >= learned
+    finally:
+        stack.close()
+
+
+async def test_open_lists_survive_a_restart_with_the_local_state_wiped(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    """Lists published before a restart are labelled by the users' next events after it:
+    they come back from the feedback table's changelog, not from local files."""
+    stack = Stack(bootstrap, tmp_path)
+    try:
+        s = stack.settings
+        worker = stack.worker(0).start()
+        now = int(time.time() * 1000)
+        first = [(f"u{u}".encode(), event(f"u{u}", "1", now, f"u{u}-0")) for u in range(30)]
+        await send_all(s.bootstrap, s.input_topic, first)
+        recs = decoded(await read_n(s.bootstrap, s.output_topic, 30, timeout=120))
+        shown = {r["user_id"]: r["items"][0]["item_id"] for r in recs}
+        assert all(int(r["model"]["adjuster"].split("@")[1]) == 0 for r in recs)
+        worker.stop()
+        shutil.rmtree(worker.env["STREAMREC_DATA_DIR"])  # no local state, no checkpoint
+        worker = stack.worker(0).start()
+        # Each user now clicks the item shown first: a positive for the adjuster.
+        second = [
+            (u.encode(), event(u, item, now + 10, f"{u}-1")) for u, item in sorted(shown.items())
+        ]
+        await send_all(s.bootstrap, s.input_topic, second)
+        recs = decoded(await read_n(s.bootstrap, s.output_topic, 60, timeout=120))
+        after = [r for r in recs if r["source_event_id"].endswith("-1")]
+        assert len(after) == 30, worker.log()[-3000:]
+        learned = max(int(r["model"]["adjuster"].split("@")[1]) for r in after)
+        assert learned >= 30, worker.log()[-3000:]  # >= one positive per user's list
     finally:
         stack.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from stream_app.app import TABLES
 from stream_app.erasure import ForgetRequest
 from stream_app.kafka.producer import request_erasure
 from stream_app.pseudonym import Pseudonymizer
@@ -56,8 +57,8 @@ async def test_forget_erases_state_survives_a_restore_and_compaction(
     key = Pseudonymizer(SECRET)(VICTIM).encode()
 
     async def changelog_records() -> list:
-        """Every record of both table changelogs, as the broker holds them now."""
-        topics = [f"{s.app_id}-{t}-changelog" for t in ("users", "items")]
+        """Every record of every table changelog, as the broker holds them now."""
+        topics = [f"{s.app_id}-{t}-changelog" for t in TABLES]
         return [r for t in topics for r in await read_all(s.bootstrap, t, s.partitions)]
 
     try:

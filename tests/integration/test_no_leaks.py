@@ -66,6 +66,7 @@ async def test_raw_user_ids_reach_no_log_metric_state_output_or_audit(
             (s.audit_topic, 1),
             (f"{s.app_id}-users-changelog", s.partitions),
             (f"{s.app_id}-items-changelog", s.partitions),
+            (f"{s.app_id}-feedback-changelog", s.partitions),
         ]
         for topic, partitions in topics:
             records = await read_all(s.bootstrap, topic, partitions)

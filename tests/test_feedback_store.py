@@ -1,0 +1,42 @@
+"""The feedback join's open lists, kept in a store (the worker's changelogged table)."""
+
+from __future__ import annotations
+
+from stream_app.adjust.feedback import FeedbackJoin
+
+CANDIDATES = [("a", {"f": 1.0, "g": 0.5}), ("b", {"f": 2.0, "g": 0.25})]
+
+
+def test_a_new_join_on_the_same_store_labels_the_lists_published_before() -> None:
+    store: dict[bytes, bytes] = {}
+    FeedbackJoin(store=store).publish("u", 0, CANDIDATES)
+    assert set(store) == {b"u"}
+    restarted = FeedbackJoin(store=store)  # a restart: nothing in memory
+    examples = restarted.observe("u", "b", "purchase", 1_000)
+    assert [(x, y, w) for x, y, w in examples] == [
+        ({"f": 2.0, "g": 0.25}, True, 4.0),
+        ({"f": 1.0, "g": 0.5}, False, 1.0),
+    ]
+
+
+def test_events_in_flight_never_label_a_list_twice() -> None:
+    store: dict[bytes, bytes] = {}
+    join = FeedbackJoin(store=store)
+    join.publish("u", 0, CANDIDATES)
+    assert join.observe("u", "a", "click", 1_000)  # labels the list...
+    assert join.observe("u", "a", "click", 2_000) == []  # ...once, though the store
+    assert b"u" in store  # still holds it until the next publish rewrites it
+    join.publish("u", 2_000, CANDIDATES)
+    join.clear()  # partitions moved and came back: read the store again
+    assert len(join.observe("u", "b", "click", 3_000)) == 2
+
+
+def test_forget_and_eviction() -> None:
+    store: dict[bytes, bytes] = {}
+    join = FeedbackJoin(store=store, max_users=1)
+    join.publish("u", 0, CANDIDATES)
+    join.publish("v", 0, CANDIDATES)  # evicts "u" from memory only
+    assert len(join.observe("u", "a", "click", 1_000)) == 2
+    join.forget("v")
+    assert b"v" not in store
+    assert join.observe("v", "a", "click", 1_000) == []
