@@ -136,32 +136,35 @@ class ClassificationQuality:
         self.threshold = threshold
         self.events = 0
         self.positives = 0
-        labelled = {
-            "accuracy": metrics.Accuracy,
-            "precision": metrics.Precision,
-            "recall": metrics.Recall,
-            "f1": metrics.F1,
-        }
-        self.cumulative: dict[str, Any] = {n: m() for n, m in labelled.items()}
-        self.cumulative["auc"] = LogitHistogramAUC()
-        self.cumulative["brier"] = metrics.MSE()
-        self.window: dict[str, Any] = {
-            n: utils.Rolling(m, window_size=window) for n, m in labelled.items()
-        }
-        self.window["auc"] = metrics.RollingROCAUC(window_size=window)
-        self.window["brier"] = utils.Rolling(metrics.MSE, window_size=window)
+        # One confusion matrix per horizon, shared by the four label metrics.
+        self._cms = (
+            metrics.ConfusionMatrix(),
+            utils.Rolling(metrics.ConfusionMatrix, window_size=window),
+        )
+        self._auc = (LogitHistogramAUC(), metrics.RollingROCAUC(window_size=window))
+        self._brier = (metrics.MSE(), utils.Rolling(metrics.MSE, window_size=window))
+        self.cumulative, self.window = (
+            {
+                "accuracy": metrics.Accuracy(cm=cm),
+                "precision": metrics.Precision(cm=cm),
+                "recall": metrics.Recall(cm=cm),
+                "f1": metrics.F1(cm=cm),
+                "auc": auc,
+                "brier": brier,
+            }
+            for cm, auc, brier in zip(self._cms, self._auc, self._brier, strict=True)
+        )
 
     def add(self, y: bool, p: float) -> None:
         self.events += 1
         self.positives += bool(y)
-        for group in (self.cumulative, self.window):
-            for name, m in group.items():
-                if name == "brier":
-                    m.update(float(y), p)
-                elif name == "auc":
-                    m.update(y, p)
-                else:
-                    m.update(y, p >= self.threshold)
+        predicted = p >= self.threshold
+        for cm in self._cms:
+            cm.update(y, predicted)
+        for auc in self._auc:
+            auc.update(y, p)
+        for brier in self._brier:
+            brier.update(float(y), p)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {n: float(self.cumulative[n].get()) for n in self.NAMES}
