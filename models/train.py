@@ -27,6 +27,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -257,19 +258,19 @@ def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> d
         f"{sum(len(t) for t in data.targets)} training positions, device {device}",
         file=sys.stderr,
     )
+
+    def on_validation(score: Callable[[Batch], torch.Tensor]) -> dict[str, float]:
+        return evaluate_ranking(
+            {"model": score}, valid_inputs, valid_targets, model_cfg.max_len, model_cfg.use_time
+        )["model"]
+
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.monotonic()
         if trainer is not None:
             loss = trainer.train_epoch(f"epoch {epoch}")
         else:
             loss = train_epoch(net, data, opt, cfg, rng, device, f"epoch {epoch}")
-        valid = evaluate_ranking(
-            {"network": predictor.network_log_probs},
-            valid_inputs,
-            valid_targets,
-            model_cfg.max_len,
-            model_cfg.use_time,
-        )["network"]
+        valid = on_validation(predictor.network_log_probs)
         history.append(
             {"epoch": epoch, "train_loss": loss, "valid": valid, "seconds": time.monotonic() - t0}
         )
@@ -304,13 +305,7 @@ def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> d
         predictor = Predictor(net, None, device)
     tuned, grid = tune_blend(predictor, valid_inputs, valid_targets)
     net.config.blend = tuned
-    valid_blended = evaluate_ranking(
-        {"blended": predictor.score},
-        valid_inputs,
-        valid_targets,
-        model_cfg.max_len,
-        model_cfg.use_time,
-    )["blended"]
+    valid_blended = on_validation(predictor.score)
     meta = {
         "dataset": str(dataset),
         "dataset_sha256_16": file_digest(dataset),
