@@ -27,7 +27,6 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,7 @@ from models.network import SequenceRecommender
 from models.plots import plot_curves
 from models.predictor import Predictor
 from models.privacy import DPConfig, PrivateTrainer, plain_network
-from models.ranking import encode_examples, evaluate_ranking
+from models.ranking import ScoreFn, encode_examples, evaluate_ranking
 from models.transitions import Transitions
 from models.vocab import FIRST
 
@@ -259,7 +258,7 @@ def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> d
         file=sys.stderr,
     )
 
-    def on_validation(score: Callable[[Batch], torch.Tensor]) -> dict[str, float]:
+    def on_validation(score: ScoreFn) -> dict[str, float]:
         return evaluate_ranking(
             {"model": score}, valid_inputs, valid_targets, model_cfg.max_len, model_cfg.use_time
         )["model"]
