@@ -29,6 +29,7 @@ import torch
 from models import checkpoint
 from models.base import Interaction, Scored
 from models.batching import collate
+from models.config import ModelConfig
 from models.data import EncodedSequence, UserSequence, encode
 from models.influence import influences, normalised_weights
 from models.predictor import Predictor
@@ -80,6 +81,11 @@ class NeuralScorer:
     @property
     def version(self) -> str:
         return self._ckpt.version
+
+    @property
+    def config(self) -> ModelConfig:
+        """The served network's configuration (architecture, sizes)."""
+        return self._ckpt.network.config
 
     @property
     def device(self) -> torch.device:

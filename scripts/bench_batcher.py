@@ -53,7 +53,7 @@ def histories(path: Path, n: int, seed: int) -> list[list[Interaction]]:
 
 def flops_per_sequence(scorer: NeuralScorer, width: int) -> dict[str, float]:
     """Multiply-adds of one served sequence at a bucket width (forward, and input-grad backward)."""
-    cfg = scorer._ckpt.network.config
+    cfg = scorer.config
     d, n_items = cfg.dim, cfg.n_items
     if cfg.arch == "transformer":
         # per layer and position: qkv 3d^2 + out d^2 + ffn 8d^2; attention QK^T and AV: 2 L d
