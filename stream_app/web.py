@@ -55,8 +55,10 @@ def register_views(
 
     @app.page("/tables/")
     async def tables(web: Any, request: Request) -> Response:
-        """Keys held locally per table (a full scan: for soak tests, not dashboards)."""
-        return web.json({"tables": {t.name: sum(1 for _ in t) for t in app.tables.values()}})
+        """Keys held locally per table (a full scan: for soak tests, not dashboards), and
+        the memory RocksDB holds for them (block caches and memtables, all partitions)."""
+        sizes = {t.name: sum(1 for _ in t) for t in app.tables.values()}
+        return web.json({"tables": sizes, "rocksdb_bytes": rocksdb_memory(app)})
 
     @app.page("/state/{user_id}/")
     class UserStateView(View):
@@ -69,3 +71,14 @@ def register_views(
             doc = state_document(user_id, users, settings, pseudonymize)
             doc["served_by"] = str(app.conf.canonical_url)
             return self.json(doc)
+
+
+def rocksdb_memory(app: faust.App) -> dict[str, int]:
+    """Bytes in RocksDB's block caches and memtables over every open table partition
+    (zero with the memory store)."""
+    total = {"block_cache": 0, "memtables": 0}
+    for table in app.tables.values():
+        for db in getattr(table.data, "_dbs", {}).values():  # faust's RocksDB store
+            total["block_cache"] += db.property_int_value("rocksdb.block-cache-usage") or 0
+            total["memtables"] += db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
+    return total
