@@ -1,13 +1,15 @@
-"""Soak test: a steady load for M minutes, sampling the worker's memory.
+"""Soak test: a steady load, warm-up and then M minutes, sampling the worker's memory.
 
 Runs the embedded broker (unless STREAMREC_KAFKA_BOOTSTRAP is set), one worker
 with the Markov scorer, and a producer replaying the Beauty sequences in a loop
 at a steady rate (the same users come back, as real users do). Every 10 s it
 samples the worker's RSS and its table sizes (``GET /tables/``). Writes
 ``results/soak.json`` and ``results/soak.png``; the headline figure is RSS
-growth from the end of warm-up to the end.
+growth from the end of warm-up (one full pass over the file: every user and item
+seen), and then until the table sizes stop changing (the worker has caught up), to
+the end, ``--minutes`` later.
 
-    .venv/bin/python scripts/soak.py --minutes 30 --rate 500
+    .venv/bin/python scripts/soak.py --minutes 30 --rate 300
 """
 
 from __future__ import annotations
@@ -57,14 +59,14 @@ def replayed() -> list[tuple[str, str]]:
 
 
 async def load(
-    settings: Settings, events: list[tuple[str, str]], rate: float, seconds: float, bar: tqdm
+    settings: Settings, events: list[tuple[str, str]], rate: float, done: asyncio.Event, bar: tqdm
 ) -> int:
     producer = clients.producer(settings)  # security from the settings, like every client
     await producer.start()
     stream = itertools.cycle(events)
-    sent, start, pacer = 0, time.monotonic(), Pacer(rate)
+    sent, pacer = 0, Pacer(rate)
     try:
-        while time.monotonic() - start < seconds:
+        while not done.is_set():
             await pacer.tick()
             user, item = next(stream)
             await send_event(producer, settings.input_topic, user, item, "purchase", f"soak-{sent}")
@@ -76,22 +78,37 @@ async def load(
 
 
 async def sample(
-    worker: WorkerProcess, every: float, stop: asyncio.Event, out: list[dict[str, Any]]
-) -> None:
+    worker: WorkerProcess,
+    every: float,
+    warm_s: float,
+    measure_s: float,
+    limit_s: float,
+    done: asyncio.Event,
+    out: list[dict[str, Any]],
+) -> float | None:
+    """Sample every ``every`` s. Warm-up ends once ``warm_s`` have passed *and* the
+    table sizes stop changing (the worker has caught up with every user and item);
+    then ``measure_s`` more are sampled. Returns when warm-up ended (None: never,
+    within ``limit_s``)."""
     start = time.monotonic()
-    while not stop.is_set():
+    warm_end: float | None = None
+    while True:
         assert worker.proc is not None
-        row: dict[str, Any] = {
-            "t": round(time.monotonic() - start, 1),
-            "rss_bytes": rss_bytes(worker.proc.pid),
-        }
+        t = time.monotonic() - start
+        row: dict[str, Any] = {"t": round(t, 1), "rss_bytes": rss_bytes(worker.proc.pid)}
         with contextlib.suppress(OSError, ValueError):
             answer = await asyncio.to_thread(tables, worker.env["STREAMREC_WEB_PORT"])
             row["tables"] = answer["tables"]
-            row["rocksdb_bytes"] = sum(answer.get("rocksdb_bytes", {}).values())
+            # The shared cache, which also pays for the memtables (charged to it).
+            row["rocksdb_bytes"] = answer.get("rocksdb_bytes", {}).get("block_cache", 0)
+        previous = out[-1].get("tables") if out else None
         out.append(row)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
+        if warm_end is None and t >= warm_s and "tables" in row and row["tables"] == previous:
+            warm_end = out[-2]["t"]  # unchanged since the previous sample
+        if (warm_end is not None and t - warm_end >= measure_s) or t >= limit_s:
+            done.set()
+            return warm_end
+        await asyncio.sleep(every)
 
 
 def tables_final_from(samples: list[dict[str, Any]]) -> float | None:
@@ -133,22 +150,22 @@ def plot(samples: list[dict[str, Any]], warmup_s: float, path: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=30)
+    ap.add_argument("--minutes", type=float, default=30, help="measured minutes after warm-up")
     ap.add_argument("--rate", type=float, default=500)
     ap.add_argument("--every", type=float, default=10, help="seconds between samples")
     ap.add_argument(
-        "--warmup",
-        default="pass",
-        help="'pass' (one full pass over the replayed file) or a fraction of the run",
+        "--max-warmup-passes",
+        type=float,
+        default=3,
+        help="give up waiting for the tables to stop changing after this many passes",
     )
     ap.add_argument("--out", type=Path, default=ROOT / "results/soak.json")
     args = ap.parse_args()
     base = Settings(broker_port=int(os.environ.get("STREAMREC_BROKER_PORT", "19292")))
-    seconds = args.minutes * 60
     events = replayed()
-    warm = len(events) / args.rate if args.warmup == "pass" else float(args.warmup) * seconds
-    if warm >= seconds:
-        ap.error(f"warm-up ({warm / 60:.1f} min) is longer than the run; raise --minutes")
+    warm_min = len(events) / args.rate  # one full pass: every user and item sent once
+    measure = args.minutes * 60
+    limit = args.max_warmup_passes * warm_min + measure
     with tempfile.TemporaryDirectory() as tmp:
         broker = None if base.kafka_bootstrap else EmbeddedBroker(base).start()
         env = {
@@ -171,22 +188,30 @@ def main() -> int:
         samples: list[dict[str, Any]] = []
         try:
             time.sleep(5)
+            if not worker.running:
+                raise SystemExit(
+                    f"the worker did not start:\n{worker.log_path.read_text()[-3000:]}"
+                )
 
-            async def run() -> int:
-                stop = asyncio.Event()
-                sampler = asyncio.create_task(sample(worker, args.every, stop, samples))
-                with tqdm(total=int(seconds * args.rate), desc="soak", unit="ev") as bar:
-                    sent = await load(settings, events, args.rate, seconds, bar)
-                stop.set()
-                await sampler
-                return sent
+            async def run() -> tuple[int, float | None]:
+                done = asyncio.Event()
+                sampler = asyncio.create_task(
+                    sample(worker, args.every, warm_min, measure, limit, done, samples)
+                )
+                expected = int((warm_min + measure) * args.rate)
+                with tqdm(total=expected, desc="soak", unit="ev") as bar:
+                    sent = await load(settings, events, args.rate, done, bar)
+                return sent, await sampler
 
-            sent = asyncio.run(run())
+            sent, warm_end = asyncio.run(run())
         finally:
             alive = worker.running
+            if not alive:
+                print(f"the worker died:\n{worker.log_path.read_text()[-3000:]}")
             worker.stop()
             if broker:
                 broker.stop()
+    warm = warm_end if warm_end is not None else float("inf")
     after = [s for s in samples if s["t"] >= warm]
     growth = (after[-1]["rss_bytes"] / after[0]["rss_bytes"] - 1) if len(after) > 1 else None
 
@@ -202,8 +227,8 @@ def main() -> int:
         "events_sent": sent,
         "events_per_pass": len(events),
         "worker_alive_at_end": alive,
-        "warmup": args.warmup,
-        "warmup_s": warm,
+        "warmup": "one full pass, then until the table sizes stop changing",
+        "warmup_s": warm_end,
         "measured_s": (after[-1]["t"] - after[0]["t"]) if len(after) > 1 else 0,
         "tables_final_from_s": tables_final_from(samples),
         "rss_growth_after_warmup": growth,
@@ -215,7 +240,7 @@ def main() -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    plot(samples, warm, args.out.with_suffix(".png"))
+    plot(samples, warm_end or 0.0, args.out.with_suffix(".png"))
     print(f"RSS growth after warm-up: {growth:.1%}" if growth is not None else "too few samples")
     return 0
 

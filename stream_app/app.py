@@ -32,6 +32,7 @@ from stream_app.processor import Processor, ScoreRequest, Source
 from stream_app.routing import partition_for
 from stream_app.serving import ModelServer
 from stream_app.settings import Settings
+from stream_app.state import rocksdb
 from stream_app.state.transitions import TableTransitionStore
 from stream_app.summary import Summary, local_users
 from stream_app.web import register_views
@@ -42,7 +43,7 @@ TABLES = ("users", "items", "feedback")
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
-    store = "rocksdb://" if settings.store == "rocksdb" else "memory://"
+    store = f"{rocksdb.SCHEME}://" if settings.store == "rocksdb" else "memory://"
     return {
         "broker": f"kafka://{settings.bootstrap}",
         "broker_credentials": faust_credentials(settings),
@@ -70,14 +71,15 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 
 
 def rocksdb_options(settings: Settings) -> dict[str, int]:
-    """Per partition and table: Faust's defaults (64 MiB x 3 memtables, a 2 GiB block
-    cache) let a worker's memory grow for a long time before it levels off."""
+    """Faust's defaults (per partition and table: 64 MiB x 3 memtables, a 2 GiB block
+    cache) let a worker's memory grow for hours; one shared pool bounds it
+    (:mod:`stream_app.state.rocksdb`)."""
     mib = 1024 * 1024
     return {
         "write_buffer_size": settings.rocksdb_write_buffer_mb * mib,
         "max_write_buffer_number": 2,
-        "block_cache_size": settings.rocksdb_block_cache_mb * mib,
-        "block_cache_compressed_size": 0,
+        "memory_bytes": settings.rocksdb_memory_mb * mib,
+        "memtables_bytes": settings.rocksdb_memtables_mb * mib,
     }
 
 
@@ -133,6 +135,7 @@ def create_app(settings: Settings) -> faust.App:
             settings.adjust_alpha,
             purchase_threshold=settings.purchase_threshold,
             feedback_store=feedback,
+            model=settings.adjust_model,
         )
         if settings.adjust
         else None

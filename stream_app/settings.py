@@ -110,8 +110,14 @@ class Settings(BaseSettings):
     rocksdb_write_buffer_mb: int = Field(
         4, ge=1, description="RocksDB memtable size, per table partition (two are kept)"
     )
-    rocksdb_block_cache_mb: int = Field(
-        16, ge=1, description="RocksDB block cache, per table partition"
+    rocksdb_memory_mb: int = Field(
+        64,
+        ge=2,
+        description="RocksDB memory of the whole worker: one LRU block cache shared by every "
+        "table partition, which also pays for the memtables",
+    )
+    rocksdb_memtables_mb: int = Field(
+        16, ge=1, description="memtables of all table partitions together (part of the above)"
     )
     web_port: int = Field(6066, description="Faust web port; give each worker its own")
     web_host: str = "127.0.0.1"
@@ -192,8 +198,13 @@ class Settings(BaseSettings):
     adjust_checkpoint_s: float = Field(
         60, gt=0, description="how often the adjuster is checkpointed to the state directory"
     )
+    adjust_model: Literal["slots", "logreg"] = Field(
+        "slots",
+        description="the adjuster: engagement rates per candidate slot, or a logistic "
+        "regression over every feature (measured in the README)",
+    )
     adjust_alpha: float = Field(
-        0.85, ge=0, le=1, description="weight of the adjuster's probability in the final score"
+        1.0, ge=0, le=1, description="weight of the adjuster's probability in the final score"
     )
     purchase_threshold: float = Field(
         0.5,

@@ -21,6 +21,7 @@ from faust.web import Request, Response, View
 
 from stream_app.routing import partition_for
 from stream_app.settings import Settings
+from stream_app.state import rocksdb
 from stream_app.state.user_state import UserState
 
 
@@ -56,9 +57,10 @@ def register_views(
     @app.page("/tables/")
     async def tables(web: Any, request: Request) -> Response:
         """Keys held locally per table (a full scan: for soak tests, not dashboards), and
-        the memory RocksDB holds for them (block caches and memtables, all partitions)."""
+        RocksDB's shared cache in bytes (``block_cache`` includes the memtables charged
+        to it; zero with the memory store)."""
         sizes = {t.name: sum(1 for _ in t) for t in app.tables.values()}
-        return web.json({"tables": sizes, "rocksdb_bytes": rocksdb_memory(app)})
+        return web.json({"tables": sizes, "rocksdb_bytes": rocksdb.memory_usage()})
 
     @app.page("/state/{user_id}/")
     class UserStateView(View):
@@ -71,14 +73,3 @@ def register_views(
             doc = state_document(user_id, users, settings, pseudonymize)
             doc["served_by"] = str(app.conf.canonical_url)
             return self.json(doc)
-
-
-def rocksdb_memory(app: faust.App) -> dict[str, int]:
-    """Bytes in RocksDB's block caches and memtables over every open table partition
-    (zero with the memory store)."""
-    total = {"block_cache": 0, "memtables": 0}
-    for table in app.tables.values():
-        for db in getattr(table.data, "_dbs", {}).values():  # faust's RocksDB store
-            total["block_cache"] += db.property_int_value("rocksdb.block-cache-usage") or 0
-            total["memtables"] += db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
-    return total

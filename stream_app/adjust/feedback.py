@@ -24,11 +24,12 @@ drops it when partitions move.
 >>> j.observe("u", "b", "purchase", 1_000)
 []
 >>> [(x["f"], y, w) for x, y, w in j.observe("u", "z", "click", 2_000)]
-[(2.0, True, 4.0), (1.0, False, 1.0)]
+[(2.0, True, 4.0), (3.0, False, 1.0)]
 """
 
 from __future__ import annotations
 
+import zlib
 from array import array
 from collections import OrderedDict, deque
 from collections.abc import MutableMapping
@@ -138,9 +139,14 @@ class FeedbackJoin:
     def _label(self, o: _Open) -> list[Example]:
         pos = [(o.features(i), True, o.hits[c]) for i, c in enumerate(o.items) if c in o.hits]
         neg_all = [i for i, c in enumerate(o.items) if c not in o.hits]
-        # Deterministic, spread-out negatives: top-ranked ones are the informative ones.
-        step = max(1, len(neg_all) // max(1, self.negatives_per_list))
-        neg = [(o.features(i), False, 1.0) for i in neg_all[::step][: self.negatives_per_list]]
+        # A uniform sample, the same on every replay: a hash of (list, item). Every
+        # candidate has the same chance, wherever it stands in the list. (A stride
+        # over the list never picked its last candidates, the trending ones, as
+        # negatives: the adjuster learned they were always engaged with.)
+        if len(neg_all) > self.negatives_per_list:
+            neg_all = sorted(neg_all, key=lambda i: zlib.crc32(f"{o.ts}:{o.items[i]}".encode()))
+            neg_all = sorted(neg_all[: self.negatives_per_list])
+        neg = [(o.features(i), False, 1.0) for i in neg_all]
         return pos + neg
 
     def __len__(self) -> int:

@@ -15,7 +15,7 @@ Drift (:mod:`stream_app.adjust.drift`): ADWIN on the live hit rate (counted and
 logged) and Page-Hinkley on the adjuster's loss (counted, logged, and the
 adjuster is reset to re-learn the new regime). State here is per worker and in
 memory, checkpointed to versioned files (:meth:`save` / :meth:`restore`: the
-adjuster's river model, its example count and the drift detectors) by the worker
+adjuster with its example count, the drift detectors and the purchase head) by the worker
 periodically and at shutdown; users are bounded by an LRU of ``max_users``.
 """
 
@@ -38,9 +38,15 @@ from stream_app.adjust.propensity import PURCHASE_FEATURES, PurchasePropensity, 
 from stream_app.adjust.quality import ClassificationQuality, Prequential
 from stream_app.adjust.ranker import Ranker
 from stream_app.adjust.signals import ItemSignals
+from stream_app.adjust.slots import SlotAdjuster
 
 log = logging.getLogger(__name__)
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
+#: The adjusters to choose from (``STREAMREC_ADJUST_MODEL``), picked by measurement.
+ADJUSTERS: dict[str, type[Adjuster] | type[SlotAdjuster]] = {
+    "slots": SlotAdjuster,
+    "logreg": Adjuster,
+}
 KEEP_CHECKPOINTS = 3
 
 
@@ -62,10 +68,11 @@ class OnlineAdjustment:
         max_users: int = 200_000,
         purchase_threshold: float = 0.5,
         feedback_store: MutableMapping[bytes, bytes] | None = None,
+        model: str = "slots",
     ) -> None:
         self.k = k
         self.signals = ItemSignals()
-        self.adjuster = Adjuster()
+        self.adjuster: Adjuster | SlotAdjuster = ADJUSTERS[model]()
         self.ranker = Ranker(self.adjuster, self.signals, alpha=alpha)
         self.feedback = FeedbackJoin(store=feedback_store)
         self.quality = {"adjusted": Prequential(k), "base": Prequential(k)}
@@ -170,8 +177,7 @@ class OnlineAdjustment:
         directory.mkdir(parents=True, exist_ok=True)
         state = {
             "format": CHECKPOINT_FORMAT,
-            "model": self.adjuster.model,
-            "examples": self.adjuster.examples,
+            "adjuster": self.adjuster,
             "drift": self.drift,
             "purchase": self.purchase,
         }
@@ -190,11 +196,13 @@ class OnlineAdjustment:
                 state = pickle.loads(path.read_bytes())
                 if state.get("format") != CHECKPOINT_FORMAT:
                     continue
+                if type(state["adjuster"]) is not type(self.adjuster):
+                    log.warning("adjuster checkpoint %s is of another model; not used", path)
+                    continue
             except Exception:  # a torn or foreign file: try the previous one
                 log.warning("adjuster checkpoint %s unreadable; trying an older one", path)
                 continue
-            self.adjuster.model = state["model"]
-            self.adjuster.examples = int(state["examples"])
+            self.adjuster = self.ranker.adjuster = state["adjuster"]
             self.drift = state["drift"]
             self.purchase = state["purchase"]
             metrics.ADJUSTER_EXAMPLES.set(self.adjuster.examples)

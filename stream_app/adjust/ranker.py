@@ -20,6 +20,7 @@ from models.base import Interaction, Scored
 from stream_app.adjust.adjuster import Adjuster
 from stream_app.adjust.features import UserView, features, influence_concentration
 from stream_app.adjust.signals import ItemSignals
+from stream_app.adjust.slots import SlotAdjuster
 
 
 @dataclass(slots=True)
@@ -31,7 +32,7 @@ class Ranked:
 class Ranker:
     def __init__(
         self,
-        adjuster: Adjuster,
+        adjuster: Adjuster | SlotAdjuster,
         signals: ItemSignals,
         alpha: float = 0.85,
         base_k: int = 10,

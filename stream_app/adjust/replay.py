@@ -79,8 +79,9 @@ class Replay:
         self,
         settings: Settings,
         scorer: Scorer | None = None,
-        alpha: float = 0.85,
+        alpha: float = 1.0,
         k: int = 10,
+        model: str = "slots",
     ) -> None:
         self.settings = settings
         self.k = k
@@ -95,7 +96,7 @@ class Replay:
             scorer = self.markov
         self.scorer = scorer
         self.users: dict[bytes, bytes] = {}
-        self.online = OnlineAdjustment(k, alpha)
+        self.online = OnlineAdjustment(k, alpha, model=model)
         self.processor = Processor(
             settings, self.users, scorer, learner=self.markov, adjust=self.online
         )
@@ -164,12 +165,15 @@ def run(
     path: Path,
     fmt: str | None = None,
     scorer: Scorer | None = None,
-    alpha: float = 0.85,
+    alpha: float | None = None,
     limit: int | None = None,
     progress: bool = True,
+    model: str | None = None,
 ) -> dict[str, Any]:
     settings = Settings(max_lateness_ms=10**15, max_future_ms=10**15, history_len=50)
-    replay = Replay(settings, scorer, alpha=alpha)
+    alpha = settings.adjust_alpha if alpha is None else alpha
+    model = settings.adjust_model if model is None else model
+    replay = Replay(settings, scorer, alpha=alpha, model=model)
     events = list(read_events(path, fmt))[:limit]
     start = time.perf_counter()
     for offset, event in enumerate(tqdm(events, desc="replay", unit="ev", disable=not progress)):
@@ -182,6 +186,7 @@ def run(
             "format": fmt,
             "scorer": scorer.name if scorer is not None else "markov",
             "alpha": alpha,
+            "adjust_model": model,
             "seconds": seconds,
             "events_per_s": len(events) / seconds if seconds else 0.0,
             "protocol": "prequential: each event vs the list last published to its user; "
@@ -197,7 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", choices=FORMATS, help="default: guessed from the path")
     ap.add_argument("--scorer", choices=["markov", "neural"], default="markov")
     ap.add_argument("--model", type=Path, help="checkpoint directory for --scorer neural")
-    ap.add_argument("--alpha", type=float, default=0.85, help="weight of the adjuster in the blend")
+    ap.add_argument(
+        "--alpha", type=float, help="weight of the adjuster in the blend (STREAMREC_ADJUST_ALPHA)"
+    )
+    ap.add_argument(
+        "--adjuster", choices=["slots", "logreg"], help="the adjuster (STREAMREC_ADJUST_MODEL)"
+    )
     ap.add_argument("--limit", type=int, help="replay only the first N events (by time)")
     ap.add_argument("--json", type=Path, required=True, help="write the report here")
     args = ap.parse_args(argv)
@@ -208,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         from models.neural import NeuralScorer
 
         scorer = NeuralScorer.load(args.model, device="cpu")
-    report = run(args.events, args.format, scorer, args.alpha, args.limit)
+    report = run(args.events, args.format, scorer, args.alpha, args.limit, model=args.adjuster)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
     k = "NDCG@10"
