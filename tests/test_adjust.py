@@ -128,3 +128,29 @@ def test_trending_matches_a_full_scan_of_decayed_popularity() -> None:
         if rng.random() < 0.02:
             scan = sorted(signals._counts, key=lambda i: -signals.popularity(i, ts)[0])
             assert signals.trending(10) == scan[:10]
+
+
+def test_negatives_are_sampled_from_every_position_of_the_list() -> None:
+    # A stride over the list never picked its last candidates (the trending ones).
+    j = FeedbackJoin(negatives_per_list=5)
+    picked: set[float] = set()
+    for n in range(200):
+        j.publish("u", n * 10, [(f"i{n}-{c}", {"pos": float(c)}) for c in range(23)])
+        picked |= {x["pos"] for x, y, _ in j.observe("u", "elsewhere", "click", n * 10 + 1)}
+    assert picked == {float(c) for c in range(23)}
+
+
+def test_the_slot_adjuster_learns_a_planted_signal() -> None:
+    from stream_app.adjust.slots import SlotAdjuster
+
+    rng = random.Random(0)
+    slots = SlotAdjuster()
+    auc = metrics.ROCAUC()
+    for n in range(4000):
+        recent = rng.randrange(1, 10)  # the user's item at this recency rank...
+        x = {"base_rrank": 0.0, "mine_rrank": 1 / (1 + recent), "trending": 0.0, "mine_type": 1.0}
+        y = rng.random() < (0.6 if recent <= 2 else 0.05)  # ...engages when it is recent
+        if n >= 2000:
+            auc.update(y, slots.predict_one(x))
+        slots.learn_one(x, y)
+    assert auc.get() > 0.8

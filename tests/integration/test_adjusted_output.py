@@ -41,7 +41,7 @@ async def test_worker_publishes_adjusted_lists_and_live_quality(
         recs = await walk(stack, int(time.time() * 1000))
         assert len(recs) == 120, worker.log()[-3000:]
         names = [r["model"]["adjuster"] for r in recs]
-        assert all(n.startswith("river-logreg@") for n in names)
+        assert all(n.startswith("river-slots@") for n in names)
         assert max(int(n.split("@")[1]) for n in names) > 0  # it has learned
         last = [r for r in recs if r["source_event_id"].endswith("-3")]
         # A 3-item catalogue: the list holds the other two, never the current item.

@@ -97,7 +97,7 @@ async def test_hot_reload_under_traffic_loses_nothing(bootstrap: str, tmp_path: 
         ids = Counter(r["source_event_id"] for r in recs)
         assert len(ids) == n and max(ids.values()) == 1, worker.log()[-3000:]
         # The adjuster re-ranks the model's lists and learns from the users' next events.
-        learned = [int(r["model"]["adjuster"].removeprefix("river-logreg@")) for r in recs]
+        learned = [int(r["model"]["adjuster"].removeprefix("river-slots@")) for r in recs]
         assert max(learned) > 0
         versions = [r["model"]["version"] for r in recs]
         assert set(versions) == {v1, v2}, Counter(versions)
