@@ -198,9 +198,12 @@ def check_states(
 ) -> list[dict[str, Any]]:
     """The users whose state differs from the last ``history`` items sent to them,
     with what was expected and what the owning worker answered."""
+    live = [n for n, w in cluster.workers.items() if w.running]
+    if not live:
+        raise RuntimeError("no worker is running to ask for state")
     wrong = []
     for user, items in sent.items():
-        doc = fetch_state(cluster.url("w0"), user)
+        doc = fetch_state(cluster.url(live[0]), user)
         got = [e["item_id"] for e in doc["events"]]
         if got != items[-history:]:
             wrong.append({"user": user, "expected": items[-history:], **doc, "events": got})
@@ -221,9 +224,10 @@ def run_scenario(
     try:
         cluster.start(f"{scenario}-{uuid.uuid4().hex[:6]}")
         assert cluster.settings is not None
-        cluster.worker("w0").start()
-        cluster.worker("w1").start()
-        time.sleep(3)  # both join before traffic starts
+        for name in ("w0", "w1"):  # both in the group before traffic starts
+            cluster.worker(name).start()
+        for name in ("w0", "w1"):
+            cluster.workers[name].wait_ready()
 
         # The producer runs on a side thread and the disruption on this one: worker
         # processes must be started by a thread that outlives them, because
@@ -245,6 +249,7 @@ def run_scenario(
         elapsed = time.monotonic() - t0
         expected = {f"ev{i}" for i in range(events)}
         distinct = set(ids)
+        crashed = [n for n, w in cluster.workers.items() if w.proc is not None and not w.running]
         wrong = check_states(cluster, sent, cluster.settings.history_len)
         result = {
             "scenario": scenario,
@@ -258,9 +263,10 @@ def run_scenario(
         }
         if cluster.notes:
             result["notes"] = cluster.notes
-        crashed = [n for n, w in cluster.workers.items() if w.proc is not None and not w.running]
         if crashed:
-            result["crashed_workers"] = crashed
+            result["crashed_workers"] = {
+                n: cluster.workers[n].log().splitlines()[-40:] for n in crashed
+            }
         return result
     finally:
         cluster.stop()

@@ -7,6 +7,7 @@ import ctypes
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -33,8 +34,10 @@ class WorkerProcess:
         self.log_path = log_path
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_from = 0  # where this run's lines start in the (appended) log
 
     def start(self) -> WorkerProcess:
+        self._log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -73,3 +76,19 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Until this run has joined its group and resumed its partitions (the
+        "Worker ready" line of :mod:`stream_app.faust_patches`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_from)
+                if b"Worker ready" in f.read():
+                    return
+            if not self.running:
+                tail = "\n".join(self.log().splitlines()[-30:])
+                raise RuntimeError(f"worker exited before it was ready:\n{tail}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker not ready after {timeout:.0f} s ({self.log_path})")
+            time.sleep(0.2)

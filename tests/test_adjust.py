@@ -8,23 +8,23 @@ from pathlib import Path
 
 from river import metrics
 
-from stream_app.adjust.adjuster import Adjuster
 from stream_app.adjust.feedback import FeedbackJoin
+from stream_app.adjust.logreg import LogRegAdjuster
 from stream_app.adjust.quality import Prequential, hit_ndcg
 from stream_app.adjust.replay import run
 
 
 def test_labelling_on_a_hand_made_sequence() -> None:
     j = FeedbackJoin(horizon_events=2, horizon_ms=60_000, negatives_per_list=10)
-    j.publish("u", 0, [(c, {"id": float(n)}) for n, c in enumerate("abcd")])
+    j.publish("u", 0, [(c, (float(n),)) for n, c in enumerate("abcd")])
     assert j.observe("u", "c", "click", 1_000) == []  # window still open
     out = j.observe("u", "a", "add_to_cart", 2_000)  # second event closes it
-    labels = {x["id"]: (y, w) for x, y, w in out}
+    labels = {x[0]: (y, w) for x, y, w in out}
     assert labels == {0.0: (True, 2.0), 2.0: (True, 1.0), 1.0: (False, 1.0), 3.0: (False, 1.0)}
     assert len(j) == 0
     # Closed by time: an event after the horizon labels with what was seen before it.
-    j.publish("v", 0, [("x", {"id": 9.0})])
-    assert j.observe("v", "x", "purchase", 61_000) == [({"id": 9.0}, False, 1.0)]
+    j.publish("v", 0, [("x", (9.0,))])
+    assert j.observe("v", "x", "purchase", 61_000) == [((9.0,), False, 1.0)]
 
 
 def test_prequential_metrics_on_a_hand_computed_example() -> None:
@@ -41,11 +41,11 @@ def test_prequential_metrics_on_a_hand_computed_example() -> None:
 
 def test_the_adjuster_learns_a_planted_signal() -> None:
     rng = random.Random(0)
-    adjuster = Adjuster()
+    adjuster = LogRegAdjuster(names=("signal", "noise", "other"))
     auc = metrics.ROCAUC()
     for n in range(4000):
         signal = rng.random()
-        x = {"signal": signal, "noise": rng.random(), "other": rng.gauss(0, 1)}
+        x = (signal, rng.random(), rng.gauss(0, 1))
         y = rng.random() < (0.9 if signal > 0.5 else 0.1)  # engagement follows the feature
         if n >= 2000:
             auc.update(y, adjuster.predict_one(x))
@@ -94,20 +94,20 @@ def test_the_drift_detector_fires_on_a_planted_shift_and_not_on_a_stationary_str
 
 def test_predict_many_equals_predict_one() -> None:
     rng = random.Random(5)
-    adjuster = Adjuster()
-    rows = [{"a": rng.random(), "b": rng.gauss(0, 3), "c": 1.0} for _ in range(300)]
+    adjuster = LogRegAdjuster(names=("a", "b", "c"))
+    rows = [(rng.random(), rng.gauss(0, 3), 1.0) for _ in range(300)]
     for x in rows:
-        adjuster.learn_one(x, x["a"] > 0.5)
+        adjuster.learn_one(x, x[0] > 0.5)
     batch = adjuster.predict_many(rows[:50])
     for x, p in zip(rows[:50], batch, strict=True):
         assert abs(p - adjuster.predict_one(x)) < 1e-9
-    assert Adjuster().predict_many([{"a": 1.0}]) == [0.5]  # untrained: no information
+    assert LogRegAdjuster(names=("a",)).predict_many([(1.0,)]) == [0.5]  # untrained
 
 
 def test_feedback_join_holds_at_most_max_users() -> None:
     j = FeedbackJoin(max_users=3)
     for n in range(10):
-        j.publish(f"u{n}", n, [("a", {"f": 1.0})])
+        j.publish(f"u{n}", n, [("a", (1.0,))])
     assert len(j) == 3
     assert j.observe("u0", "a", "click", 20) == []  # evicted: its list is gone
     assert j.observe("u9", "a", "click", 20) != []
@@ -135,8 +135,8 @@ def test_negatives_are_sampled_from_every_position_of_the_list() -> None:
     j = FeedbackJoin(negatives_per_list=5)
     picked: set[float] = set()
     for n in range(200):
-        j.publish("u", n * 10, [(f"i{n}-{c}", {"pos": float(c)}) for c in range(23)])
-        picked |= {x["pos"] for x, y, _ in j.observe("u", "elsewhere", "click", n * 10 + 1)}
+        j.publish("u", n * 10, [(f"i{n}-{c}", (float(c),)) for c in range(23)])
+        picked |= {x[0] for x, y, _ in j.observe("u", "elsewhere", "click", n * 10 + 1)}
     assert picked == {float(c) for c in range(23)}
 
 
@@ -148,7 +148,7 @@ def test_the_slot_adjuster_learns_a_planted_signal() -> None:
     auc = metrics.ROCAUC()
     for n in range(4000):
         recent = rng.randrange(1, 10)  # the user's item at this recency rank...
-        x = {"base_rrank": 0.0, "mine_rrank": 1 / (1 + recent), "trending": 0.0, "mine_type": 1.0}
+        x = (-1, recent, 0, 1.0)  # (scorer rank, recency rank, trending, event type)
         y = rng.random() < (0.6 if recent <= 2 else 0.05)  # ...engages when it is recent
         if n >= 2000:
             auc.update(y, slots.predict_one(x))

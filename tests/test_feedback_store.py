@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from stream_app.adjust.feedback import FeedbackJoin
 
-CANDIDATES = [("a", {"f": 1.0, "g": 0.5}), ("b", {"f": 2.0, "g": 0.25})]
+CANDIDATES = [("a", (1.0, 0.5)), ("b", (2.0, 0.25))]
 
 
 def test_a_new_join_on_the_same_store_labels_the_lists_published_before() -> None:
@@ -14,8 +14,8 @@ def test_a_new_join_on_the_same_store_labels_the_lists_published_before() -> Non
     restarted = FeedbackJoin(store=store)  # a restart: nothing in memory
     examples = restarted.observe("u", "b", "purchase", 1_000)
     assert [(x, y, w) for x, y, w in examples] == [
-        ({"f": 2.0, "g": 0.25}, True, 4.0),
-        ({"f": 1.0, "g": 0.5}, False, 1.0),
+        ((2.0, 0.25), True, 4.0),
+        ((1.0, 0.5), False, 1.0),
     ]
 
 

@@ -1,7 +1,9 @@
-"""Features of one (user, candidate item) pair, as a flat dict for river.
+"""What the adjusters read of one list: the user's recent history, the scorer's
+answer, and live item signals, gathered once per list (:class:`ListContext`).
 
-Every feature is cheap to compute from what the worker already holds: the
-scorer's answer, the user's recent history, and live item signals.
+Every feature is cheap to compute from what the worker already holds. The
+logistic adjuster reads them all (:func:`features`); the slot adjuster only a
+few ranks and flags.
 """
 
 from __future__ import annotations
@@ -15,93 +17,143 @@ from stream_app.adjust.signals import ItemSignals
 
 TYPE_WEIGHT = {"view": 0.5, "click": 1.0, "add_to_cart": 2.0, "purchase": 4.0}
 SESSION_GAP_MS = 30 * 60 * 1000
+FEATURES = (
+    "base_in",
+    "base_rrank",
+    "base_score",
+    "trending",
+    "pop_short",
+    "pop_long",
+    "item_idle_s",
+    "mine",
+    "mine_rrank",
+    "mine_idle_s",
+    "mine_type",
+    "mine_count",
+    "is_current",
+    "mix_click",
+    "mix_cart",
+    "mix_purchase",
+    "session_len",
+    "history_len",
+    "concentration",
+)
 
 
 @dataclass(slots=True)
 class UserView:
-    """What the features need of a user's history (newest last), computed once per list."""
+    """A user's history (newest last) as the features need it, computed once per list."""
 
+    history: Sequence[Interaction]
     now: int
     current_item: str | None
     seen: dict[str, tuple[int, int, float, int]]  # item -> (recency rank, last ts, type, count)
-    type_mix: dict[str, float]
-    session_len: int
-    history_len: int
+    order: list[str]  # distinct items, most recent first
 
     @classmethod
     def of(cls, history: Sequence[Interaction]) -> UserView:
-        now = history[-1].ts if history else 0
         seen: dict[str, tuple[int, int, float, int]] = {}
-        rank = 0
+        order: list[str] = []
         for e in reversed(history):
             w = TYPE_WEIGHT.get(e.event_type, 1.0)
-            if e.item_id in seen:
-                r, t, tw, c = seen[e.item_id]
-                seen[e.item_id] = (r, t, max(tw, w), c + 1)
+            old = seen.get(e.item_id)
+            if old is None:
+                seen[e.item_id] = (len(order), e.ts, w, 1)
+                order.append(e.item_id)
             else:
-                seen[e.item_id] = (rank, e.ts, w, 1)
-                rank += 1
-        n = len(history) or 1
-        mix = {t: sum(e.event_type == t for e in history) / n for t in ("click", "add_to_cart")}
-        mix["purchase"] = sum(e.event_type == "purchase" for e in history) / n
-        session = 0
-        prev = None
-        for e in reversed(history):
+                seen[e.item_id] = (old[0], old[1], max(old[2], w), old[3] + 1)
+        now = history[-1].ts if history else 0
+        current = history[-1].item_id if history else None
+        return cls(history, now, current, seen, order)
+
+    def recent_items(self, n: int) -> list[str]:
+        """The user's ``n`` most recent distinct items, not counting the current one."""
+        return [i for i in self.order[: n + 1] if i != self.current_item][:n]
+
+    def type_mix(self) -> dict[str, float]:
+        n = len(self.history) or 1
+        kinds = [e.event_type for e in self.history]
+        return {t: kinds.count(t) / n for t in ("click", "add_to_cart", "purchase")}
+
+    def session_len(self) -> int:
+        """Events since the last gap of more than 30 minutes."""
+        session, prev = 0, None
+        for e in reversed(self.history):
             if prev is not None and prev - e.ts > SESSION_GAP_MS:
                 break
             session += 1
             prev = e.ts
-        return cls(
-            now,
-            history[-1].item_id if history else None,
-            seen,
-            mix,
-            session,
-            len(history),
-        )
+        return session
 
-    def recent_items(self, n: int) -> list[str]:
-        """The user's ``n`` most recent distinct items, not counting the current one."""
-        ordered = sorted(self.seen, key=lambda i: self.seen[i][0])
-        return [i for i in ordered if i != self.current_item][:n]
+
+def recent_items(history: Sequence[Interaction], n: int) -> list[str]:
+    """:meth:`UserView.recent_items` without building the view."""
+    current = history[-1].item_id if history else None
+    out: dict[str, None] = {}
+    for e in reversed(history):
+        if e.item_id != current:
+            out[e.item_id] = None
+            if len(out) == n:
+                break
+    return list(out)
+
+
+@dataclass(slots=True)
+class ListContext:
+    """Everything an adjuster may read to describe the candidates of one list."""
+
+    user: UserView
+    signals: ItemSignals
+    rank_of: dict[str, int]  # the scorer's rank of each item it returned
+    score_of: dict[str, float]
+    trending: set[str]
+    base: Scored
+
+    @property
+    def top_score(self) -> float:
+        return self.base.items[0][1] if self.base.items else 0.0
 
 
 def influence_concentration(scored: Scored) -> float:
     return max(scored.influences) if scored.influences else 0.0
 
 
-def features(
-    item: str,
-    base_rank: int | None,
-    base_score: float,
-    top_score: float,
-    trending: bool,
-    user: UserView,
-    signals: ItemSignals,
-    concentration: float,
-) -> dict[str, float]:
-    pop_short, pop_long = [*signals.popularity(item, user.now), 0.0, 0.0][:2]
-    last = signals.last_seen(item)
-    mine = user.seen.get(item)
-    x = {
-        "base_in": 1.0 if base_rank is not None else 0.0,
-        "base_rrank": 1.0 / (1 + base_rank) if base_rank is not None else 0.0,
-        "base_score": base_score / top_score if top_score > 0 else 0.0,
-        "trending": 1.0 if trending else 0.0,
-        "pop_short": math.log1p(pop_short),
-        "pop_long": math.log1p(pop_long),
-        "item_idle_s": math.log1p(max(0, user.now - last) / 1000) if last is not None else 12.0,
-        "mine": 1.0 if mine else 0.0,
-        "mine_rrank": 1.0 / (1 + mine[0]) if mine else 0.0,
-        "mine_idle_s": math.log1p(max(0, user.now - mine[1]) / 1000) if mine else 12.0,
-        "mine_type": mine[2] if mine else 0.0,
-        "mine_count": math.log1p(mine[3]) if mine else 0.0,
-        "is_current": 1.0 if item == user.current_item else 0.0,
-        "mix_click": user.type_mix["click"],
-        "mix_cart": user.type_mix["add_to_cart"],
-        "mix_purchase": user.type_mix["purchase"],
-        "session_len": math.log1p(user.session_len),
-        "history_len": math.log1p(user.history_len),
-        "concentration": concentration,
-    }
-    return x
+def features(items: Sequence[str], ctx: ListContext) -> list[tuple[float, ...]]:
+    """Every candidate's features, in :data:`FEATURES` order."""
+    user, signals = ctx.user, ctx.signals
+    top = ctx.top_score
+    concentration = influence_concentration(ctx.base)
+    mix = user.type_mix()
+    shared = (
+        mix["click"],
+        mix["add_to_cart"],
+        mix["purchase"],
+        math.log1p(user.session_len()),
+        math.log1p(len(user.history)),
+        concentration,
+    )
+    out = []
+    for item in items:
+        r = ctx.rank_of.get(item)
+        pop_short, pop_long = [*signals.popularity(item, user.now), 0.0, 0.0][:2]
+        last = signals.last_seen(item)
+        mine = user.seen.get(item)
+        out.append(
+            (
+                1.0 if r is not None else 0.0,
+                1.0 / (1 + r) if r is not None else 0.0,
+                ctx.score_of.get(item, 0.0) / top if top > 0 else 0.0,
+                1.0 if item in ctx.trending else 0.0,
+                math.log1p(pop_short),
+                math.log1p(pop_long),
+                math.log1p(max(0, user.now - last) / 1000) if last is not None else 12.0,
+                1.0 if mine else 0.0,
+                1.0 / (1 + mine[0]) if mine else 0.0,
+                math.log1p(max(0, user.now - mine[1]) / 1000) if mine else 12.0,
+                mine[2] if mine else 0.0,
+                math.log1p(mine[3]) if mine else 0.0,
+                1.0 if item == user.current_item else 0.0,
+                *shared,
+            )
+        )
+    return out

@@ -8,8 +8,9 @@ others are negative. A list is labelled once its window closes (at the user's
 next event past either bound). Each user keeps at most ``max_lists`` open lists,
 and at most ``max_users`` users have open lists (least recently published first
 out: their labels are lost, memory is bounded). An open list keeps its
-candidates' features packed (one float array and the shared feature names), not
-as dicts: a dict per candidate cost about 12 KB per user.
+candidates' descriptions (the adjuster's ``x``, tuples of numbers of one width)
+packed in one float array: a dict of features per candidate cost about 12 KB
+per user.
 
 Given a ``store`` (in the worker: the ``feedback`` Faust table, changelog-backed,
 keyed like the input topic so it moves with its partition), every publish
@@ -20,11 +21,11 @@ user, so many events in flight never label one list twice; :meth:`clear`
 drops it when partitions move.
 
 >>> j = FeedbackJoin(horizon_events=2, horizon_ms=10_000, negatives_per_list=1)
->>> j.publish("u", 0, [("a", {"f": 1.0}), ("b", {"f": 2.0}), ("c", {"f": 3.0})])
+>>> j.publish("u", 0, [("a", (1.0,)), ("b", (2.0,)), ("c", (3.0,))])
 >>> j.observe("u", "b", "purchase", 1_000)
 []
->>> [(x["f"], y, w) for x, y, w in j.observe("u", "z", "click", 2_000)]
-[(2.0, True, 4.0), (3.0, False, 1.0)]
+>>> j.observe("u", "z", "click", 2_000)
+[((2.0,), True, 4.0), ((3.0,), False, 1.0)]
 """
 
 from __future__ import annotations
@@ -34,26 +35,27 @@ from array import array
 from collections import OrderedDict, deque
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from itertools import chain
 
 import msgpack
 
 from stream_app.adjust.features import TYPE_WEIGHT
 
-Example = tuple[dict[str, float], bool, float]
+X = tuple[float, ...]
+Example = tuple[X, bool, float]
 
 
 @dataclass(slots=True)
 class _Open:
     ts: int
     items: tuple[str, ...]
-    names: tuple[str, ...]  # feature names, shared by every candidate (and list)
-    values: array[float]  # row-major: candidate i's features at [i * width, ...)
+    values: array[float]  # row-major: candidate i's x at [i * width, ...)
     seen: int = 0
     hits: dict[str, float] = field(default_factory=dict)
 
-    def features(self, i: int) -> dict[str, float]:
-        width = len(self.names)
-        return dict(zip(self.names, self.values[i * width : (i + 1) * width], strict=True))
+    def x(self, i: int) -> X:
+        width = len(self.values) // len(self.items)
+        return tuple(self.values[i * width : (i + 1) * width])
 
 
 class FeedbackJoin:
@@ -73,18 +75,15 @@ class FeedbackJoin:
         self.negatives_per_list = negatives_per_list
         self.max_users = max_users
         self._open: OrderedDict[str, deque[_Open]] = OrderedDict()
-        self._names: tuple[str, ...] = ()
 
-    def publish(self, user: str, ts: int, candidates: list[tuple[str, dict[str, float]]]) -> None:
-        names = tuple(candidates[0][1]) if candidates else ()
-        if names != self._names:
-            self._names = names
-        values = array("d", (v for _, x in candidates for v in x.values()))
-        items = tuple(item for item, _ in candidates)
+    def publish(self, user: str, ts: int, candidates: list[tuple[str, X]]) -> None:
         lists = self._lists(user)
         if lists is None:
             lists = self._open[user] = deque(maxlen=self.max_lists)
-        lists.append(_Open(ts, items, self._names, values))
+        if candidates:
+            items = tuple(item for item, _ in candidates)
+            values = array("d", chain.from_iterable(x for _, x in candidates))
+            lists.append(_Open(ts, items, values))
         self._open.move_to_end(user)
         if len(self._open) > self.max_users:
             self._open.popitem(last=False)  # still in the store, if there is one
@@ -137,7 +136,7 @@ class FeedbackJoin:
         return lists
 
     def _label(self, o: _Open) -> list[Example]:
-        pos = [(o.features(i), True, o.hits[c]) for i, c in enumerate(o.items) if c in o.hits]
+        pos = [(o.x(i), True, o.hits[c]) for i, c in enumerate(o.items) if c in o.hits]
         neg_all = [i for i, c in enumerate(o.items) if c not in o.hits]
         # A uniform sample, the same on every replay: a hash of (list, item). Every
         # candidate has the same chance, wherever it stands in the list. (A stride
@@ -146,24 +145,26 @@ class FeedbackJoin:
         if len(neg_all) > self.negatives_per_list:
             neg_all = sorted(neg_all, key=lambda i: zlib.crc32(f"{o.ts}:{o.items[i]}".encode()))
             neg_all = sorted(neg_all[: self.negatives_per_list])
-        neg = [(o.features(i), False, 1.0) for i in neg_all]
+        neg = [(o.x(i), False, 1.0) for i in neg_all]
         return pos + neg
 
     def __len__(self) -> int:
         return sum(1 for lists in self._open.values() if lists)
 
 
+FORMAT = 2  # 1: with feature names, before the adjusters' own descriptions
+
+
 def _encode(lists: deque[_Open]) -> bytes:
-    names = lists[0].names if lists else ()
-    return msgpack.packb(
-        [list(names)] + [[o.ts, list(o.items), o.values.tobytes(), o.seen, o.hits] for o in lists]
-    )
+    rows = [[o.ts, list(o.items), o.values.tobytes(), o.seen, o.hits] for o in lists]
+    return msgpack.packb([FORMAT, *rows])
 
 
 def _decode(raw: bytes, max_lists: int) -> deque[_Open]:
-    names, *rows = msgpack.unpackb(raw)
-    shared = tuple(names)
+    version, *rows = msgpack.unpackb(raw)
     out: deque[_Open] = deque(maxlen=max_lists)
+    if version != FORMAT:  # lists of an older worker: their descriptions do not apply
+        return out
     for ts, items, values, seen, hits in rows:
-        out.append(_Open(ts, tuple(items), shared, array("d", values), seen, hits))
+        out.append(_Open(ts, tuple(items), array("d", values), seen, hits))
     return out

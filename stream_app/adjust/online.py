@@ -31,9 +31,10 @@ from typing import NamedTuple
 
 from models.base import Interaction, Scored
 from stream_app import metrics
-from stream_app.adjust.adjuster import Adjuster
+from stream_app.adjust.base import Adjuster, X
 from stream_app.adjust.drift import DriftWatch, log_loss
 from stream_app.adjust.feedback import FeedbackJoin
+from stream_app.adjust.logreg import LogRegAdjuster
 from stream_app.adjust.propensity import PURCHASE_FEATURES, PurchasePropensity, purchase_features
 from stream_app.adjust.quality import ClassificationQuality, Prequential
 from stream_app.adjust.ranker import Ranker
@@ -41,11 +42,11 @@ from stream_app.adjust.signals import ItemSignals
 from stream_app.adjust.slots import SlotAdjuster
 
 log = logging.getLogger(__name__)
-CHECKPOINT_FORMAT = 3
+CHECKPOINT_FORMAT = 4
 #: The adjusters to choose from (``STREAMREC_ADJUST_MODEL``), picked by measurement.
-ADJUSTERS: dict[str, type[Adjuster] | type[SlotAdjuster]] = {
+ADJUSTERS: dict[str, type[Adjuster]] = {
     "slots": SlotAdjuster,
-    "logreg": Adjuster,
+    "logreg": LogRegAdjuster,
 }
 KEEP_CHECKPOINTS = 3
 
@@ -64,7 +65,7 @@ class OnlineAdjustment:
     def __init__(
         self,
         k: int,
-        alpha: float = 0.85,
+        alpha: float = 1.0,
         max_users: int = 200_000,
         purchase_threshold: float = 0.5,
         feedback_store: MutableMapping[bytes, bytes] | None = None,
@@ -72,8 +73,8 @@ class OnlineAdjustment:
     ) -> None:
         self.k = k
         self.signals = ItemSignals()
-        self.adjuster: Adjuster | SlotAdjuster = ADJUSTERS[model]()
-        self.ranker = Ranker(self.adjuster, self.signals, alpha=alpha)
+        self.adjuster: Adjuster = ADJUSTERS[model]()
+        self.ranker = Ranker(self.signals, alpha=alpha)
         self.feedback = FeedbackJoin(store=feedback_store)
         self.quality = {"adjusted": Prequential(k), "base": Prequential(k)}
         self.drift = DriftWatch()
@@ -146,7 +147,7 @@ class OnlineAdjustment:
         self._last.pop(user, None)
         self.feedback.forget(user)
 
-    def learn(self, x: dict[str, float], y: bool, w: float) -> None:
+    def learn(self, x: X, y: bool, w: float) -> None:
         """Learn one example; on a rise in loss (drift) reset the adjuster first."""
         if self.drift.update_loss(log_loss(self.adjuster.predict_one(x), y)):
             metrics.DRIFT_DETECTIONS.labels("loss").inc()
@@ -155,7 +156,7 @@ class OnlineAdjustment:
         self.adjuster.learn_one(x, y, w)
 
     def rerank(self, user: str, history: Sequence[Interaction], base: Scored) -> Scored:
-        ranked = self.ranker.rank(history, base, self.k)
+        ranked = self.ranker.rank(self.adjuster, history, base, self.k)
         now = history[-1].ts if history else 0
         self.feedback.publish(user, now, ranked.candidates)
         current = history[-1].item_id if history else ""
@@ -202,7 +203,7 @@ class OnlineAdjustment:
             except Exception:  # a torn or foreign file: try the previous one
                 log.warning("adjuster checkpoint %s unreadable; trying an older one", path)
                 continue
-            self.adjuster = self.ranker.adjuster = state["adjuster"]
+            self.adjuster = state["adjuster"]
             self.drift = state["drift"]
             self.purchase = state["purchase"]
             metrics.ADJUSTER_EXAMPLES.set(self.adjuster.examples)

@@ -26,8 +26,8 @@ import math
 from collections.abc import Sequence
 
 from models.base import Interaction
-from stream_app.adjust.adjuster import default_model
 from stream_app.adjust.features import SESSION_GAP_MS
+from stream_app.adjust.logreg import default_model
 
 PURCHASE_FEATURES = (
     "last_cart",

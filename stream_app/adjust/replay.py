@@ -40,8 +40,8 @@ from tqdm import tqdm
 
 from models.base import Scorer
 from models.markov import DictTransitionStore, MarkovScorer
-from stream_app.adjust.adjuster import Adjuster
-from stream_app.adjust.features import UserView
+from stream_app.adjust.base import Adjuster
+from stream_app.adjust.features import recent_items
 from stream_app.adjust.logs import FORMATS, Event, read_events
 from stream_app.adjust.online import OnlineAdjustment
 from stream_app.adjust.quality import Prequential
@@ -135,7 +135,7 @@ class Replay:
         base = self.scorer.score([history], self.online.base_k)[0]
         self.online.rerank(user, history, base)  # what Processor.recommend publishes
         base_items = [i for i, _ in base.items]
-        recent = UserView.of(history).recent_items(10)
+        recent = recent_items(history, 10)
         lists = {"popularity": self.online.signals.trending(self.k)}
         for spec in FIXED:
             lists[fixed_name(*spec)] = fixed_list(base_items, recent, spec, self.k)

@@ -1,14 +1,15 @@
-"""The adjuster: a river model that learns, online, which candidates users engage with.
+"""The logistic adjuster: a river logistic regression over every feature of
+:mod:`stream_app.adjust.features` (``STREAMREC_ADJUST_MODEL=logreg``).
 
-``learn_one(x, y, w)`` / ``predict_one(x)`` in river's style; ``x`` is a feature
-dict from :mod:`stream_app.adjust.features`, ``y`` whether the user engaged,
-``w`` how strongly (purchase > add to cart > click > view).
+``x`` is the tuple of feature values in :data:`~stream_app.adjust.features.FEATURES`
+order (or ``names``), ``y`` whether the user engaged, ``w`` how strongly
+(purchase > add to cart > click > view).
 
->>> a = Adjuster()
+>>> a = LogRegAdjuster(names=("signal",))
 >>> for _ in range(200):
-...     a.learn_one({"signal": 1.0}, True)
-...     a.learn_one({"signal": 0.0}, False)
->>> a.predict_one({"signal": 1.0}) > 0.9 > 0.1 > a.predict_one({"signal": 0.0})
+...     a.learn_one((1.0,), True)
+...     a.learn_one((0.0,), False)
+>>> a.predict_one((1.0,)) > 0.9 > 0.1 > a.predict_one((0.0,))
 True
 >>> a.examples
 400
@@ -16,8 +17,13 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from river import compose, linear_model, optim, preprocessing
+
+from stream_app.adjust.base import Adjuster, X
+from stream_app.adjust.features import FEATURES, ListContext, features
 
 
 def default_model(lr: float = 0.01) -> compose.Pipeline:
@@ -29,23 +35,26 @@ def default_model(lr: float = 0.01) -> compose.Pipeline:
     )
 
 
-class Adjuster:
+class LogRegAdjuster(Adjuster):
     name = "river-logreg"
 
-    def __init__(self, model: compose.Pipeline | None = None) -> None:
-        self.model = model if model is not None else default_model()
-        self.examples = 0
+    def __init__(self, names: Sequence[str] = FEATURES) -> None:
+        self.names = tuple(names)
+        self.reset()
 
-    def learn_one(self, x: dict[str, float], y: bool, w: float = 1.0) -> None:
-        self.model.learn_one(x, y, w=w)
+    def describe(self, items: Sequence[str], ctx: ListContext) -> list[X]:
+        return features(items, ctx)
+
+    def learn_one(self, x: X, y: bool, w: float = 1.0) -> None:
+        self.model.learn_one(dict(zip(self.names, x, strict=True)), y, w=w)
         self.examples += 1
 
-    def predict_one(self, x: dict[str, float]) -> float:
-        """P(engagement) for one candidate."""
-        return float(self.model.predict_proba_one(x).get(True, 0.0))
+    def predict_one(self, x: X) -> float:
+        p = self.model.predict_proba_one(dict(zip(self.names, x, strict=True)))
+        return float(p.get(True, 0.0))
 
-    def predict_many(self, xs: list[dict[str, float]]) -> list[float]:
-        """``predict_one`` for many candidates at once (all with the same keys).
+    def predict_many(self, xs: Sequence[X]) -> list[float]:
+        """``predict_one`` for many candidates at once.
 
         The same arithmetic on the model's current state, vectorised with numpy:
         scale ``(x - mean) / std`` (0 where the variance is 0, as river does), dot
@@ -56,8 +65,8 @@ class Adjuster:
             return []
         scaler = self.model["StandardScaler"]
         lr = self.model["LogisticRegression"]
-        keys = list(xs[0])
-        x = np.array([[row[k] for k in keys] for row in xs])
+        keys = self.names
+        x = np.array(xs, dtype=float)
         mean = np.array([scaler.means.get(k, 0.0) for k in keys])
         std = np.sqrt(np.array([scaler.vars.get(k, 0.0) for k in keys]))
         z = np.divide(x - mean, std, out=np.zeros_like(x), where=std > 0)
