@@ -28,6 +28,7 @@ import heapq
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Protocol
 
 from models.base import Interaction, Scored, normalise
@@ -67,6 +68,10 @@ class TransitionStore(Protocol):
         ...
 
 
+_count = itemgetter(1)
+_score_then_item = itemgetter(1, 0)
+
+
 class PopularityIndex:
     """Item counts with a lazily refreshed top list."""
 
@@ -78,13 +83,14 @@ class PopularityIndex:
         self._refresh_every = refresh_every
 
     def add(self, item: str, n: int = 1) -> None:
-        self.counts[item] += n
+        counts = self.counts
+        counts[item] = counts.get(item, 0) + n  # Counter's += calls __missing__ on new items
         self._stale += 1
 
     def top(self, k: int) -> list[tuple[str, int]]:
         # A full re-rank is O(items); do it only every `refresh_every` updates.
         if k > self._top_k or self._stale >= self._refresh_every or not self._top:
-            self._top = heapq.nlargest(max(k, 100), self.counts.items(), key=lambda kv: kv[1])
+            self._top = heapq.nlargest(max(k, 100), self.counts.items(), key=_count)
             self._top_k = max(k, 100)
             self._stale = 0
         return self._top[:k]
@@ -144,33 +150,33 @@ class MarkovScorer:
         self, seq: Sequence[Interaction], k: int, popular: list[tuple[str, int]]
     ) -> Scored:
         n = len(seq)
-        recent = range(max(0, n - self.window), n)
-        weights = {t: self.decay ** (n - 1 - t) for t in recent}
-        wsum = sum(weights.values()) or 1.0
+        start = max(0, n - self.window)
+        weights = [self.decay ** (n - 1 - t) for t in range(start, n)]
+        wsum = sum(weights) or 1.0
         w_trans = 1.0 - self.popularity_weight
 
         # Per-event transition distributions, weighted by recency.
         contrib: dict[int, dict[str, float]] = {}
         scores: dict[str, float] = {}
-        for t, w in weights.items():
+        get = scores.get
+        for t, w in enumerate(weights, start):
             succ = self.store.successors(seq[t].item_id)
             total = sum(succ.values())
             if not total:
                 continue
             scale = w_trans * w / wsum / total
-            part = {item: c * scale for item, c in succ.items()}
-            contrib[t] = part
+            part = contrib[t] = {item: c * scale for item, c in succ.items()}
             for item, s in part.items():
-                scores[item] = scores.get(item, 0.0) + s
+                scores[item] = get(item, 0.0) + s
 
         if popular:
-            top_count = popular[0][1] or 1
+            top_count, pw = popular[0][1] or 1, self.popularity_weight
             for item, c in popular:
-                scores[item] = scores.get(item, 0.0) + self.popularity_weight * c / top_count
+                scores[item] = get(item, 0.0) + pw * c / top_count
 
-        top = heapq.nlargest(k, scores.items(), key=lambda kv: (kv[1], kv[0]))
-        top_ids = [i for i, _ in top]
-        influence = [
-            sum(contrib[t].get(i, 0.0) for i in top_ids) if t in contrib else 0.0 for t in range(n)
-        ]
+        # sorted()[:k] is nlargest's documented equivalent, and faster on these sizes.
+        top = sorted(scores.items(), key=_score_then_item, reverse=True)[:k]
+        influence = [0.0] * n
+        for t, part in contrib.items():
+            influence[t] = sum(part.get(i, 0.0) for i, _ in top)
         return Scored(items=[(i, float(s)) for i, s in top], influences=normalise(influence))

@@ -158,7 +158,7 @@ class Processor:
         else:
             metrics.DUPLICATES.inc()
 
-        metrics.EVENTS_CONSUMED.labels(event.event_type).inc()
+        metrics.consumed(event.event_type).inc()
         return ScoreRequest(user_id, state.interactions(), event_id, event.ts)
 
     def sweep(self, partition: int) -> int:

@@ -22,13 +22,16 @@ from typing import Any
 import numpy as np
 from river import metrics, utils
 
+_DISCOUNT = [1.0 / math.log2(rank + 2) for rank in range(1000)]
+
 
 def hit_ndcg(ranked: Sequence[str], target: str, k: int = 10) -> tuple[float, float]:
     """HR@k and NDCG@k of one list for one target (a single relevant item)."""
-    for rank, item in enumerate(ranked[:k]):
-        if item == target:
-            return 1.0, 1.0 / math.log2(rank + 2)
-    return 0.0, 0.0
+    try:
+        rank = ranked.index(target, 0, k)
+    except ValueError:
+        return 0.0, 0.0
+    return 1.0, _DISCOUNT[rank] if rank < len(_DISCOUNT) else 1.0 / math.log2(rank + 2)
 
 
 class Prequential:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from models.base import Interaction, Scored
 from stream_app.adjust.base import Adjuster, X
@@ -68,5 +69,5 @@ class Ranker:
                 (item, a * p + (1 - a) * b)
                 for item, p, b in zip(items, probs, base_part, strict=True)
             ]
-        scored.sort(key=lambda t: -t[1])
+        scored.sort(key=itemgetter(1), reverse=True)  # stable: ties keep pool order
         return Ranked(scored[:k], list(zip(items, xs, strict=True)))

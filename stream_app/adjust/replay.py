@@ -29,6 +29,7 @@ named in ``best_fixed``).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -62,16 +63,16 @@ def fixed_list(
     base: list[str], recent: list[str], spec: tuple[int, int, bool], k: int
 ) -> list[str]:
     base_n, recent_n, recent_first = spec
-    first, second = (recent[:recent_n], base[:base_n])
+    first, second = recent[:recent_n], base[:base_n]
     if not recent_first:
         first, second = second, first
-    merged = list(dict.fromkeys(first + second))
-    for item in base:  # fill up to k from the scorer
-        if len(merged) >= k:
-            break
-        if item not in merged:
-            merged.append(item)
-    return merged[:k]
+    merged = dict.fromkeys(first + second)
+    if len(merged) < k:  # fill up to k from the scorer
+        for item in base:
+            merged[item] = None
+            if len(merged) >= k:
+                break
+    return list(merged)[:k]
 
 
 class Replay:
@@ -100,8 +101,8 @@ class Replay:
         self.processor = Processor(
             settings, self.users, scorer, learner=self.markov, adjust=self.online
         )
-        names = ["popularity"] + [fixed_name(*f) for f in FIXED]
-        self.quality = {n: Prequential(k) for n in names}
+        self.fixed = [(fixed_name(*f), f) for f in FIXED]
+        self.quality = {n: Prequential(k) for n in ["popularity", *(n for n, _ in self.fixed)]}
         self.published: dict[str, dict[str, list[str]]] = {}
         self.previous_item: dict[str, str] = {}
         self.events = 0
@@ -121,7 +122,8 @@ class Replay:
                 q.add(lists[name], item)
         self.previous_item[user] = item
         raw = msgpack.packb({"user_id": user, "item_id": item, "event_type": event_type, "ts": ts})
-        src = Source(self.settings.input_topic, partition_for(user.encode(), 4), offset)
+        partition = partition_for(user.encode(), self.settings.partitions)
+        src = Source(self.settings.input_topic, partition, offset)
         # The worker's path: validation, state, Markov learning, and the adjuster's
         # evaluation of the user's last lists and its learning (OnlineAdjustment.observe).
         request = self.processor.ingest(raw, src)
@@ -137,8 +139,8 @@ class Replay:
         base_items = [i for i, _ in base.items]
         recent = recent_items(history, 10)
         lists = {"popularity": self.online.signals.trending(self.k)}
-        for spec in FIXED:
-            lists[fixed_name(*spec)] = fixed_list(base_items, recent, spec, self.k)
+        for name, spec in self.fixed:
+            lists[name] = fixed_list(base_items, recent, spec, self.k)
         self.published[user] = lists
 
     def report(self) -> dict[str, Any]:
@@ -175,10 +177,15 @@ def run(
     model = settings.adjust_model if model is None else model
     replay = Replay(settings, scorer, alpha=alpha, model=model)
     events = list(read_events(path, fmt))[:limit]
+    # The log is read once and only read from then on: keep the garbage collector
+    # from walking its million objects again at every full collection.
+    gc.collect()
+    gc.freeze()
     start = time.perf_counter()
     for offset, event in enumerate(tqdm(events, desc="replay", unit="ev", disable=not progress)):
         replay.step(offset, event)
     seconds = time.perf_counter() - start
+    gc.unfreeze()
     report = replay.report()
     report.update(
         {
