@@ -148,7 +148,7 @@ def test_the_slot_adjuster_learns_a_planted_signal() -> None:
     auc = metrics.ROCAUC()
     for n in range(4000):
         recent = rng.randrange(1, 10)  # the user's item at this recency rank...
-        x = (-1, recent, 0, 1.0)  # (scorer rank, recency rank, trending, event type)
+        x = (0, recent, 1)  # (band, recency rank, count): the band is left uninformative
         y = rng.random() < (0.6 if recent <= 2 else 0.05)  # ...engages when it is recent
         if n >= 2000:
             auc.update(y, slots.predict_one(x))

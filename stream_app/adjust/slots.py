@@ -1,25 +1,31 @@
 """The slot adjuster: online engagement rates per candidate *slot*, shrunk level by level.
 
-A candidate's slot is where it came from: its rank in the scorer's list, its
-recency rank in the user's own history, whether it is trending now, and, level
-by level, more of it in coarse buckets (the strongest event type the user had
-with it; how often and how long ago; the item's popularity and idle time). A
-slot is a tuple, and each level's slot is a prefix of the next one's, so a
+A candidate's slot is where it came from, from coarse to fine:
+
+1. its source and a band of its rank there: the user's own recent items
+   (recency rank 1, 2, 3-4, 5-7, 8+), else the scorer's list (rank 0, 1-2,
+   3-5, 6+), else trending now;
+2. its exact rank in that source (ranks past 10 share one slot);
+3. how many times the user interacted with it (0, 1, 2, 3+).
+
+A slot is a tuple and each level's slot is a prefix of the next one's, so a
 candidate's ``x`` is its deepest slot. For each slot it keeps the
 (type-weighted) rate at which users engaged with such candidates: a river
 ``stats.Mean`` per slot. A slot seen rarely is shrunk toward its parent, one
-level coarser (``m`` pseudo-examples of the parent's rate), so a deep level
-only matters where the stream has shown it.
+level coarser (``m`` pseudo-examples of the parent's rate): engagement is rare
+(Taobao: about 700 hits in 42,000 lists), and without the bands the exact
+ranks' noisy rates (recency rank 5 below rank 6) cost more than they told.
 
 It is a Bernoulli bandit over slots, used greedily: ranking candidates by these
 rates learns, online, how to interleave the scorer's list with the user's own
 recent items and the trending ones, which is what the fixed hand-made blends do
 with one hand-picked order. Measured against a logistic regression over every
-feature (``river-logreg``, :mod:`stream_app.adjust.logreg`): see the README.
+feature (``river-logreg``, :mod:`stream_app.adjust.logreg`) and other slot
+layouts: see the README.
 
->>> s = SlotAdjuster(levels=1)
->>> mine = (-1, 0, 0)  # not ranked by the scorer, my most recent other item
->>> top = (0, -1, 0)  # the scorer's top item, not mine
+>>> s = SlotAdjuster(levels=2)
+>>> mine = (0, 1)  # my most recent other item (band 0, recency rank 1)
+>>> top = (20, 20)  # the scorer's top item (band 20, rank 0), not mine
 >>> for _ in range(200):
 ...     s.learn_one(mine, True); s.learn_one(top, False)
 >>> s.predict_one(mine) > 0.9 > 0.1 > s.predict_one(top)
@@ -30,7 +36,6 @@ True
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from river import stats
@@ -39,26 +44,26 @@ from stream_app.adjust.base import Adjuster, X
 from stream_app.adjust.features import ListContext
 
 CAP = 11  # ranks past 10 share one slot
-#: How long each level's slot is: ranks and trending; + the strongest event type;
-#: + count and idle buckets of the user's own interactions; + the item's popularity
-#: and idle buckets.
-PREFIX = (3, 4, 6, 8)
-NEVER = 4  # the idle bucket of "never"
+BASE, TRENDING = 20, 40  # slot codes: recency ranks are 1..11, the scorer's 20..31
+PREFIX = (1, 2, 3)  # the length of each level's slot
 
 
-def _bucket(value: float, width: float, top: int) -> int:
-    return min(top, int(value / width))
+def _band(rank: int, edges: tuple[int, ...]) -> int:
+    """The index of the first edge ``rank`` is below (len(edges) past the last)."""
+    for i, edge in enumerate(edges):
+        if rank < edge:
+            return i
+    return len(edges)
 
 
-def _idle(now: int, then: int | None) -> int:
-    """Idle time in buckets of log-seconds (1 s, 20 s, 2.2 h, ...)."""
-    return NEVER if then is None else _bucket(math.log1p(max(0, now - then) / 1000), 3.0, NEVER)
+RECENT_BANDS = (1, 2, 3, 5, 8)  # ranks (0) | 1 | 2 | 3-4 | 5-7 | 8+
+BASE_BANDS = (1, 3, 6)  # ranks 0 | 1-2 | 3-5 | 6+
 
 
 class SlotAdjuster(Adjuster):
     name = "river-slots"
 
-    def __init__(self, levels: int = 2, m: float = 20.0, prior: float = 0.02) -> None:
+    def __init__(self, levels: int = 3, m: float = 20.0, prior: float = 0.02) -> None:
         if not 1 <= levels <= len(PREFIX):
             raise ValueError(f"levels must be 1..{len(PREFIX)}, not {levels}")
         self.levels = levels
@@ -71,24 +76,19 @@ class SlotAdjuster(Adjuster):
         self.examples = 0
 
     def describe(self, items: Sequence[str], ctx: ListContext) -> list[X]:
-        user, rank_of, trending = ctx.user, ctx.rank_of, ctx.trending
-        seen, now, deep = user.seen, user.now, self.levels
+        seen, rank_of, depth = ctx.user.seen, ctx.rank_of, PREFIX[self.levels - 1]
         out: list[X] = []
         for item in items:
-            r = rank_of.get(item)
             mine = seen.get(item)
-            key: tuple[float, ...] = (
-                -1 if r is None else min(CAP, r),
-                -1 if mine is None else min(CAP, mine[0]),
-                1 if item in trending else 0,
-                0.0 if mine is None else mine[2],
-            )
-            if deep >= 3:
-                key += (0, NEVER) if mine is None else (min(3, mine[3]), _idle(now, mine[1]))
-            if deep >= 4:
-                pop = ctx.signals.popularity(item, now)[0]
-                key += (_bucket(math.log1p(pop), 1.0, 4), _idle(now, ctx.signals.last_seen(item)))
-            out.append(key[: PREFIX[deep - 1]])
+            if mine is not None:
+                rank = min(CAP, mine[0])
+                key: X = (_band(rank, RECENT_BANDS), rank, min(3, mine[3]))
+            elif (r := rank_of.get(item)) is not None:
+                rank = min(CAP, r)
+                key = (BASE + _band(rank, BASE_BANDS), BASE + rank, 0)
+            else:
+                key = (TRENDING, TRENDING, 0)
+            out.append(key[:depth])
         return out
 
     def learn_one(self, x: X, y: bool, w: float = 1.0) -> None:
