@@ -73,26 +73,38 @@ _score_then_item = itemgetter(1, 0)
 
 
 class PopularityIndex:
-    """Item counts with a lazily refreshed top list."""
+    """Item counts (which only grow) with a lazily refreshed top list."""
 
     def __init__(self, refresh_every: int = 500) -> None:
         self.counts: Counter[str] = Counter()
         self._top: list[tuple[str, int]] = []
         self._top_k = 0
+        self._changed: dict[str, None] = {}  # items counted since the last refresh, in order
         self._stale = 0
         self._refresh_every = refresh_every
 
     def add(self, item: str, n: int = 1) -> None:
         counts = self.counts
         counts[item] = counts.get(item, 0) + n  # Counter's += calls __missing__ on new items
+        self._changed[item] = None
         self._stale += 1
 
     def top(self, k: int) -> list[tuple[str, int]]:
-        # A full re-rank is O(items); do it only every `refresh_every` updates.
-        if k > self._top_k or self._stale >= self._refresh_every or not self._top:
-            self._top = heapq.nlargest(max(k, 100), self.counts.items(), key=_count)
-            self._top_k = max(k, 100)
-            self._stale = 0
+        # Refreshed every `refresh_every` updates. Counts only grow, so an item
+        # outside the last top list that was not counted since cannot enter it:
+        # the new top list is among the old one and the items counted since.
+        if k > self._top_k or not self._top:
+            pool = self.counts.keys()
+        elif self._stale >= self._refresh_every:
+            # (a dict, not a set: ties keep one order on every run, whatever the hash seed)
+            pool = dict.fromkeys([*(i for i, _ in self._top), *self._changed]).keys()
+        else:
+            return self._top[:k]
+        counts = self.counts
+        self._top_k = max(k, 100)
+        self._top = heapq.nlargest(self._top_k, ((i, counts[i]) for i in pool), key=_count)
+        self._changed.clear()
+        self._stale = 0
         return self._top[:k]
 
 

@@ -103,7 +103,9 @@ class Replay:
         )
         self.fixed = [(fixed_name(*f), f) for f in FIXED]
         self.quality = {n: Prequential(k) for n in ["popularity", *(n for n, _ in self.fixed)]}
-        self.published: dict[str, dict[str, list[str]]] = {}
+        # Per user, what the baselines were built from: (trending, scorer's items,
+        # recent items). The fixed blends are built only if the user comes back.
+        self.published: dict[str, tuple[list[str], list[str], list[str]]] = {}
         self.previous_item: dict[str, str] = {}
         self.events = 0
         self.rejected = 0
@@ -115,11 +117,13 @@ class Replay:
     def step(self, offset: int, event: Event) -> None:
         user, item, event_type, ts = event
         self.events += 1
-        lists = self.published.get(user)
+        published = self.published.get(user)
         refresh = self.previous_item.get(user) == item
-        if lists is not None and not refresh:
-            for name, q in self.quality.items():
-                q.add(lists[name], item)
+        if published is not None and not refresh:
+            trending, base_items, recent = published
+            self.quality["popularity"].add(trending, item)
+            for name, spec in self.fixed:
+                self.quality[name].add(fixed_list(base_items, recent, spec, self.k), item)
         self.previous_item[user] = item
         raw = msgpack.packb({"user_id": user, "item_id": item, "event_type": event_type, "ts": ts})
         partition = partition_for(user.encode(), self.settings.partitions)
@@ -137,11 +141,8 @@ class Replay:
         base = self.scorer.score([history], self.online.base_k)[0]
         self.online.rerank(user, history, base)  # what Processor.recommend publishes
         base_items = [i for i, _ in base.items]
-        recent = recent_items(history, 10)
-        lists = {"popularity": self.online.signals.trending(self.k)}
-        for name, spec in self.fixed:
-            lists[name] = fixed_list(base_items, recent, spec, self.k)
-        self.published[user] = lists
+        trending = self.online.signals.trending(self.k)
+        self.published[user] = (trending, base_items, recent_items(history, 10))
 
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: q.summary() for name, q in self.quality.items()}

@@ -48,16 +48,13 @@ BASE, TRENDING = 20, 40  # slot codes: recency ranks are 1..11, the scorer's 20.
 PREFIX = (1, 2, 3)  # the length of each level's slot
 
 
-def _band(rank: int, edges: tuple[int, ...]) -> int:
-    """The index of the first edge ``rank`` is below (len(edges) past the last)."""
-    for i, edge in enumerate(edges):
-        if rank < edge:
-            return i
-    return len(edges)
+def _bands(edges: tuple[int, ...]) -> tuple[int, ...]:
+    """Each rank's band (0..CAP): the index of the first edge the rank is below."""
+    return tuple(sum(rank >= edge for edge in edges) for rank in range(CAP + 1))
 
 
-RECENT_BANDS = (1, 2, 3, 5, 8)  # ranks (0) | 1 | 2 | 3-4 | 5-7 | 8+
-BASE_BANDS = (1, 3, 6)  # ranks 0 | 1-2 | 3-5 | 6+
+RECENT_BAND = _bands((1, 2, 3, 5, 8))  # ranks (0) | 1 | 2 | 3-4 | 5-7 | 8+
+BASE_BAND = _bands((1, 3, 6))  # ranks 0 | 1-2 | 3-5 | 6+
 
 
 class SlotAdjuster(Adjuster):
@@ -73,7 +70,18 @@ class SlotAdjuster(Adjuster):
 
     def reset(self) -> None:
         self.rates: list[dict[X, stats.Mean]] = [{} for _ in range(self.levels)]
+        # Each slot's Mean at every level, coarse to fine (the same objects as in rates).
+        self._chains: dict[X, tuple[stats.Mean, ...]] = {}
         self.examples = 0
+
+    def _chain(self, x: X) -> tuple[stats.Mean, ...]:
+        chain = self._chains.get(x)
+        if chain is None:
+            chain = self._chains[x] = tuple(
+                rates.setdefault(x[:n], stats.Mean())
+                for n, rates in zip(PREFIX, self.rates, strict=False)
+            )
+        return chain
 
     def describe(self, items: Sequence[str], ctx: ListContext) -> list[X]:
         seen, rank_of, depth = ctx.user.seen, ctx.rank_of, PREFIX[self.levels - 1]
@@ -82,44 +90,37 @@ class SlotAdjuster(Adjuster):
             mine = seen.get(item)
             if mine is not None:
                 rank = min(CAP, mine[0])
-                key: X = (_band(rank, RECENT_BANDS), rank, min(3, mine[3]))
+                key: X = (RECENT_BAND[rank], rank, min(3, mine[3]))
             elif (r := rank_of.get(item)) is not None:
                 rank = min(CAP, r)
-                key = (BASE + _band(rank, BASE_BANDS), BASE + rank, 0)
+                key = (BASE + BASE_BAND[rank], BASE + rank, 0)
             else:
                 key = (TRENDING, TRENDING, 0)
             out.append(key[:depth])
         return out
 
     def learn_one(self, x: X, y: bool, w: float = 1.0) -> None:
-        for n, rates in zip(PREFIX, self.rates, strict=False):
-            key = x[:n]
-            mean = rates.get(key)
-            if mean is None:
-                mean = rates[key] = stats.Mean()
+        for mean in self._chain(x):
             mean.update(1.0 if y else 0.0, w)
         self.examples += 1
 
     def predict_one(self, x: X) -> float:
         """P(engagement): each level's rate, shrunk toward the level above it."""
         p, m = self.prior, self.m
-        for n, rates in zip(PREFIX, self.rates, strict=False):
-            mean = rates.get(x[:n])
-            if mean is not None:
-                p = (mean.n * mean.get() + m * p) / (mean.n + m)
+        for mean in self._chain(x):
+            n = mean.n  # 0 for a slot never learned: p stays the parent's
+            p = (n * mean.get() + m * p) / (n + m)
         return p
 
     def predict_many(self, xs: Sequence[X]) -> list[float]:
         """:meth:`predict_one` of each, in one loop (a list's candidates, per event)."""
-        prior, m = self.prior, self.m
-        levels = list(zip(PREFIX, self.rates, strict=False))
+        prior, m, chains, chain_of = self.prior, self.m, self._chains, self._chain
         out = []
         for x in xs:
             p = prior
-            for n, rates in levels:
-                mean = rates.get(x[:n])
-                if mean is not None:
-                    p = (mean.n * mean.get() + m * p) / (mean.n + m)
+            for mean in chains.get(x) or chain_of(x):
+                n = mean.n
+                p = (n * mean.get() + m * p) / (n + m)
             out.append(p)
         return out
 
