@@ -60,7 +60,7 @@ BASE_BAND = _bands((1, 3, 6))  # ranks 0 | 1-2 | 3-5 | 6+
 class SlotAdjuster(Adjuster):
     name = "river-slots"
 
-    def __init__(self, levels: int = 3, m: float = 20.0, prior: float = 0.02) -> None:
+    def __init__(self, levels: int = 3, m: float = 50.0, prior: float = 0.02) -> None:
         if not 1 <= levels <= len(PREFIX):
             raise ValueError(f"levels must be 1..{len(PREFIX)}, not {levels}")
         self.levels = levels
