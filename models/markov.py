@@ -189,6 +189,9 @@ class MarkovScorer:
         # sorted()[:k] is nlargest's documented equivalent, and faster on these sizes.
         top = sorted(scores.items(), key=_score_then_item, reverse=True)[:k]
         influence = [0.0] * n
-        for t, part in contrib.items():
-            influence[t] = sum(part.get(i, 0.0) for i, _ in top)
+        if contrib:
+            top_ids = [i for i, _ in top]
+            zeros = [0.0] * len(top_ids)
+            for t, part in contrib.items():
+                influence[t] = sum(map(part.get, top_ids, zeros))
         return Scored(items=[(i, float(s)) for i, s in top], influences=normalise(influence))

@@ -87,7 +87,7 @@ class UserState:
         return self.records[-1].ts if self.records else None
 
     def interactions(self) -> list[Interaction]:
-        return [r.interaction() for r in self.records]
+        return [Interaction(r.item_id, r.event_type, r.ts) for r in self.records]
 
     def idle_since(self, cutoff_ms: int) -> bool:
         """True when the newest event is older than ``cutoff_ms`` (or there is none)."""
