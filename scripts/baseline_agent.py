@@ -10,7 +10,7 @@ import sys
 
 import faust
 
-from stream_app.app import faust_settings
+from stream_app.app import faust_settings, rocksdb_options
 from stream_app.kafka.admin import ensure_topics
 from stream_app.settings import Settings
 
@@ -20,7 +20,13 @@ def create_app(settings: Settings) -> faust.App:
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(settings.input_topic, partitions=settings.partitions, **raw)
     sink = app.topic(settings.output_topic, partitions=settings.partitions, **raw)
-    counts = app.Table("counts", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    counts = app.Table(
+        "counts",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        options=rocksdb_options(settings),  # the same bounded RocksDB memory as streamrec's
+    )
 
     @app.agent(source)
     async def count(stream: faust.StreamT) -> None:

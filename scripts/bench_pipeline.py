@@ -128,6 +128,10 @@ def run_one(
         finally:
             for w in procs:
                 w.stop()
+        if result["outputs"] < n:  # say why, before the logs go with the temp dir
+            for w in procs:
+                tail = "\n".join(w.log().splitlines()[-20:])
+                print(f"{name}: {result['outputs']} of {n} outputs; {w.log_path.name}:\n{tail}")
     result["name"] = name
     result["workers"] = workers
     print(

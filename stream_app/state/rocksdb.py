@@ -26,6 +26,9 @@ from faust import stores
 from faust.stores import rocksdb as faust_rocksdb
 
 SCHEME = "streamrec-rocksdb"
+MIB = 1 << 20
+# Without options (a table declared with none): the settings' defaults.
+DEFAULT_MEMORY_BYTES, DEFAULT_MEMTABLES_BYTES = 64 * MIB, 16 * MIB
 _pools: dict[tuple[int, int], tuple[rocksdict.Cache, rocksdict.WriteBufferManager]] = {}
 
 
@@ -87,8 +90,8 @@ class Store(faust_rocksdb.Store):
             raise RuntimeError(f"{SCHEME}:// needs rocksdict (Faust's python-rocksdb is not used)")
         opts = self.rocksdb_options
         self.rocksdb_options = BoundedOptions(
-            int(opts.extra_options["memory_bytes"]),
-            int(opts.extra_options["memtables_bytes"]),
+            int(opts.extra_options.get("memory_bytes", DEFAULT_MEMORY_BYTES)),
+            int(opts.extra_options.get("memtables_bytes", DEFAULT_MEMTABLES_BYTES)),
             max_open_files=opts.max_open_files,
             write_buffer_size=opts.write_buffer_size,
             max_write_buffer_number=opts.max_write_buffer_number,
