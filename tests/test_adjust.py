@@ -154,3 +154,48 @@ def test_the_slot_adjuster_learns_a_planted_signal() -> None:
             auc.update(y, slots.predict_one(x))
         slots.learn_one(x, y)
     assert auc.get() > 0.8
+
+
+def test_slots_are_source_band_then_rank_then_count() -> None:
+    from models.base import Interaction, Scored
+    from stream_app.adjust.features import ListContext, UserView
+    from stream_app.adjust.signals import ItemSignals
+    from stream_app.adjust.slots import SlotAdjuster
+
+    history = [Interaction(i, "click", n) for n, i in enumerate(["old", "b", "old", "now"])]
+    base = Scored([("b", 0.5), ("x", 0.3), ("y", 0.2)], [0.25] * 4)
+    rank_of = {i: r for r, (i, _) in enumerate(base.items)}
+    ctx = ListContext(UserView.of(history), ItemSignals(), rank_of, dict(base.items), {"t"}, base)
+    slots = SlotAdjuster()
+    items = ["b", "old", "x", "y", "t"]
+    got = dict(zip(items, slots.describe(items, ctx), strict=True))
+    # "b": mine (recency rank 2, once) wins over its scorer rank; "old": rank 1, twice.
+    assert got == {
+        "b": (2, 2, 1),
+        "old": (1, 1, 2),
+        "x": (21, 21, 0),
+        "y": (21, 22, 0),
+        "t": (40, 40, 0),
+    }
+    assert SlotAdjuster(levels=1).describe(["x"], ctx) == [(21,)]
+
+
+def test_slot_predict_many_equals_predict_one_and_survives_a_pickle() -> None:
+    import pickle
+
+    from stream_app.adjust.slots import SlotAdjuster
+
+    rng = random.Random(2)
+    slots = SlotAdjuster()
+    keys = [(b, r, c) for b in range(3) for r in range(4) for c in range(2)]
+    for _ in range(3000):
+        x = rng.choice(keys)
+        slots.learn_one(x, rng.random() < 0.1 * (1 + x[1]), rng.choice([1.0, 4.0]))
+    unseen = [(9, 9, 9), (0, 9, 0)]
+    batch = slots.predict_many(keys + unseen)
+    assert batch == [slots.predict_one(x) for x in keys + unseen]
+    assert batch[-2] == slots.prior  # nothing known at any level
+    copy = pickle.loads(pickle.dumps(slots))
+    assert copy.predict_many(keys) == batch[: len(keys)]
+    copy.learn_one(keys[0], True)  # the copy's chains are its own rates
+    assert copy.predict_one(keys[0]) > slots.predict_one(keys[0])

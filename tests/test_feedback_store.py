@@ -40,3 +40,14 @@ def test_forget_and_eviction() -> None:
     join.forget("v")
     assert b"v" not in store
     assert join.observe("v", "a", "click", 1_000) == []
+
+
+def test_lists_written_by_an_older_worker_are_dropped_not_misread() -> None:
+    import msgpack
+
+    # Format 1 led with the feature names; its packed values mean nothing to an adjuster now.
+    old = msgpack.packb([["f", "g"], [0, ["a"], b"\x00" * 16, 0, {}]])
+    join = FeedbackJoin(store={b"u": old})
+    assert join.observe("u", "a", "click", 1_000) == []
+    join.publish("u", 2_000, CANDIDATES)  # and the next publish rewrites the entry
+    assert len(join.observe("u", "b", "click", 3_000)) == 2

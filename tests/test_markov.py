@@ -69,3 +69,21 @@ def test_table_store_sums_the_partitions_this_worker_holds() -> None:
     store.invalidate()
     assert dict(store.successors("a")) == {"b": 1}
     assert store.popular(5) == [("b", 1)]
+
+
+def test_the_popularity_top_list_matches_a_full_count() -> None:
+    import random
+    from collections import Counter
+
+    from models.markov import PopularityIndex
+
+    rng = random.Random(7)
+    index, truth = PopularityIndex(refresh_every=50), Counter()
+    for n in range(5_000):
+        item = f"i{int(rng.paretovariate(1.2)) + n // 500}"  # a drifting head and a long tail
+        index.add(item)
+        truth[item] += 1
+        if n % 50 == 49:  # right after a refresh: the same counts as a full scan
+            top = index.top(20)
+            assert [c for _, c in top] == sorted(truth.values(), reverse=True)[:20]
+            assert all(truth[i] == c for i, c in top)
