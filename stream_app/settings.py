@@ -192,9 +192,7 @@ class Settings(BaseSettings):
         "process", description="run the model in a child process (no GIL shared) or a thread"
     )
     top_k: int = Field(10, ge=1, description="items per recommendation")
-    adjust: bool = Field(
-        True, description="re-rank with the online river adjuster (the Markov scorer's path)"
-    )
+    adjust: bool = Field(True, description="re-rank with the online river adjuster (every scorer)")
     adjust_checkpoint_s: float = Field(
         60, gt=0, description="how often the adjuster is checkpointed to the state directory"
     )
