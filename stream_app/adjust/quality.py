@@ -35,7 +35,7 @@ def hit_ndcg(ranked: Sequence[str], target: str, k: int = 10) -> tuple[float, fl
 
 
 class Prequential:
-    """Cumulative and sliding-window HR@k / NDCG@k."""
+    """Cumulative and sliding-window HR@k / NDCG@k (``window=0``: cumulative only)."""
 
     def __init__(self, k: int = 10, window: int = 1000) -> None:
         self.k = k
@@ -52,6 +52,8 @@ class Prequential:
         self.events += 1
         self._hr += h
         self._ndcg += n
+        if not self.window:  # cumulative only (replay-eval's baselines)
+            return h, n
         self._recent.append((h, n))
         self._window_hr += h
         self._window_ndcg += n

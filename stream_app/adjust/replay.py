@@ -102,7 +102,8 @@ class Replay:
             settings, self.users, scorer, learner=self.markov, adjust=self.online
         )
         self.fixed = [(fixed_name(*f), f) for f in FIXED]
-        self.quality = {n: Prequential(k) for n in ["popularity", *(n for n, _ in self.fixed)]}
+        names = ["popularity", *(n for n, _ in self.fixed)]
+        self.quality = {n: Prequential(k, window=0) for n in names}
         # Per user, what the baselines were built from: (trending, scorer's items,
         # recent items). The fixed blends are built only if the user comes back.
         self.published: dict[str, tuple[list[str], list[str], list[str]]] = {}
