@@ -199,3 +199,17 @@ def test_slot_predict_many_equals_predict_one_and_survives_a_pickle() -> None:
     assert copy.predict_many(keys) == batch[: len(keys)]
     copy.learn_one(keys[0], True)  # the copy's chains are its own rates
     assert copy.predict_one(keys[0]) > slots.predict_one(keys[0])
+
+
+def test_a_rise_in_the_adjusters_loss_resets_it() -> None:
+    from stream_app.adjust.online import OnlineAdjustment
+
+    online = OnlineAdjustment(k=10)
+    x = (1, 1, 1)
+    for _ in range(1_000):  # learned: this slot is never engaged with
+        online.learn([(x, False, 1.0), (x, False, 1.0)])
+    assert online.drift.detections["loss"] == 0 and online.adjuster.examples == 2_000
+    for _ in range(300):  # now it always is
+        online.learn([(x, True, 1.0), (x, True, 1.0)])
+    assert online.drift.detections["loss"] >= 1
+    assert online.adjuster.examples < 600  # reset, then re-learned the new regime
