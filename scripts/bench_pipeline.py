@@ -130,8 +130,8 @@ def run_one(
                 w.stop()
         if result["outputs"] < n:  # say why, before the logs go with the temp dir
             for w in procs:
-                tail = "\n".join(w.log().splitlines()[-20:])
-                print(f"{name}: {result['outputs']} of {n} outputs; {w.log_path.name}:\n{tail}")
+                print(f"{name}: {result['outputs']} of {n} outputs; {w.log_path.name}:")
+                print(w.log_tail(20))
     result["name"] = name
     result["workers"] = workers
     print(

@@ -265,7 +265,7 @@ def run_scenario(
             result["notes"] = cluster.notes
         if crashed:
             result["crashed_workers"] = {
-                n: cluster.workers[n].log().splitlines()[-40:] for n in crashed
+                n: cluster.workers[n].log_tail(40).splitlines() for n in crashed
             }
         return result
     finally:

@@ -189,9 +189,7 @@ def main() -> int:
         try:
             time.sleep(5)
             if not worker.running:
-                raise SystemExit(
-                    f"the worker did not start:\n{worker.log_path.read_text()[-3000:]}"
-                )
+                raise SystemExit(f"the worker did not start:\n{worker.log_tail(40)}")
 
             async def run() -> tuple[int, float | None]:
                 done = asyncio.Event()
@@ -207,7 +205,7 @@ def main() -> int:
         finally:
             alive = worker.running
             if not alive:
-                print(f"the worker died:\n{worker.log_path.read_text()[-3000:]}")
+                print(f"the worker died:\n{worker.log_tail(40)}")
             worker.stop()
             if broker:
                 broker.stop()

@@ -74,7 +74,7 @@ def rocksdb_options(settings: Settings) -> dict[str, int]:
     """Faust's defaults (per partition and table: 64 MiB x 3 memtables, a 2 GiB block
     cache) let a worker's memory grow for hours; one shared pool bounds it
     (:mod:`stream_app.state.rocksdb`)."""
-    mib = 1024 * 1024
+    mib = rocksdb.MIB
     return {
         "write_buffer_size": settings.rocksdb_write_buffer_mb * mib,
         "max_write_buffer_number": 2,

@@ -77,6 +77,10 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of the log: what to show when the worker failed."""
+        return "\n".join(self.log().splitlines()[-lines:])
+
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Until this run has joined its group and resumed its partitions (the
         "Worker ready" line of :mod:`stream_app.faust_patches`)."""
@@ -87,8 +91,7 @@ class WorkerProcess:
                 if b"Worker ready" in f.read():
                     return
             if not self.running:
-                tail = "\n".join(self.log().splitlines()[-30:])
-                raise RuntimeError(f"worker exited before it was ready:\n{tail}")
+                raise RuntimeError(f"worker exited before it was ready:\n{self.log_tail()}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"worker not ready after {timeout:.0f} s ({self.log_path})")
             time.sleep(0.2)

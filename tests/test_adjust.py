@@ -165,7 +165,7 @@ def test_slots_are_source_band_then_rank_then_count() -> None:
     history = [Interaction(i, "click", n) for n, i in enumerate(["old", "b", "old", "now"])]
     base = Scored([("b", 0.5), ("x", 0.3), ("y", 0.2)], [0.25] * 4)
     rank_of = {i: r for r, (i, _) in enumerate(base.items)}
-    ctx = ListContext(UserView.of(history), ItemSignals(), rank_of, dict(base.items), {"t"}, base)
+    ctx = ListContext(UserView.of(history), ItemSignals(), rank_of, {"t"}, base)
     slots = SlotAdjuster()
     items = ["b", "old", "x", "y", "t"]
     got = dict(zip(items, slots.describe(items, ctx), strict=True))

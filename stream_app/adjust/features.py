@@ -104,8 +104,7 @@ class ListContext:
 
     user: UserView
     signals: ItemSignals
-    rank_of: dict[str, int]  # the scorer's rank of each item it returned
-    score_of: dict[str, float]
+    rank_of: dict[str, int]  # the scorer's rank of each item it returned (its top)
     trending: set[str]
     base: Scored
 
@@ -122,6 +121,7 @@ def features(items: Sequence[str], ctx: ListContext) -> list[tuple[float, ...]]:
     """Every candidate's features, in :data:`FEATURES` order."""
     user, signals = ctx.user, ctx.signals
     top = ctx.top_score
+    score_of = dict(ctx.base.items[: len(ctx.rank_of)])
     concentration = influence_concentration(ctx.base)
     mix = user.type_mix()
     shared = (
@@ -142,7 +142,7 @@ def features(items: Sequence[str], ctx: ListContext) -> list[tuple[float, ...]]:
             (
                 1.0 if r is not None else 0.0,
                 1.0 / (1 + r) if r is not None else 0.0,
-                ctx.score_of.get(item, 0.0) / top if top > 0 else 0.0,
+                score_of.get(item, 0.0) / top if top > 0 else 0.0,
                 1.0 if item in ctx.trending else 0.0,
                 math.log1p(pop_short),
                 math.log1p(pop_long),

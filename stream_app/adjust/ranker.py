@@ -48,8 +48,7 @@ class Ranker:
         self, adjuster: Adjuster, history: Sequence[Interaction], base: Scored, k: int
     ) -> Ranked:
         user = UserView.of(history)
-        top_base = base.items[: self.base_k]
-        rank_of = {item: r for r, (item, _) in enumerate(top_base)}
+        rank_of = {item: r for r, (item, _) in enumerate(base.items[: self.base_k])}
         trending = self.signals.trending(self.trending_k)
         recent = user.recent_items(self.recent_k)
         # The item just interacted with is not a candidate: showing it again is a
@@ -57,7 +56,7 @@ class Ranker:
         # when nothing else is known (the first event ever) is it kept.
         pool = [*rank_of, *recent, *trending]
         items = list(dict.fromkeys([i for i in pool if i != user.current_item] or pool))
-        ctx = ListContext(user, self.signals, rank_of, dict(top_base), set(trending), base)
+        ctx = ListContext(user, self.signals, rank_of, set(trending), base)
         xs = adjuster.describe(items, ctx)
         probs = adjuster.predict_many(xs)
         a = self.alpha

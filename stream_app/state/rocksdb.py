@@ -25,10 +25,10 @@ import rocksdict
 from faust import stores
 from faust.stores import rocksdb as faust_rocksdb
 
+from stream_app.settings import Settings
+
 SCHEME = "streamrec-rocksdb"
 MIB = 1 << 20
-# Without options (a table declared with none): the settings' defaults.
-DEFAULT_MEMORY_BYTES, DEFAULT_MEMTABLES_BYTES = 64 * MIB, 16 * MIB
 _pools: dict[tuple[int, int], tuple[rocksdict.Cache, rocksdict.WriteBufferManager]] = {}
 
 
@@ -89,9 +89,13 @@ class Store(faust_rocksdb.Store):
         if not self.use_rocksdict:
             raise RuntimeError(f"{SCHEME}:// needs rocksdict (Faust's python-rocksdb is not used)")
         opts = self.rocksdb_options
+        # A table declared without these options gets the settings' defaults.
+        extra, fields = opts.extra_options, Settings.model_fields
+        memory = extra.get("memory_bytes", fields["rocksdb_memory_mb"].default * MIB)
+        memtables = extra.get("memtables_bytes", fields["rocksdb_memtables_mb"].default * MIB)
         self.rocksdb_options = BoundedOptions(
-            int(opts.extra_options.get("memory_bytes", DEFAULT_MEMORY_BYTES)),
-            int(opts.extra_options.get("memtables_bytes", DEFAULT_MEMTABLES_BYTES)),
+            int(memory),
+            int(memtables),
             max_open_files=opts.max_open_files,
             write_buffer_size=opts.write_buffer_size,
             max_write_buffer_number=opts.max_write_buffer_number,

@@ -37,9 +37,6 @@ class Record:
     ts: int
     event_id: str | None = None
 
-    def interaction(self) -> Interaction:
-        return Interaction(self.item_id, self.event_type, self.ts)
-
 
 @dataclass(slots=True)
 class UserState:
