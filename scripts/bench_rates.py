@@ -62,10 +62,12 @@ async def send_step(
     pending = []
     for i in range(n):
         await pacer.tick()
-        user, item, event_type, _ = next(events)
+        user, item, event_type, _, category = next(events)
         event_id = f"s-{step}-{i}"
         pending.append(
-            await send_event(producer, settings.input_topic, user, item, event_type, event_id)
+            await send_event(
+                producer, settings.input_topic, user, item, event_type, event_id, category=category
+            )
         )
     await asyncio.gather(*pending)
     return n

@@ -65,7 +65,9 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 
     async def go() -> int:
         await ensure_topics(settings)
-        return await produce(settings, args.dataset, args.rate, args.limit, args.format, args.seed)
+        return await produce(
+            settings, args.dataset, args.rate, args.limit, args.format, args.seed, args.log_format
+        )
 
     try:
         print(f"sent {asyncio.run(go())} events", file=sys.stderr)
@@ -182,7 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("produce", help="replay a dataset into the input topic")
     pr.add_argument(
-        "--dataset", type=Path, help="sequences file or Taobao CSV (default: generated)"
+        "--dataset",
+        type=Path,
+        help="event log, in time order (default: a generated stream)",
+    )
+    pr.add_argument(
+        "--log-format",
+        choices=["canonical", "taobao", "rees46", "sequences"],
+        help="the dataset's format, as in replay-eval (default: guessed from the path)",
     )
     pr.add_argument("--rate", type=float, default=1000.0, help="events/s; 0 = as fast as possible")
     pr.add_argument("--limit", type=int, help="stop after N events")

@@ -77,11 +77,11 @@ def synthetic_sequences(
         yield f"u{u}", seq
 
 
-def read_taobao(path: Path) -> Iterator[tuple[str, str, str, int]]:
-    """Yield (user, item, event_type, ts_ms) in file order."""
+def read_taobao(path: Path) -> Iterator[tuple[str, str, str, int, str | None]]:
+    """Yield (user, item, event_type, ts_ms, category) in file order."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt") as f:  # type: ignore[operator]
         for row in csv.reader(f):
             if len(row) < 5 or row[3] not in TAOBAO_TYPES:
                 continue
-            yield row[0], row[1], TAOBAO_TYPES[row[3]], int(row[4]) * 1000
+            yield row[0], row[1], TAOBAO_TYPES[row[3]], int(row[4]) * 1000, row[2] or None

@@ -2,8 +2,9 @@
 
 An event is a map with ``user_id`` (str or int), ``item_id`` (str or int),
 ``event_type`` (view, click, add_to_cart, purchase), ``ts`` (int, ms since
-epoch) and optional ``event_id``, ``session_id`` and ``value``. Ids are
-normalised to strings.
+epoch) and optional ``event_id``, ``session_id``, ``category_id`` (the item's
+category, str or int: the adjuster proposes items trending in the category the
+user is browsing) and ``value``. Ids are normalised to strings.
 
 >>> parse(b'{"user_id": 7, "item_id": "i9", "event_type": "click", "ts": 5}').user_id
 '7'
@@ -60,6 +61,7 @@ class Event:
     event_id: str | None = None
     session_id: str | None = None
     value: float | None = None
+    category_id: str | None = None
 
 
 def _id(obj: dict[str, Any], name: str, optional: bool = False) -> str | None:
@@ -114,6 +116,7 @@ def validate(obj: Any) -> Event:
         event_id=_id(obj, "event_id", optional=True),
         session_id=_id(obj, "session_id", optional=True),
         value=value,
+        category_id=_id(obj, "category_id", optional=True),
     )
 
 

@@ -152,7 +152,9 @@ class Processor:
                 prev = state.records[pos - 1].item_id if pos > 0 else None
                 self.learner.learn_one(prev, event.item_id)
             if applied and self.adjust is not None:
-                self.adjust.observe(user_id, event.item_id, event.event_type, event.ts)
+                self.adjust.observe(
+                    user_id, event.item_id, event.event_type, event.ts, event.category_id
+                )
             if not applied:
                 metrics.DUPLICATES.inc()
         else:

@@ -119,15 +119,20 @@ def test_trending_matches_a_full_scan_of_decayed_popularity() -> None:
     from stream_app.adjust.signals import ItemSignals
 
     rng = random.Random(3)
-    signals = ItemSignals(half_lives_s=(60.0,), trending_size=20)
+    signals = ItemSignals(half_lives_s=(60.0,), trending_size=20, category_trending_size=8)
     ts = 0
     for _ in range(5000):
         ts += rng.randrange(1, 500)
-        # A drifting catalogue: which items are hot changes over time.
-        signals.observe(f"i{int(rng.gauss(ts / 20_000, 5))}", ts)
+        # A drifting catalogue: which items are hot changes over time. Item i is of
+        # category i % 7; half the events do not name it (it is known from before).
+        n = int(rng.gauss(ts / 20_000, 5))
+        signals.observe(f"i{n}", ts, f"c{n % 7}" if rng.random() < 0.5 else None)
         if rng.random() < 0.02:
             scan = sorted(signals._counts, key=lambda i: -signals.popularity(i, ts)[0])
             assert signals.trending(10) == scan[:10]
+            category = f"c{n % 7}"
+            in_it = [i for i in scan if signals.category(i) == category]
+            assert signals.trending_in(category, 5) == in_it[:5]
 
 
 def test_negatives_are_sampled_from_every_position_of_the_list() -> None:
@@ -156,28 +161,55 @@ def test_the_slot_adjuster_learns_a_planted_signal() -> None:
     assert auc.get() > 0.8
 
 
-def test_slots_are_source_band_then_rank_then_count() -> None:
+def test_slots_are_source_band_and_category_then_rank_then_count() -> None:
     from models.base import Interaction, Scored
     from stream_app.adjust.features import ListContext, UserView
     from stream_app.adjust.signals import ItemSignals
     from stream_app.adjust.slots import SlotAdjuster
 
     history = [Interaction(i, "click", n) for n, i in enumerate(["old", "b", "old", "now"])]
+    signals = ItemSignals()
+    for item, category in [("now", "shoes"), ("b", "shoes"), ("old", "hats"), ("x", "hats")]:
+        signals.observe(item, 0, category)
+    signals.observe("c", 0, "shoes")
     base = Scored([("b", 0.5), ("x", 0.3), ("y", 0.2)], [0.25] * 4)
     rank_of = {i: r for r, (i, _) in enumerate(base.items)}
-    ctx = ListContext(UserView.of(history), ItemSignals(), rank_of, {"t"}, base)
+    ctx = ListContext(UserView.of(history), signals, rank_of, {"t"}, base, "shoes", {"c": 0})
     slots = SlotAdjuster()
-    items = ["b", "old", "x", "y", "t"]
+    items = ["b", "old", "x", "y", "t", "c"]
     got = dict(zip(items, slots.describe(items, ctx), strict=True))
     # "b": mine (recency rank 2, once) wins over its scorer rank; "old": rank 1, twice.
+    # Category: 2 = the current item's ("shoes"), 1 = another of the user's ("hats").
     assert got == {
-        "b": (2, 2, 1),
-        "old": (1, 1, 2),
-        "x": (21, 21, 0),
-        "y": (21, 22, 0),
-        "t": (40, 40, 0),
+        "b": (2, 2, 2, 1),
+        "old": (1, 1, 1, 2),
+        "x": (21, 1, 21, 0),
+        "y": (21, 0, 22, 0),
+        "t": (40, 0, 40, 0),
+        "c": (50, 2, 50, 0),  # trending in the current category, its top item
     }
-    assert SlotAdjuster(levels=1).describe(["x"], ctx) == [(21,)]
+    assert SlotAdjuster(levels=1).describe(["x"], ctx) == [(21, 1)]
+    # Without categories every candidate's flag is 0.
+    plain = ListContext(UserView.of(history), ItemSignals(), rank_of, {"t"}, base)
+    assert slots.describe(["b", "x"], plain) == [(2, 0, 2, 1), (21, 0, 21, 0)]
+
+
+def test_ranker_proposes_items_trending_in_the_current_category() -> None:
+    from models.base import Interaction, Scored
+    from stream_app.adjust.ranker import Ranker
+    from stream_app.adjust.signals import ItemSignals
+    from stream_app.adjust.slots import SlotAdjuster
+
+    signals = ItemSignals()
+    for n in range(5):  # "hot" is the most popular shoe; "cap" is a hat
+        signals.observe("hot", n, "shoes")
+    signals.observe("new-shoe", 5, "shoes")
+    signals.observe("cap", 6, "hats")
+    signals.observe("now", 7, "shoes")
+    ranker = Ranker(signals, trending_k=0, category_k=2)
+    ranked = ranker.rank(SlotAdjuster(), [Interaction("now", "click", 7)], Scored([], []), 10)
+    # the current item is never its own candidate; the hat is of another category
+    assert [item for item, _ in ranked.candidates] == ["hot", "new-shoe"]
 
 
 def test_slot_predict_many_equals_predict_one_and_survives_a_pickle() -> None:
@@ -187,11 +219,11 @@ def test_slot_predict_many_equals_predict_one_and_survives_a_pickle() -> None:
 
     rng = random.Random(2)
     slots = SlotAdjuster()
-    keys = [(b, r, c) for b in range(3) for r in range(4) for c in range(2)]
+    keys = [(b, f, r, c) for b in range(3) for f in range(3) for r in range(4) for c in range(2)]
     for _ in range(3000):
         x = rng.choice(keys)
-        slots.learn_one(x, rng.random() < 0.1 * (1 + x[1]), rng.choice([1.0, 4.0]))
-    unseen = [(9, 9, 9), (0, 9, 0)]
+        slots.learn_one(x, rng.random() < 0.1 * (1 + x[2]), rng.choice([1.0, 4.0]))
+    unseen = [(9, 9, 9, 9), (0, 0, 9, 0)]
     batch = slots.predict_many(keys + unseen)
     assert batch == [slots.predict_one(x) for x in keys + unseen]
     assert batch[-2] == slots.prior  # nothing known at any level

@@ -18,9 +18,11 @@ def reason_of(raw: bytes | None, **kw: int) -> str:
 
 @pytest.mark.parametrize("fmt", ["json", "msgpack"])
 def test_both_encodings_parse_to_the_same_event(fmt: str) -> None:
-    ev = parse(encode_value({**OK, "event_id": 5, "value": 3}, fmt))  # type: ignore[arg-type]
+    raw = encode_value({**OK, "event_id": 5, "value": 3, "category_id": 42}, fmt)  # type: ignore[arg-type]
+    ev = parse(raw)
     assert (ev.user_id, ev.item_id, ev.event_type, ev.ts) == ("7", "i9", "click", OK["ts"])
-    assert ev.event_id == "5" and ev.value == 3.0
+    assert ev.event_id == "5" and ev.value == 3.0 and ev.category_id == "42"
+    assert parse(encode_value(OK, fmt)).category_id is None  # type: ignore[arg-type]
 
 
 def test_json_is_detected_by_its_first_byte() -> None:
@@ -45,6 +47,8 @@ def test_json_is_detected_by_its_first_byte() -> None:
         (json.dumps({**OK, "user_id": [1]}).encode(), "wrong_type"),
         (json.dumps({**OK, "event_type": 3}).encode(), "wrong_type"),
         (json.dumps({**OK, "value": "much"}).encode(), "wrong_type"),
+        (json.dumps({**OK, "category_id": {"a": 1}}).encode(), "wrong_type"),
+        (json.dumps({**OK, "category_id": ""}).encode(), "empty_id"),
         (json.dumps({**OK, "user_id": ""}).encode(), "empty_id"),
         (json.dumps({**OK, "event_type": "like"}).encode(), "unknown_event_type"),
         (json.dumps({**OK, "ts": -1}).encode(), "invalid_ts"),

@@ -47,3 +47,28 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("STREAMREC_PARTITIONS", "zero")
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_produce_reads_every_log_format_with_categories(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from stream_app.kafka.producer import dataset_events
+
+    canonical = tmp_path / "log.csv"
+    canonical.write_text(
+        "user_id,item_id,event_type,ts,category_id\nu,b,click,20,c2\nu,a,view,10,\n"
+    )
+    assert list(dataset_events(canonical)) == [
+        ("u", "a", "view", 10, None),  # time order; an empty category is none
+        ("u", "b", "click", 20, "c2"),
+    ]
+    taobao = tmp_path / "UserBehavior.csv"
+    taobao.write_text("1,2,3,pv,100\n1,4,3,buy,101\n")
+    assert list(dataset_events(taobao)) == [
+        ("1", "2", "click", 100_000, "3"),
+        ("1", "4", "purchase", 101_000, "3"),
+    ]
+    sequences = tmp_path / "seq.txt"
+    sequences.write_text("u1 a b\n")
+    assert [e[:3] for e in dataset_events(sequences)] == [
+        ("u1", "a", "purchase"),
+        ("u1", "b", "purchase"),
+    ]

@@ -181,3 +181,17 @@ def test_a_forget_marker_erases_the_user_and_audits_with_the_pseudonym_only() ->
     [dead] = proc.ingest(b"{not json", marker)  # type: ignore[misc]
     assert dead.topic == "streamrec.events.dlq"
     assert dlq.headers_dict(dead.headers)["streamrec.reason"] == "invalid_control"
+
+
+def test_event_categories_reach_the_adjuster_and_its_candidates() -> None:
+    from stream_app.adjust.online import OnlineAdjustment
+
+    proc, _ = make()
+    proc.adjust = OnlineAdjustment(10)
+    for n in range(3):  # another user makes "hot" the top shoe
+        run(proc, raw("bob", "hot", ts=NOW + n, category_id="shoes"), src("bob", n))
+    run(proc, raw("bob", "cap", ts=NOW + 3, category_id="hats"), src("bob", 3))
+    [out] = run(proc, raw("alice", "boot", ts=NOW + 4, category_id="shoes"), src("alice", 0))
+    assert proc.adjust.signals.category("boot") == "shoes"
+    assert "hot" in [r["item_id"] for r in decode_value(out.value)["items"]]
+    assert "hot" in proc.adjust.feedback._open["alice"][0].items  # a candidate

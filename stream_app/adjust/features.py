@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from models.base import Interaction, Scored
 from stream_app.adjust.signals import ItemSignals
@@ -107,6 +107,18 @@ class ListContext:
     rank_of: dict[str, int]  # the scorer's rank of each item it returned (its top)
     trending: set[str]
     base: Scored
+    category: str | None = None  # of the user's current item, if known
+    category_rank: dict[str, int] = field(default_factory=dict)  # trending in it, rank
+
+    def categories(self) -> dict[str, int]:
+        """How many of the user's events fall in each (known) category."""
+        out: dict[str, int] = {}
+        of = self.signals.category
+        for e in self.user.history:
+            c = of(e.item_id)
+            if c is not None:
+                out[c] = out.get(c, 0) + 1
+        return out
 
     @property
     def top_score(self) -> float:

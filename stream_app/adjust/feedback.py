@@ -152,7 +152,7 @@ class FeedbackJoin:
         return sum(1 for lists in self._open.values() if lists)
 
 
-FORMAT = 2  # 1: with feature names, before the adjusters' own descriptions
+FORMAT = 3  # 1: with feature names; 2: slots before the category flag
 
 
 def _encode(lists: deque[_Open]) -> bytes:

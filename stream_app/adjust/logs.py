@@ -1,9 +1,11 @@
-"""Event logs for replay: (user, item, event_type, ts_ms) in time order.
+"""Event logs for replay: (user, item, event_type, ts_ms, category) in time order.
 
 Formats: ``canonical`` (CSV with header ``user_id,item_id,event_type,ts``, ts in
-ms, optionally gzipped; what ``streamrec produce`` also reads), ``taobao``
-(UserBehavior CSV), ``rees46`` (the Open CDP CSV), ``sequences`` (``user item
-item ...`` lines: purchases, users interleaved, one second apart).
+ms, optionally gzipped, and an optional ``category_id`` column; what
+``streamrec produce`` also reads), ``taobao`` (UserBehavior CSV), ``rees46``
+(the Open CDP CSV), ``sequences`` (``user item item ...`` lines: purchases,
+users interleaved, one second apart). ``category`` is None where the log has
+none.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from stream_app.datasets import interleave, read_sequences, read_taobao
 
-Event = tuple[str, str, str, int]
+Event = tuple[str, str, str, int, str | None]
 FORMATS = ("canonical", "taobao", "rees46", "sequences")
 REES46_TYPES = {"view": "click", "cart": "add_to_cart", "purchase": "purchase"}
 
@@ -40,7 +42,8 @@ def guess_format(path: Path) -> str:
 def read_canonical(path: Path) -> Iterator[Event]:
     with _text(path) as f:
         for row in csv.DictReader(f):
-            yield row["user_id"], row["item_id"], row["event_type"], int(row["ts"])
+            category = row.get("category_id") or None
+            yield row["user_id"], row["item_id"], row["event_type"], int(row["ts"]), category
 
 
 def read_rees46(path: Path) -> Iterator[Event]:
@@ -51,7 +54,7 @@ def read_rees46(path: Path) -> Iterator[Event]:
                 continue
             when = datetime.strptime(row["event_time"], "%Y-%m-%d %H:%M:%S UTC")
             ts = int(when.replace(tzinfo=UTC).timestamp() * 1000)
-            yield row["user_id"], row["product_id"], kind, ts
+            yield row["user_id"], row["product_id"], kind, ts, row["category_id"] or None
 
 
 def read_events(path: Path, fmt: str | None = None) -> Iterator[Event]:
@@ -65,7 +68,7 @@ def read_events(path: Path, fmt: str | None = None) -> Iterator[Event]:
         events = list(read_rees46(path))
     elif fmt == "sequences":
         pairs = interleave(read_sequences(path), seed=0)
-        events = [(u, i, "purchase", 1000 * n) for n, (u, i) in enumerate(pairs)]
+        events = [(u, i, "purchase", 1000 * n, None) for n, (u, i) in enumerate(pairs)]
     else:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
     events.sort(key=lambda e: e[3])

@@ -42,7 +42,7 @@ from stream_app.adjust.signals import ItemSignals
 from stream_app.adjust.slots import SlotAdjuster
 
 log = logging.getLogger(__name__)
-CHECKPOINT_FORMAT = 4
+CHECKPOINT_FORMAT = 5  # 5: slots with the category flag and source
 #: The adjusters to choose from (``STREAMREC_ADJUST_MODEL``), picked by measurement.
 ADJUSTERS: dict[str, type[Adjuster]] = {
     "slots": SlotAdjuster,
@@ -102,8 +102,11 @@ class OnlineAdjustment:
     def name(self) -> str:
         return f"{self.adjuster.name}@{self.adjuster.examples}"
 
-    def observe(self, user: str, item: str, event_type: str, ts: int) -> None:
-        """A newly applied event: evaluate the user's last lists, learn, update signals."""
+    def observe(
+        self, user: str, item: str, event_type: str, ts: int, category: str | None = None
+    ) -> None:
+        """A newly applied event: evaluate the user's last lists, learn, update signals
+        (``category``: the item's, if the event names it)."""
         last = self._last.get(user)
         refresh = last is not None and last.item == item
         if last is not None and last.purchase is not None:
@@ -124,7 +127,7 @@ class OnlineAdjustment:
         if not refresh:
             self.learn(self.feedback.observe(user, item, event_type, ts))
             metrics.ADJUSTER_EXAMPLES.set(self.adjuster.examples)
-        self.signals.observe(item, ts)
+        self.signals.observe(item, ts, category)
         self._observed += 1
         if self._observed % 100_000 == 0:
             self.signals.forget_older_than(ts)  # items untouched for a day

@@ -1,8 +1,10 @@
 """Between the scorer and the publisher: candidates, and the final blend.
 
 Candidates are the scorer's top ``base_k``, the user's most recent other items
-(``recent_k``), and the items trending now (``trending_k``), so new and
-returning items can be recommended before any retrain. The final score is
+(``recent_k``), the items trending now (``trending_k``) and the items trending
+now in the category of the item the user is on (``category_k``, when events
+name categories), so new and returning items can be recommended before any
+retrain. The final score is
 
 ``alpha * P_adjuster(engage | x) + (1 - alpha) / (1 + base_rank)``
 
@@ -37,12 +39,14 @@ class Ranker:
         base_k: int = 10,
         recent_k: int = 10,
         trending_k: int = 3,
+        category_k: int = 10,
     ) -> None:
         self.signals = signals
         self.alpha = alpha
         self.base_k = base_k
         self.recent_k = recent_k
         self.trending_k = trending_k
+        self.category_k = category_k
 
     def rank(
         self, adjuster: Adjuster, history: Sequence[Interaction], base: Scored, k: int
@@ -51,12 +55,19 @@ class Ranker:
         rank_of = {item: r for r, (item, _) in enumerate(base.items[: self.base_k])}
         trending = self.signals.trending(self.trending_k)
         recent = user.recent_items(self.recent_k)
+        category = self.signals.category(user.current_item)
+        in_category = [
+            i
+            for i in self.signals.trending_in(category, self.category_k + 1)
+            if i != user.current_item
+        ][: self.category_k]
         # The item just interacted with is not a candidate: showing it again is a
         # "refresh", which recommends nothing new (and the protocol skips it). Only
         # when nothing else is known (the first event ever) is it kept.
-        pool = [*rank_of, *recent, *trending]
+        pool = [*rank_of, *recent, *trending, *in_category]
         items = list(dict.fromkeys([i for i in pool if i != user.current_item] or pool))
-        ctx = ListContext(user, self.signals, rank_of, set(trending), base)
+        category_rank = {item: r for r, item in enumerate(in_category)}
+        ctx = ListContext(user, self.signals, rank_of, set(trending), base, category, category_rank)
         xs = adjuster.describe(items, ctx)
         probs = adjuster.predict_many(xs)
         a = self.alpha

@@ -19,8 +19,8 @@ Brier; refreshes included, see :mod:`stream_app.adjust.online`).
 
 Variants: ``popularity`` (items trending now), ``base`` (the scorer alone),
 ``adjusted`` (scorer + adjuster), and fixed hand-made blends of the scorer's top
-items with the user's most recent other items (``fixed``; the best one is
-named in ``best_fixed``).
+items, the user's most recent other items and the items trending in the
+current item's category (``fixed``; the best one is named in ``best_fixed``).
 
     D=../shared/datasets/taobao-userbehavior
     streamrec replay-eval --events $D/timeslice_20171126.csv.gz --json results/replay_taobao.json
@@ -50,25 +50,42 @@ from stream_app.processor import Processor, ScoreRequest, Source
 from stream_app.routing import partition_for
 from stream_app.settings import Settings
 
-# (scorer's top n, user's recent n, recent first?) hand-made blends, all measured.
-FIXED = [(5, 5, False), (5, 5, True), (3, 7, True), (7, 3, True), (0, 10, True), (2, 8, True)]
+# Hand-made blends, all measured: the sources in order, how many items each, then
+# filled up to k from the scorer. "recent": the user's most recent other items;
+# "base": the scorer's top; "category": trending now in the current item's category.
+Spec = tuple[tuple[str, int], ...]
+FIXED: list[Spec] = [
+    (("base", 5), ("recent", 5)),
+    (("recent", 5), ("base", 5)),
+    (("recent", 7), ("base", 3)),
+    (("recent", 3), ("base", 7)),
+    (("recent", 10),),
+    (("recent", 8), ("base", 2)),
+    (("recent", 7), ("category", 3)),
+    (("recent", 5), ("category", 5)),
+    (("recent", 4), ("category", 6)),
+    (("recent", 3), ("category", 7)),
+    (("recent", 2), ("category", 8)),
+    (("recent", 1), ("category", 9)),
+    (("recent", 5), ("base", 2), ("category", 3)),
+    (("recent", 3), ("base", 2), ("category", 5)),
+    (("category", 5), ("recent", 5)),
+]
 
 
-def fixed_name(base_n: int, recent_n: int, recent_first: bool) -> str:
-    order = "recent+base" if recent_first else "base+recent"
-    return f"{order}:{base_n}/{recent_n}"
+def fixed_name(spec: Spec) -> str:
+    """``recent7+base3``: seven recent items, then the scorer's top three."""
+    return "+".join(f"{source}{n}" for source, n in spec)
 
 
-def fixed_list(
-    base: list[str], recent: list[str], spec: tuple[int, int, bool], k: int
-) -> list[str]:
-    base_n, recent_n, recent_first = spec
-    first, second = recent[:recent_n], base[:base_n]
-    if not recent_first:
-        first, second = second, first
-    merged = dict.fromkeys(first + second)
+def fixed_list(sources: dict[str, list[str]], spec: Spec, k: int) -> list[str]:
+    """
+    >>> fixed_list({"base": ["a", "b", "c"], "recent": ["b", "x"]}, (("recent", 1), ("base", 1)), 3)
+    ['b', 'a', 'c']
+    """
+    merged = dict.fromkeys(item for source, n in spec for item in sources[source][:n])
     if len(merged) < k:  # fill up to k from the scorer
-        for item in base:
+        for item in sources["base"]:
             merged[item] = None
             if len(merged) >= k:
                 break
@@ -101,12 +118,12 @@ class Replay:
         self.processor = Processor(
             settings, self.users, scorer, learner=self.markov, adjust=self.online
         )
-        self.fixed = [(fixed_name(*f), f) for f in FIXED]
+        self.fixed = [(fixed_name(f), f) for f in FIXED]
         names = ["popularity", *(n for n, _ in self.fixed)]
         self.quality = {n: Prequential(k, window=0) for n in names}
-        # Per user, what the baselines were built from: (trending, scorer's items,
-        # recent items). The fixed blends are built only if the user comes back.
-        self.published: dict[str, tuple[list[str], list[str], list[str]]] = {}
+        # Per user, what the baselines were built from: trending, and the sources of
+        # the fixed blends, which are built only if the user comes back.
+        self.published: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
         self.previous_item: dict[str, str] = {}
         self.events = 0
         self.rejected = 0
@@ -116,17 +133,24 @@ class Replay:
         return self.online.adjuster
 
     def step(self, offset: int, event: Event) -> None:
-        user, item, event_type, ts = event
+        user, item, event_type, ts, category = event
         self.events += 1
         published = self.published.get(user)
         refresh = self.previous_item.get(user) == item
         if published is not None and not refresh:
-            trending, base_items, recent = published
+            trending, sources = published
             self.quality["popularity"].add(trending, item)
-            for name, spec in self.fixed:
-                self.quality[name].add(fixed_list(base_items, recent, spec, self.k), item)
+            if any(item in items for items in sources.values()):
+                for name, spec in self.fixed:
+                    self.quality[name].add(fixed_list(sources, spec, self.k), item)
+            else:  # a miss for every blend: no need to build them
+                for name, _ in self.fixed:
+                    self.quality[name].add((), item)
         self.previous_item[user] = item
-        raw = msgpack.packb({"user_id": user, "item_id": item, "event_type": event_type, "ts": ts})
+        value = {"user_id": user, "item_id": item, "event_type": event_type, "ts": ts}
+        if category is not None:
+            value["category_id"] = category
+        raw = msgpack.packb(value)
         partition = partition_for(user.encode(), self.settings.partitions)
         src = Source(self.settings.input_topic, partition, offset)
         # The worker's path: validation, state, Markov learning, and the adjuster's
@@ -141,14 +165,23 @@ class Replay:
         history = request.history
         base = self.scorer.score([history], self.online.base_k)[0]
         self.online.rerank(user, history, base)  # what Processor.recommend publishes
-        base_items = [i for i, _ in base.items]
-        trending = self.online.signals.trending(self.k)
-        self.published[user] = (trending, base_items, recent_items(history, 10))
+        signals = self.online.signals
+        trending = signals.trending(self.k)
+        current = history[-1].item_id if history else None
+        in_category = [
+            i for i in signals.trending_in(signals.category(current), 11) if i != current
+        ]
+        sources = {
+            "base": [i for i, _ in base.items],
+            "recent": recent_items(history, 10),
+            "category": in_category[:10],
+        }
+        self.published[user] = (trending, sources)
 
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: q.summary() for name, q in self.quality.items()}
         out.update({name: q.summary() for name, q in self.online.quality.items()})
-        fixed = {fixed_name(*f): out.pop(fixed_name(*f)) for f in FIXED}
+        fixed = {fixed_name(f): out.pop(fixed_name(f)) for f in FIXED}
         best = max(fixed, key=lambda n: fixed[n][f"NDCG@{self.k}"])
         out["fixed"] = fixed
         out["best_fixed"] = best

@@ -1,13 +1,15 @@
-"""Live signals the features read: item popularity over sliding windows, and when
-each item was last touched by anyone. Decayed counters keep it O(1) per event
-and bounded by the catalogue (items unseen for a day are dropped on sweeps).
+"""Live signals the features read: item popularity over sliding windows, when
+each item was last touched by anyone, the items trending now (overall and per
+category), and each item's category as events tell it. Decayed counters keep it
+O(1) per event and bounded by the catalogue (items unseen for a day are dropped
+on sweeps).
 
 >>> s = ItemSignals(half_lives_s=(60.0,))
->>> s.observe("a", 0); s.observe("a", 0); s.observe("b", 30_000)
+>>> s.observe("a", 0, "shoes"); s.observe("a", 0); s.observe("b", 30_000, "hats")
 >>> round(s.popularity("a", 60_000)[0], 3), round(s.popularity("b", 60_000)[0], 3)
 (1.0, 0.707)
->>> s.trending(1)
-['a']
+>>> s.trending(1), s.category("a"), s.trending_in("hats", 5), s.trending_in(None, 5)
+(['a'], 'shoes', ['b'], [])
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ DAY_MS = 86_400_000
 
 class ItemSignals:
     def __init__(
-        self, half_lives_s: tuple[float, ...] = (300.0, 3600.0), trending_size: int = 50
+        self,
+        half_lives_s: tuple[float, ...] = (300.0, 3600.0),
+        trending_size: int = 50,
+        category_trending_size: int = 20,
     ) -> None:
         self.rates = [math.log(2) / (h * 1000) for h in half_lives_s]
         self.trending_size = trending_size
+        self.category_trending_size = category_trending_size
         self._counts: dict[str, list[float]] = {}  # item -> decayed counts at last_ts
         self._last: dict[str, int] = {}
         # Trending, exactly and without scans: an item's short-window popularity at
@@ -33,22 +39,43 @@ class ItemSignals:
         self._level: dict[str, float] = {}
         self._top: dict[str, float] = {}
         self._ranked: list[str] | None = None  # _top by level, until the next change
+        # The same per category: an item's category (the latest an event named),
+        # and each category's top items by level.
+        self._category: dict[str, str] = {}
+        self._category_top: dict[str, dict[str, float]] = {}
 
-    def observe(self, item: str, ts: int) -> None:
+    def observe(self, item: str, ts: int, category: str | None = None) -> None:
         self._ranked = None
         counts = self.popularity(item, ts)
         self._counts[item] = [c + 1.0 for c in counts]
         self._last[item] = ts
         level = _log_add(self._level.get(item, -math.inf), self.rates[0] * ts)
         self._level[item] = level
-        top = self._top
-        if item in top or len(top) < self.trending_size:
-            top[item] = level
-        else:
-            weakest = min(top, key=top.__getitem__)
-            if level > top[weakest]:
-                del top[weakest]
-                top[item] = level
+        _promote(self._top, item, level, self.trending_size)
+        known = self._category.get(item)
+        if category is None:
+            category = known
+        elif category != known:
+            self._category[item] = category
+            if known is not None:  # recategorised: out of the old category's top
+                self._category_top.get(known, {}).pop(item, None)
+        if category is not None:
+            top = self._category_top.get(category)
+            if top is None:
+                top = self._category_top[category] = {}
+            _promote(top, item, level, self.category_trending_size)
+
+    def category(self, item: str | None) -> str | None:
+        """The item's category, as the latest event that named one said."""
+        return self._category.get(item) if item is not None else None
+
+    def trending_in(self, category: str | None, n: int) -> list[str]:
+        """The ``n`` (at most ``category_trending_size``) items of ``category`` with
+        the highest short-window popularity now."""
+        top = self._category_top.get(category) if category is not None else None
+        if not top:
+            return []
+        return sorted(top, key=top.__getitem__, reverse=True)[:n]
 
     def popularity(self, item: str, now: int) -> list[float]:
         counts = self._counts.get(item)
@@ -73,10 +100,28 @@ class ItemSignals:
         for i in stale:
             del self._counts[i], self._last[i], self._level[i]
             self._top.pop(i, None)
+            category = self._category.pop(i, None)
+            top = self._category_top.get(category) if category is not None else None
+            if top is not None:
+                top.pop(i, None)
+                if not top:
+                    del self._category_top[category]  # type: ignore[arg-type]
         return len(stale)
 
     def __len__(self) -> int:
         return len(self._counts)
+
+
+def _promote(top: dict[str, float], item: str, level: float, size: int) -> None:
+    """Keep ``top`` the ``size`` highest levels: levels only grow, and only when
+    their item is seen, so checking the item just seen keeps it exact."""
+    if item in top or len(top) < size:
+        top[item] = level
+    else:
+        weakest = min(top, key=top.__getitem__)
+        if level > top[weakest]:
+            del top[weakest]
+            top[item] = level
 
 
 def _log_add(a: float, b: float) -> float:

@@ -4,7 +4,10 @@ A candidate's slot is where it came from, from coarse to fine:
 
 1. its source and a band of its rank there: the user's own recent items
    (recency rank 1, 2, 3-4, 5-7, 8+), else the scorer's list (rank 0, 1-2,
-   3-5, 6+), else trending now;
+   3-5, 6+), else trending now, else trending now in the category of the
+   user's current item (rank 0, 1-2, 3-5, 6+); and how its category relates
+   to the user: the current item's (2), another of the user's items' (1), or
+   neither or unknown (0);
 2. its exact rank in that source (ranks past 10 share one slot);
 3. how many times the user interacted with it (0, 1, 2, 3+).
 
@@ -24,8 +27,8 @@ feature (``river-logreg``, :mod:`stream_app.adjust.logreg`) and other slot
 layouts: see the README.
 
 >>> s = SlotAdjuster(levels=2)
->>> mine = (0, 1)  # my most recent other item (band 0, recency rank 1)
->>> top = (20, 20)  # the scorer's top item (band 20, rank 0), not mine
+>>> mine = (1, 2, 1)  # my most recent other item (band 1, current category, recency rank 1)
+>>> top = (20, 0, 20)  # the scorer's top item (band 20, other category, rank 0), not mine
 >>> for _ in range(200):
 ...     s.learn_one(mine, True); s.learn_one(top, False)
 >>> s.predict_one(mine) > 0.9 > 0.1 > s.predict_one(top)
@@ -44,8 +47,10 @@ from stream_app.adjust.base import Adjuster, X
 from stream_app.adjust.features import ListContext
 
 CAP = 11  # ranks past 10 share one slot
-BASE, TRENDING = 20, 40  # slot codes: recency ranks are 1..11, the scorer's 20..31
-PREFIX = (1, 2, 3)  # the length of each level's slot
+# Slot codes: recency ranks are 1..11, the scorer's 20..31, trending 40, trending
+# in the current category 50..61.
+BASE, TRENDING, CATEGORY = 20, 40, 50
+PREFIX = (2, 3, 4)  # the length of each level's slot: (band, category), rank, count
 
 
 def _bands(edges: tuple[int, ...]) -> tuple[int, ...]:
@@ -85,17 +90,26 @@ class SlotAdjuster(Adjuster):
 
     def describe(self, items: Sequence[str], ctx: ListContext) -> list[X]:
         seen, rank_of, depth = ctx.user.seen, ctx.rank_of, PREFIX[self.levels - 1]
+        trending, category_rank = ctx.trending, ctx.category_rank
+        current = ctx.category
+        mine_in = ctx.categories() if current is not None else {}
+        category_of = ctx.signals.category
         out: list[X] = []
         for item in items:
+            c = category_of(item) if current is not None else None
+            near = 0 if c is None else 2 if c == current else 1 if c in mine_in else 0
             mine = seen.get(item)
             if mine is not None:
                 rank = min(CAP, mine[0])
-                key: X = (RECENT_BAND[rank], rank, min(3, mine[3]))
+                key: X = (RECENT_BAND[rank], near, rank, min(3, mine[3]))
             elif (r := rank_of.get(item)) is not None:
                 rank = min(CAP, r)
-                key = (BASE + BASE_BAND[rank], BASE + rank, 0)
+                key = (BASE + BASE_BAND[rank], near, BASE + rank, 0)
+            elif item not in trending and (r := category_rank.get(item)) is not None:
+                rank = min(CAP, r)
+                key = (CATEGORY + BASE_BAND[rank], near, CATEGORY + rank, 0)
             else:
-                key = (TRENDING, TRENDING, 0)
+                key = (TRENDING, near, TRENDING, 0)
             out.append(key[:depth])
         return out
 

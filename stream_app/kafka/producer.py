@@ -13,7 +13,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from stream_app.datasets import interleave, read_sequences, read_taobao, synthetic_sequences
+from stream_app.adjust.logs import guess_format, read_events
+from stream_app.datasets import interleave, read_sequences, synthetic_sequences
 from stream_app.erasure import ForgetRequest
 from stream_app.kafka import clients
 from stream_app.serializers import Format, encode_value
@@ -47,29 +48,39 @@ async def send_event(
     event_id: str,
     ts: int | None = None,
     fmt: Format = "msgpack",
+    category: str | None = None,
 ) -> asyncio.Future[Any]:
     """Send one event keyed by its user (``ts`` defaults to the wall clock, in ms);
     returns the delivery future."""
-    value = {
+    value: dict[str, Any] = {
         "user_id": user,
         "item_id": item,
         "event_type": event_type,
         "ts": int(time.time() * 1000) if ts is None else ts,
         "event_id": event_id,
     }
+    if category is not None:
+        value["category_id"] = category
     return await producer.send(topic, encode_value(value, fmt), key=user.encode())
 
 
-def dataset_events(path: Path | None, seed: int = 0) -> Iterator[tuple[str, str, str, int | None]]:
-    """(user, item, event_type, original ts or None) from a file, or a generated stream."""
+DatasetEvent = tuple[str, str, str, int | None, str | None]
+
+
+def dataset_events(
+    path: Path | None, seed: int = 0, fmt: str | None = None
+) -> Iterator[DatasetEvent]:
+    """(user, item, event_type, original ts or None, category or None) from a log in
+    one of ``replay-eval``'s formats (guessed from the path unless ``fmt``), in time
+    order, or from a generated stream."""
     if path is None:
         for user, item in interleave(synthetic_sequences(seed=seed), seed=seed):
-            yield user, item, "purchase", None
-    elif ".csv" in path.name:
-        yield from read_taobao(path)
-    else:
+            yield user, item, "purchase", None, None
+    elif (fmt or guess_format(path)) == "sequences":
         for user, item in interleave(read_sequences(path), seed=seed):
-            yield user, item, "purchase", None
+            yield user, item, "purchase", None, None
+    else:
+        yield from read_events(path, fmt)
 
 
 async def produce(
@@ -79,6 +90,7 @@ async def produce(
     limit: int | None,
     fmt: Format = "msgpack",
     seed: int = 0,
+    log_format: str | None = None,
 ) -> int:
     """Send events, keyed by user; return how many were sent.
 
@@ -95,8 +107,8 @@ async def produce(
     pacer = Pacer(rate)
     pending: list[asyncio.Future[object]] = []
     try:
-        events = dataset_events(dataset, seed)
-        for user, item, event_type, _ in itertools.islice(events, limit):
+        events = dataset_events(dataset, seed, log_format)
+        for user, item, event_type, _, category in itertools.islice(events, limit):
             await pacer.tick()
             last_ts = max(last_ts + 1, int(time.time() * 1000))
             pending.append(
@@ -109,6 +121,7 @@ async def produce(
                     f"{run}-{sent}",
                     last_ts,
                     fmt,
+                    category,
                 )
             )
             sent += 1
