@@ -167,8 +167,9 @@ class MarkovScorer:
         wsum = sum(weights) or 1.0
         w_trans = 1.0 - self.popularity_weight
 
-        # Per-event transition distributions, weighted by recency.
-        contrib: dict[int, dict[str, float]] = {}
+        # Per-event transition distributions, weighted by recency: event t adds
+        # count * scale[t] to each of its successors.
+        contrib: dict[int, tuple[Mapping[str, int], float]] = {}
         scores: dict[str, float] = {}
         get = scores.get
         for t, w in enumerate(weights, start):
@@ -177,9 +178,9 @@ class MarkovScorer:
             if not total:
                 continue
             scale = w_trans * w / wsum / total
-            part = contrib[t] = {item: c * scale for item, c in succ.items()}
-            for item, s in part.items():
-                scores[item] = get(item, 0.0) + s
+            contrib[t] = (succ, scale)
+            for item, c in succ.items():
+                scores[item] = get(item, 0.0) + c * scale
 
         if popular:
             top_count, pw = popular[0][1] or 1, self.popularity_weight
@@ -192,6 +193,6 @@ class MarkovScorer:
         if contrib:
             top_ids = [i for i, _ in top]
             zeros = [0.0] * len(top_ids)
-            for t, part in contrib.items():
-                influence[t] = sum(map(part.get, top_ids, zeros))
+            for t, (succ, scale) in contrib.items():
+                influence[t] = sum(map(scale.__mul__, map(succ.get, top_ids, zeros)))
         return Scored(items=[(i, float(s)) for i, s in top], influences=normalise(influence))

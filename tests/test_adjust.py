@@ -16,14 +16,14 @@ from stream_app.adjust.replay import run
 
 def test_labelling_on_a_hand_made_sequence() -> None:
     j = FeedbackJoin(horizon_events=2, horizon_ms=60_000, negatives_per_list=10)
-    j.publish("u", 0, [(c, (float(n),)) for n, c in enumerate("abcd")])
+    j.publish("u", 0, list("abcd"), [(float(n),) for n in range(4)])
     assert j.observe("u", "c", "click", 1_000) == []  # window still open
     out = j.observe("u", "a", "add_to_cart", 2_000)  # second event closes it
     labels = {x[0]: (y, w) for x, y, w in out}
     assert labels == {0.0: (True, 2.0), 2.0: (True, 1.0), 1.0: (False, 1.0), 3.0: (False, 1.0)}
     assert len(j) == 0
     # Closed by time: an event after the horizon labels with what was seen before it.
-    j.publish("v", 0, [("x", (9.0,))])
+    j.publish("v", 0, ["x"], [(9.0,)])
     assert j.observe("v", "x", "purchase", 61_000) == [((9.0,), False, 1.0)]
 
 
@@ -107,7 +107,7 @@ def test_predict_many_equals_predict_one() -> None:
 def test_feedback_join_holds_at_most_max_users() -> None:
     j = FeedbackJoin(max_users=3)
     for n in range(10):
-        j.publish(f"u{n}", n, [("a", (1.0,))])
+        j.publish(f"u{n}", n, ["a"], [(1.0,)])
     assert len(j) == 3
     assert j.observe("u0", "a", "click", 20) == []  # evicted: its list is gone
     assert j.observe("u9", "a", "click", 20) != []
@@ -140,7 +140,7 @@ def test_negatives_are_sampled_from_every_position_of_the_list() -> None:
     j = FeedbackJoin(negatives_per_list=5)
     picked: set[float] = set()
     for n in range(200):
-        j.publish("u", n * 10, [(f"i{n}-{c}", (float(c),)) for c in range(23)])
+        j.publish("u", n * 10, [f"i{n}-{c}" for c in range(23)], [(float(c),) for c in range(23)])
         picked |= {x[0] for x, y, _ in j.observe("u", "elsewhere", "click", n * 10 + 1)}
     assert picked == {float(c) for c in range(23)}
 

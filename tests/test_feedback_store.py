@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from stream_app.adjust.feedback import FeedbackJoin
 
-CANDIDATES = [("a", (1.0, 0.5)), ("b", (2.0, 0.25))]
+CANDIDATES = (["a", "b"], [(1.0, 0.5), (2.0, 0.25)])  # items, their xs
 
 
 def test_a_new_join_on_the_same_store_labels_the_lists_published_before() -> None:
     store: dict[bytes, bytes] = {}
-    FeedbackJoin(store=store).publish("u", 0, CANDIDATES)
+    FeedbackJoin(store=store).publish("u", 0, *CANDIDATES)
     assert set(store) == {b"u"}
     restarted = FeedbackJoin(store=store)  # a restart: nothing in memory
     examples = restarted.observe("u", "b", "purchase", 1_000)
@@ -22,11 +22,11 @@ def test_a_new_join_on_the_same_store_labels_the_lists_published_before() -> Non
 def test_events_in_flight_never_label_a_list_twice() -> None:
     store: dict[bytes, bytes] = {}
     join = FeedbackJoin(store=store)
-    join.publish("u", 0, CANDIDATES)
+    join.publish("u", 0, *CANDIDATES)
     assert join.observe("u", "a", "click", 1_000)  # labels the list...
     assert join.observe("u", "a", "click", 2_000) == []  # ...once, though the store
     assert b"u" in store  # still holds it until the next publish rewrites it
-    join.publish("u", 2_000, CANDIDATES)
+    join.publish("u", 2_000, *CANDIDATES)
     join.clear()  # partitions moved and came back: read the store again
     assert len(join.observe("u", "b", "click", 3_000)) == 2
 
@@ -34,8 +34,8 @@ def test_events_in_flight_never_label_a_list_twice() -> None:
 def test_forget_and_eviction() -> None:
     store: dict[bytes, bytes] = {}
     join = FeedbackJoin(store=store, max_users=1)
-    join.publish("u", 0, CANDIDATES)
-    join.publish("v", 0, CANDIDATES)  # evicts "u" from memory only
+    join.publish("u", 0, *CANDIDATES)
+    join.publish("v", 0, *CANDIDATES)  # evicts "u" from memory only
     assert len(join.observe("u", "a", "click", 1_000)) == 2
     join.forget("v")
     assert b"v" not in store
@@ -49,5 +49,5 @@ def test_lists_written_by_an_older_worker_are_dropped_not_misread() -> None:
     old = msgpack.packb([["f", "g"], [0, ["a"], b"\x00" * 16, 0, {}]])
     join = FeedbackJoin(store={b"u": old})
     assert join.observe("u", "a", "click", 1_000) == []
-    join.publish("u", 2_000, CANDIDATES)  # and the next publish rewrites the entry
+    join.publish("u", 2_000, *CANDIDATES)  # and the next publish rewrites the entry
     assert len(join.observe("u", "b", "click", 3_000)) == 2

@@ -19,6 +19,9 @@ X = tuple[float, ...]
 class Adjuster(abc.ABC):
     name: str
     examples: int
+    #: True when :meth:`describe` returns shared tuple objects (few distinct ones):
+    #: the feedback join then keeps references instead of packing them.
+    shared_descriptions: bool = False
 
     @abc.abstractmethod
     def describe(self, items: Sequence[str], ctx: ListContext) -> list[X]:

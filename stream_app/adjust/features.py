@@ -113,7 +113,7 @@ class ListContext:
     def categories(self) -> dict[str, int]:
         """How many of the user's events fall in each (known) category."""
         out: dict[str, int] = {}
-        of = self.signals.category
+        of = self.signals.catalogue.get
         for e in self.user.history:
             c = of(e.item_id)
             if c is not None:

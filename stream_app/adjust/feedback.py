@@ -10,7 +10,9 @@ and at most ``max_users`` users have open lists (least recently published first
 out: their labels are lost, memory is bounded). An open list keeps its
 candidates' descriptions (the adjuster's ``x``, tuples of numbers of one width)
 packed in one float array: a dict of features per candidate cost about 12 KB
-per user.
+per user. With ``pack=False`` the descriptions are kept as given: for an
+adjuster whose descriptions are shared tuples (the slot adjuster's), eight bytes
+a candidate, and no packing per list.
 
 Given a ``store`` (in the worker: the ``feedback`` Faust table, changelog-backed,
 keyed like the input topic so it moves with its partition), every publish
@@ -21,7 +23,7 @@ user, so many events in flight never label one list twice; :meth:`clear`
 drops it when partitions move.
 
 >>> j = FeedbackJoin(horizon_events=2, horizon_ms=10_000, negatives_per_list=1)
->>> j.publish("u", 0, [("a", (1.0,)), ("b", (2.0,)), ("c", (3.0,))])
+>>> j.publish("u", 0, ["a", "b", "c"], [(1.0,), (2.0,), (3.0,)])
 >>> j.observe("u", "b", "purchase", 1_000)
 []
 >>> j.observe("u", "z", "click", 2_000)
@@ -30,10 +32,11 @@ drops it when partitions move.
 
 from __future__ import annotations
 
+import heapq
 import zlib
 from array import array
 from collections import OrderedDict, deque
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -49,13 +52,22 @@ Example = tuple[X, bool, float]
 class _Open:
     ts: int
     items: tuple[str, ...]
-    values: array[float]  # row-major: candidate i's x at [i * width, ...)
+    # Candidate i's x: xs[i] as given (shared tuples), or packed row-major in
+    # values at [i * width, ...).
+    xs: tuple[X, ...] | array[float]
     seen: int = 0
     hits: dict[str, float] = field(default_factory=dict)
 
     def x(self, i: int) -> X:
-        width = len(self.values) // len(self.items)
-        return tuple(self.values[i * width : (i + 1) * width])
+        xs = self.xs
+        if isinstance(xs, tuple):
+            return xs[i]
+        width = len(xs) // len(self.items)
+        return tuple(xs[i * width : (i + 1) * width])
+
+    def packed(self) -> bytes:
+        xs = self.xs
+        return (xs if isinstance(xs, array) else array("d", chain.from_iterable(xs))).tobytes()
 
 
 class FeedbackJoin:
@@ -67,8 +79,10 @@ class FeedbackJoin:
         negatives_per_list: int = 5,
         max_users: int = 200_000,
         store: MutableMapping[bytes, bytes] | None = None,
+        pack: bool = True,
     ) -> None:
         self.store = store
+        self.pack = pack
         self.horizon_events = horizon_events
         self.horizon_ms = horizon_ms
         self.max_lists = max_lists
@@ -76,14 +90,14 @@ class FeedbackJoin:
         self.max_users = max_users
         self._open: OrderedDict[str, deque[_Open]] = OrderedDict()
 
-    def publish(self, user: str, ts: int, candidates: list[tuple[str, X]]) -> None:
+    def publish(self, user: str, ts: int, items: Sequence[str], xs: Sequence[X]) -> None:
+        """Open a list of ``items``, described by ``xs`` (one ``x`` per item)."""
         lists = self._lists(user)
         if lists is None:
             lists = self._open[user] = deque(maxlen=self.max_lists)
-        if candidates:
-            items = tuple(item for item, _ in candidates)
-            values = array("d", chain.from_iterable(x for _, x in candidates))
-            lists.append(_Open(ts, items, values))
+        if items:
+            kept = array("d", chain.from_iterable(xs)) if self.pack else tuple(xs)
+            lists.append(_Open(ts, tuple(items), kept))
         self._open.move_to_end(user)
         if len(self._open) > self.max_users:
             self._open.popitem(last=False)  # still in the store, if there is one
@@ -143,8 +157,14 @@ class FeedbackJoin:
         # over the list never picked its last candidates, the trending ones, as
         # negatives: the adjuster learned they were always engaged with.)
         if len(neg_all) > self.negatives_per_list:
-            neg_all = sorted(neg_all, key=lambda i: zlib.crc32(f"{o.ts}:{o.items[i]}".encode()))
-            neg_all = sorted(neg_all[: self.negatives_per_list])
+            prefix, items = zlib.crc32(f"{o.ts}:".encode()), o.items
+            # crc32(b, crc32(a)) is crc32(a + b): the list's prefix is hashed once.
+            neg_all = heapq.nsmallest(
+                self.negatives_per_list,
+                neg_all,
+                key=lambda i: zlib.crc32(items[i].encode(), prefix),
+            )
+            neg_all.sort()
         neg = [(o.x(i), False, 1.0) for i in neg_all]
         return pos + neg
 
@@ -156,7 +176,7 @@ FORMAT = 3  # 1: with feature names; 2: slots before the category flag
 
 
 def _encode(lists: deque[_Open]) -> bytes:
-    rows = [[o.ts, list(o.items), o.values.tobytes(), o.seen, o.hits] for o in lists]
+    rows = [[o.ts, list(o.items), o.packed(), o.seen, o.hits] for o in lists]
     return msgpack.packb([FORMAT, *rows])
 
 

@@ -75,7 +75,9 @@ class OnlineAdjustment:
         self.signals = ItemSignals()
         self.adjuster: Adjuster = ADJUSTERS[model]()
         self.ranker = Ranker(self.signals, alpha=alpha)
-        self.feedback = FeedbackJoin(store=feedback_store)
+        self.feedback = FeedbackJoin(
+            store=feedback_store, pack=not self.adjuster.shared_descriptions
+        )
         self.quality = {"adjusted": Prequential(k), "base": Prequential(k)}
         self.drift = DriftWatch()
         self.purchase = PurchasePropensity()
@@ -168,7 +170,7 @@ class OnlineAdjustment:
     def rerank(self, user: str, history: Sequence[Interaction], base: Scored) -> Scored:
         ranked = self.ranker.rank(self.adjuster, history, base, self.k)
         now = history[-1].ts if history else 0
-        self.feedback.publish(user, now, ranked.candidates)
+        self.feedback.publish(user, now, ranked.pool, ranked.xs)
         current = history[-1].item_id if history else ""
         adjusted = [i for i, _ in ranked.items]
         x = purchase_features(history)

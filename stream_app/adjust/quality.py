@@ -27,9 +27,10 @@ _DISCOUNT = [1.0 / math.log2(rank + 2) for rank in range(1000)]
 
 def hit_ndcg(ranked: Sequence[str], target: str, k: int = 10) -> tuple[float, float]:
     """HR@k and NDCG@k of one list for one target (a single relevant item)."""
-    try:
-        rank = ranked.index(target, 0, k)
-    except ValueError:
+    if target not in ranked:  # the usual case, and a raised ValueError costs more
+        return 0.0, 0.0
+    rank = ranked.index(target)
+    if rank >= k:
         return 0.0, 0.0
     return 1.0, _DISCOUNT[rank] if rank < len(_DISCOUNT) else 1.0 / math.log2(rank + 2)
 
@@ -49,6 +50,17 @@ class Prequential:
 
     def add(self, ranked: Sequence[str], target: str) -> tuple[float, float]:
         h, n = hit_ndcg(ranked, target, self.k)
+        return self.record(h, n)
+
+    def miss(self) -> None:
+        """A list known not to hold its target (replay-eval's blends, mostly)."""
+        if self.window:
+            self.record(0.0, 0.0)
+        else:
+            self.events += 1
+
+    def record(self, h: float, n: float) -> tuple[float, float]:
+        """Count one list's HR and NDCG."""
         self.events += 1
         self._hr += h
         self._ndcg += n

@@ -28,7 +28,12 @@ from stream_app.adjust.signals import ItemSignals
 @dataclass(slots=True)
 class Ranked:
     items: list[tuple[str, float]]  # final list, best first
-    candidates: list[tuple[str, X]]  # every candidate with the adjuster's description
+    pool: list[str]  # every candidate
+    xs: list[X]  # the adjuster's description of each, in pool order
+
+    @property
+    def candidates(self) -> list[tuple[str, X]]:
+        return list(zip(self.pool, self.xs, strict=True))
 
 
 class Ranker:
@@ -64,8 +69,10 @@ class Ranker:
         # The item just interacted with is not a candidate: showing it again is a
         # "refresh", which recommends nothing new (and the protocol skips it). Only
         # when nothing else is known (the first event ever) is it kept.
-        pool = [*rank_of, *recent, *trending, *in_category]
-        items = list(dict.fromkeys([i for i in pool if i != user.current_item] or pool))
+        pool = dict.fromkeys([*rank_of, *recent, *trending, *in_category])
+        if len(pool) > 1 or user.current_item not in pool:
+            pool.pop(user.current_item, None)  # type: ignore[arg-type]
+        items = list(pool)
         category_rank = {item: r for r, item in enumerate(in_category)}
         ctx = ListContext(user, self.signals, rank_of, set(trending), base, category, category_rank)
         xs = adjuster.describe(items, ctx)
@@ -80,4 +87,4 @@ class Ranker:
                 for item, p, b in zip(items, probs, base_part, strict=True)
             ]
         scored.sort(key=itemgetter(1), reverse=True)  # stable: ties keep pool order
-        return Ranked(scored[:k], list(zip(items, xs, strict=True)))
+        return Ranked(scored[:k], items, xs)

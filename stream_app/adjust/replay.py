@@ -132,8 +132,18 @@ class Replay:
     def adjuster(self) -> Adjuster:
         return self.online.adjuster
 
-    def step(self, offset: int, event: Event) -> None:
+    def message(self, offset: int, event: Event) -> tuple[bytes, Source]:
+        """The event as the worker would consume it: its bytes and where they came from
+        (a keyed producer's partition). The producer's work: not timed."""
         user, item, event_type, ts, category = event
+        value = {"user_id": user, "item_id": item, "event_type": event_type, "ts": ts}
+        if category is not None:
+            value["category_id"] = category
+        partition = partition_for(user.encode(), self.settings.partitions)
+        return msgpack.packb(value), Source(self.settings.input_topic, partition, offset)
+
+    def step(self, event: Event, raw: bytes, src: Source) -> None:
+        user, item, _, ts, _ = event
         self.events += 1
         published = self.published.get(user)
         refresh = self.previous_item.get(user) == item
@@ -145,14 +155,8 @@ class Replay:
                     self.quality[name].add(fixed_list(sources, spec, self.k), item)
             else:  # a miss for every blend: no need to build them
                 for name, _ in self.fixed:
-                    self.quality[name].add((), item)
+                    self.quality[name].miss()
         self.previous_item[user] = item
-        value = {"user_id": user, "item_id": item, "event_type": event_type, "ts": ts}
-        if category is not None:
-            value["category_id"] = category
-        raw = msgpack.packb(value)
-        partition = partition_for(user.encode(), self.settings.partitions)
-        src = Source(self.settings.input_topic, partition, offset)
         # The worker's path: validation, state, Markov learning, and the adjuster's
         # evaluation of the user's last lists and its learning (OnlineAdjustment.observe).
         request = self.processor.ingest(raw, src)
@@ -212,6 +216,7 @@ def run(
     model = settings.adjust_model if model is None else model
     replay = Replay(settings, scorer, alpha=alpha, model=model)
     events = list(read_events(path, fmt))[:limit]
+    messages = [replay.message(offset, event) for offset, event in enumerate(events)]
     # The log is read once and only read from then on: keep the garbage collector
     # from walking its million objects again at every full collection. The replay
     # allocates many small objects and makes almost no cycles, so collect less
@@ -223,8 +228,8 @@ def run(
     start = time.perf_counter()
     try:
         bar = tqdm(events, desc="replay", unit="ev", disable=not progress)
-        for offset, event in enumerate(bar):
-            replay.step(offset, event)
+        for event, (raw, src) in zip(bar, messages, strict=True):
+            replay.step(event, raw, src)
     finally:
         seconds = time.perf_counter() - start
         gc.set_threshold(*thresholds)

@@ -37,33 +37,38 @@ class ItemSignals:
         # popularity at any t; and a level only grows, when its item is seen, so the
         # top few can be kept up to date on each event.
         self._level: dict[str, float] = {}
-        self._top: dict[str, float] = {}
-        self._ranked: list[str] | None = None  # _top by level, until the next change
+        self._top = _Top(trending_size)
         # The same per category: an item's category (the latest an event named),
         # and each category's top items by level.
         self._category: dict[str, str] = {}
-        self._category_top: dict[str, dict[str, float]] = {}
+        self._category_top: dict[str, _Top] = {}
+
+    @property
+    def catalogue(self) -> dict[str, str]:
+        """Each item's category, as the latest event naming one said (read-only)."""
+        return self._category
 
     def observe(self, item: str, ts: int, category: str | None = None) -> None:
-        self._ranked = None
         counts = self.popularity(item, ts)
         self._counts[item] = [c + 1.0 for c in counts]
         self._last[item] = ts
         level = _log_add(self._level.get(item, -math.inf), self.rates[0] * ts)
         self._level[item] = level
-        _promote(self._top, item, level, self.trending_size)
+        self._top.promote(item, level)
         known = self._category.get(item)
         if category is None:
             category = known
         elif category != known:
             self._category[item] = category
             if known is not None:  # recategorised: out of the old category's top
-                self._category_top.get(known, {}).pop(item, None)
+                old = self._category_top.get(known)
+                if old is not None:
+                    old.discard(item)
         if category is not None:
             top = self._category_top.get(category)
             if top is None:
-                top = self._category_top[category] = {}
-            _promote(top, item, level, self.category_trending_size)
+                top = self._category_top[category] = _Top(self.category_trending_size)
+            top.promote(item, level)
 
     def category(self, item: str | None) -> str | None:
         """The item's category, as the latest event that named one said."""
@@ -73,9 +78,7 @@ class ItemSignals:
         """The ``n`` (at most ``category_trending_size``) items of ``category`` with
         the highest short-window popularity now."""
         top = self._category_top.get(category) if category is not None else None
-        if not top:
-            return []
-        return sorted(top, key=top.__getitem__, reverse=True)[:n]
+        return top.ranked()[:n] if top is not None else []
 
     def popularity(self, item: str, now: int) -> list[float]:
         counts = self._counts.get(item)
@@ -90,21 +93,18 @@ class ItemSignals:
     def trending(self, n: int) -> list[str]:
         """The ``n`` (at most ``trending_size``) items with the highest short-window
         popularity now."""
-        if self._ranked is None:  # asked per list, and replay-eval asks twice per event
-            self._ranked = sorted(self._top, key=self._top.__getitem__, reverse=True)
-        return self._ranked[:n]
+        return self._top.ranked()[:n]
 
     def forget_older_than(self, now: int, age_ms: int = DAY_MS) -> int:
-        self._ranked = None
         stale = [i for i, t in self._last.items() if now - t > age_ms]
         for i in stale:
             del self._counts[i], self._last[i], self._level[i]
-            self._top.pop(i, None)
+            self._top.discard(i)
             category = self._category.pop(i, None)
             top = self._category_top.get(category) if category is not None else None
             if top is not None:
-                top.pop(i, None)
-                if not top:
+                top.discard(i)
+                if not top.levels:
                     del self._category_top[category]  # type: ignore[arg-type]
         return len(stale)
 
@@ -112,16 +112,46 @@ class ItemSignals:
         return len(self._counts)
 
 
-def _promote(top: dict[str, float], item: str, level: float, size: int) -> None:
-    """Keep ``top`` the ``size`` highest levels: levels only grow, and only when
-    their item is seen, so checking the item just seen keeps it exact."""
-    if item in top or len(top) < size:
-        top[item] = level
-    else:
-        weakest = min(top, key=top.__getitem__)
-        if level > top[weakest]:
-            del top[weakest]
-            top[item] = level
+class _Top:
+    """The ``size`` items with the highest levels. Levels only grow, and only when
+    their item is seen, so checking the item just seen keeps it exact. The weakest
+    member and the ranking are cached until the members change: most events touch
+    an item outside the top, and are turned away by one comparison."""
+
+    __slots__ = ("_ranked", "_weakest", "levels", "size")
+
+    def __init__(self, size: int) -> None:
+        self.levels: dict[str, float] = {}
+        self.size = size
+        self._weakest: str | None = None
+        self._ranked: list[str] | None = None
+
+    def promote(self, item: str, level: float) -> None:
+        levels = self.levels
+        if item in levels or len(levels) < self.size:
+            if item == self._weakest or item not in levels:
+                self._weakest = None
+            levels[item] = level
+            self._ranked = None
+            return
+        weakest = self._weakest
+        if weakest is None:
+            weakest = self._weakest = min(levels, key=levels.__getitem__)
+        if level > levels[weakest]:
+            del levels[weakest]
+            levels[item] = level
+            self._weakest = self._ranked = None
+
+    def discard(self, item: str) -> None:
+        if self.levels.pop(item, None) is not None:
+            self._weakest = self._ranked = None
+
+    def ranked(self) -> list[str]:
+        """The members, highest level first (ties: the first promoted first)."""
+        if self._ranked is None:
+            levels = self.levels
+            self._ranked = sorted(levels, key=levels.__getitem__, reverse=True)
+        return self._ranked
 
 
 def _log_add(a: float, b: float) -> float:

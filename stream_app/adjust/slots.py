@@ -64,6 +64,7 @@ BASE_BAND = _bands((1, 3, 6))  # ranks 0 | 1-2 | 3-5 | 6+
 
 class SlotAdjuster(Adjuster):
     name = "river-slots"
+    shared_descriptions = True  # one tuple object per slot
 
     def __init__(self, levels: int = 3, m: float = 50.0, prior: float = 0.02) -> None:
         if not 1 <= levels <= len(PREFIX):
@@ -78,6 +79,24 @@ class SlotAdjuster(Adjuster):
         # Each slot's Mean at every level, coarse to fine (the same objects as in rates).
         self._chains: dict[X, tuple[stats.Mean, ...]] = {}
         self.examples = 0
+        self._clear_caches()
+
+    def _clear_caches(self) -> None:
+        # Predictions are kept until a slot under the same root (level-1 slot)
+        # learns: every Mean on a slot's chain is under its root. Most roots learn
+        # less often than their slots are asked for.
+        self._predicted: dict[X, float] = {}
+        self._under: dict[X, list[X]] = {}  # root -> the predicted slots under it
+        self._slots: dict[X, X] = {}  # each slot's one tuple object (describe's x)
+
+    def __getstate__(self) -> dict[str, object]:
+        # The learned rates only: the caches are rebuilt (and older checkpoints load).
+        return {k: getattr(self, k) for k in ("levels", "m", "prior", "rates", "examples")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._chains = {}  # rebuilt on demand from rates
+        self._clear_caches()
 
     def _chain(self, x: X) -> tuple[stats.Mean, ...]:
         chain = self._chains.get(x)
@@ -93,11 +112,15 @@ class SlotAdjuster(Adjuster):
         trending, category_rank = ctx.trending, ctx.category_rank
         current = ctx.category
         mine_in = ctx.categories() if current is not None else {}
-        category_of = ctx.signals.category
+        category_of = ctx.signals.catalogue.get
+        shared = self._slots.setdefault
         out: list[X] = []
         for item in items:
-            c = category_of(item) if current is not None else None
-            near = 0 if c is None else 2 if c == current else 1 if c in mine_in else 0
+            if current is None:
+                near = 0
+            else:
+                c = category_of(item)
+                near = 0 if c is None else 2 if c == current else 1 if c in mine_in else 0
             mine = seen.get(item)
             if mine is not None:
                 rank = min(CAP, mine[0])
@@ -110,13 +133,19 @@ class SlotAdjuster(Adjuster):
                 key = (CATEGORY + BASE_BAND[rank], near, CATEGORY + rank, 0)
             else:
                 key = (TRENDING, near, TRENDING, 0)
-            out.append(key[:depth])
+            x = key[:depth]
+            out.append(shared(x, x))
         return out
 
     def learn_one(self, x: X, y: bool, w: float = 1.0) -> None:
         for mean in self._chain(x):
             mean.update(1.0 if y else 0.0, w)
         self.examples += 1
+        stale = self._under.pop(x[: PREFIX[0]], None)
+        if stale is not None:
+            predicted = self._predicted
+            for slot in stale:
+                del predicted[slot]
 
     def predict_one(self, x: X) -> float:
         """P(engagement): each level's rate, shrunk toward the level above it."""
@@ -129,12 +158,21 @@ class SlotAdjuster(Adjuster):
     def predict_many(self, xs: Sequence[X]) -> list[float]:
         """:meth:`predict_one` of each, in one loop (a list's candidates, per event)."""
         prior, m, chains, chain_of = self.prior, self.m, self._chains, self._chain
+        predicted, under, root = self._predicted, self._under, PREFIX[0]
         out = []
         for x in xs:
-            p = prior
-            for mean in chains.get(x) or chain_of(x):
-                n = mean.n
-                p = (n * mean.get() + m * p) / (n + m)
+            p = predicted.get(x)
+            if p is None:
+                p = prior
+                for mean in chains.get(x) or chain_of(x):
+                    n = mean.n
+                    p = (n * mean.get() + m * p) / (n + m)
+                predicted[x] = p
+                slots = under.get(x[:root])
+                if slots is None:
+                    under[x[:root]] = [x]
+                else:
+                    slots.append(x)
             out.append(p)
         return out
 

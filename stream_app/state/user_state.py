@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import msgpack
 
@@ -30,8 +31,7 @@ from models.base import EVENT_TYPES, Interaction
 _TYPE_CODE = {t: i for i, t in enumerate(EVENT_TYPES)}
 
 
-@dataclass(slots=True)
-class Record:
+class Record(NamedTuple):
     item_id: str
     event_type: str
     ts: int
@@ -84,7 +84,7 @@ class UserState:
         return self.records[-1].ts if self.records else None
 
     def interactions(self) -> list[Interaction]:
-        return [Interaction(r.item_id, r.event_type, r.ts) for r in self.records]
+        return [Interaction(item, kind, ts) for item, kind, ts, _ in self.records]
 
     def idle_since(self, cutoff_ms: int) -> bool:
         """True when the newest event is older than ``cutoff_ms`` (or there is none)."""
