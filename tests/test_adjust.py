@@ -245,3 +245,50 @@ def test_a_rise_in_the_adjusters_loss_resets_it() -> None:
         online.learn([(x, True, 1.0), (x, True, 1.0)])
     assert online.drift.detections["loss"] >= 1
     assert online.adjuster.examples < 600  # reset, then re-learned the new regime
+
+
+def test_slot_predictions_stay_exact_while_learning_in_between() -> None:
+    # predict_many keeps predictions until a slot under the same root learns.
+    from stream_app.adjust.slots import SlotAdjuster
+
+    rng = random.Random(4)
+    slots = SlotAdjuster(m=5.0)
+    keys = [(b, f, r, c) for b in range(4) for f in range(3) for r in range(3) for c in range(2)]
+    for _ in range(2000):
+        asked = rng.sample(keys, 12)
+        assert slots.predict_many(asked) == [slots.predict_one(x) for x in asked]
+        for x in rng.sample(keys, rng.randrange(0, 4)):
+            slots.learn_one(x, rng.random() < 0.3)
+    slots.reset()
+    assert slots.predict_many(keys) == [slots.prior] * len(keys)
+
+
+def test_feedback_join_labels_alike_packed_or_by_reference() -> None:
+    from stream_app.adjust.feedback import FeedbackJoin
+
+    rng = random.Random(6)
+    store: dict[bytes, bytes] = {}
+    joins = [FeedbackJoin(pack=True), FeedbackJoin(pack=False, store=store)]
+    labels: list[list[object]] = [[], []]
+    for n in range(500):
+        user, item = f"u{rng.randrange(20)}", f"i{rng.randrange(30)}"
+        items = rng.sample([f"i{c}" for c in range(30)], 8)
+        xs = [(float(rng.randrange(5)), float(c)) for c in range(8)]
+        for join, out in zip(joins, labels, strict=True):
+            out += join.observe(user, item, "click", n * 1000)
+            join.publish(user, n * 1000, items, xs)
+    assert labels[0] == labels[1] and labels[0]
+    joins[1].clear()  # read back from the store, packed there
+    reread = FeedbackJoin(store=store)
+    late = ("u1", "i1", "click", 10**9)  # closes every open list by time
+    assert reread.observe(*late) == joins[0].observe(*late)
+
+
+def test_a_known_miss_counts_like_a_missed_list() -> None:
+    missed, added = Prequential(k=10), Prequential(k=10)
+    for q in (missed, added):
+        q.add(["a", "b"], "b")
+    missed.miss()
+    added.add(["a", "b"], "z")
+    assert missed.summary() == added.summary() and missed.window_hr == added.window_hr
+    assert hit_ndcg(["a"] * 3 + ["b"], "b", k=3) == (0.0, 0.0)  # past k: a miss
