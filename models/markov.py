@@ -179,8 +179,12 @@ class MarkovScorer:
                 continue
             scale = w_trans * w / wsum / total
             contrib[t] = (succ, scale)
-            for item, c in succ.items():
-                scores[item] = get(item, 0.0) + c * scale
+            weighted = zip(succ, map(scale.__mul__, succ.values()), strict=True)
+            if scores:
+                for item, s in weighted:
+                    scores[item] = get(item, 0.0) + s
+            else:  # the first (on short histories, the only) one: no sums yet
+                scores.update(weighted)
 
         if popular:
             top_count, pw = popular[0][1] or 1, self.popularity_weight

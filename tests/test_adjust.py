@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 from river import metrics
 
 from stream_app.adjust.feedback import FeedbackJoin
@@ -292,3 +293,18 @@ def test_a_known_miss_counts_like_a_missed_list() -> None:
     added.add(["a", "b"], "z")
     assert missed.summary() == added.summary() and missed.window_hr == added.window_hr
     assert hit_ndcg(["a"] * 3 + ["b"], "b", k=3) == (0.0, 0.0)  # past k: a miss
+
+
+@pytest.mark.slow
+def test_bench_replay_compares_two_codes_on_the_same_results(tmp_path: Path) -> None:
+    from scripts.bench_replay import LOGS, main
+
+    if not LOGS["rees46"].exists():
+        pytest.skip("the REES46 head is not in ../shared/datasets")
+    out = tmp_path / "bench.json"
+    assert main(["--against", "HEAD", "--rounds", "1", "--logs", "rees46", "--limit", "300",
+                 "--json", str(out)]) == 0  # fmt: skip
+    report = json.loads(out.read_text())["logs"]["rees46"]
+    assert report["same_results"] is True
+    assert len(report["events_per_s"]["this"]) == len(report["events_per_s"]["HEAD"]) == 1
+    assert report["ratio"] > 0

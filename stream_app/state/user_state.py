@@ -92,7 +92,7 @@ class UserState:
         return newest is None or newest < cutoff_ms
 
     def encode(self) -> bytes:
-        rows = [[r.item_id, _TYPE_CODE[r.event_type], r.ts, r.event_id] for r in self.records]
+        rows = [[i, _TYPE_CODE[kind], ts, eid] for i, kind, ts, eid in self.records]
         return msgpack.packb([2, self.last_offset, rows, self.partition], use_bin_type=True)
 
     @classmethod

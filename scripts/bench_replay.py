@@ -1,0 +1,124 @@
+"""``replay-eval`` speed, this tree against another commit, runs interleaved.
+
+The machine's speed drifts from one minute to the next, so a speed-up is only
+told by runs of both codes taken in turns. Each round runs ``streamrec
+replay-eval`` once per log and per code (this working tree, then ``--against``
+checked out into a temporary git worktree), each in a fresh interpreter, and
+checks that both reports agree on everything but the timing (a speed-up must
+not change a result). Writes every run, the medians and their ratio::
+
+    .venv/bin/python scripts/bench_replay.py --against HEAD~2 --rounds 3
+    # -> results/bench_replay.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = ROOT.parent / "shared" / "datasets"
+LOGS = {
+    "taobao": DATASETS / "taobao-userbehavior" / "timeslice_20171126.csv.gz",
+    "rees46": DATASETS / "rees46-oct2019-head" / "events.csv.gz",
+}
+TIMING = ("seconds", "events_per_s", "log")
+
+
+def replay(tree: Path, log: Path, out: Path, limit: int | None) -> dict[str, Any]:
+    """One ``replay-eval`` of ``log`` by the code in ``tree``, in a fresh interpreter."""
+    cmd = [sys.executable, "-m", "stream_app.adjust.replay", "--events", str(log)]
+    cmd += ["--json", str(out)] + (["--limit", str(limit)] if limit else [])
+    # Run from outside any tree, so that PYTHONPATH (not the editable install) decides.
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    subprocess.run(cmd, env=env, cwd=tempfile.gettempdir(), check=True, capture_output=True)
+    return json.loads(out.read_text())
+
+
+def results_only(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if k not in TIMING}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--against", default="HEAD", help="git commit to compare with (default HEAD)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--logs", default="taobao,rees46", help=f"of {', '.join(LOGS)}")
+    ap.add_argument("--limit", type=int, help="replay only the first N events of each log")
+    ap.add_argument("--json", type=Path, default=ROOT / "results" / "bench_replay.json")
+    args = ap.parse_args(argv)
+    logs = {name: LOGS[name] for name in args.logs.split(",")}
+    missing = [str(p) for p in logs.values() if not p.exists()]
+    if missing:
+        ap.error(f"missing log(s): {', '.join(missing)}")
+
+    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
+        other = Path(tmp) / "against"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(other), args.against],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            trees = {"this": ROOT, args.against: other}
+            speeds: dict[str, dict[str, list[float]]] = {n: {t: [] for t in trees} for n in logs}
+            same: dict[str, bool] = {}
+            steps = args.rounds * len(logs) * len(trees)
+            with tqdm(total=steps, desc="replays", unit="run") as bar:
+                for _ in range(args.rounds):
+                    for name, log in logs.items():
+                        reports = {}
+                        for tag, tree in trees.items():
+                            out = Path(tmp) / f"{name}.json"
+                            reports[tag] = replay(tree, log, out, args.limit)
+                            speeds[name][tag].append(reports[tag]["events_per_s"])
+                            bar.update()
+                        a, b = (results_only(r) for r in reports.values())
+                        same[name] = same.get(name, True) and a == b
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)],
+                check=False,
+                capture_output=True,
+            )
+
+    summary: dict[str, Any] = {}
+    for name, by_tree in speeds.items():
+        medians = {tag: statistics.median(v) for tag, v in by_tree.items()}
+        summary[name] = {
+            "events_per_s": by_tree,
+            "median": medians,
+            "ratio": medians["this"] / medians[args.against],
+            "same_results": same[name],
+        }
+        print(
+            f"{name}: this {medians['this']:.0f} vs {args.against} "
+            f"{medians[args.against]:.0f} events/s (x{summary[name]['ratio']:.2f}), "
+            f"results {'identical' if same[name] else 'DIFFERENT'}",
+            file=sys.stderr,
+        )
+    report = {
+        "against": args.against,
+        "rounds": args.rounds,
+        "limit": args.limit,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "logs": summary,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2))
+    print(f"-> {args.json}", file=sys.stderr)
+    return 0 if all(same.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
