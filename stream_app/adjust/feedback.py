@@ -32,13 +32,12 @@ drops it when partitions move.
 
 from __future__ import annotations
 
-import heapq
 import zlib
 from array import array
 from collections import OrderedDict, deque
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, repeat
 
 import msgpack
 
@@ -157,14 +156,13 @@ class FeedbackJoin:
         # over the list never picked its last candidates, the trending ones, as
         # negatives: the adjuster learned they were always engaged with.)
         if len(neg_all) > self.negatives_per_list:
-            prefix, items = zlib.crc32(f"{o.ts}:".encode()), o.items
             # crc32(b, crc32(a)) is crc32(a + b): the list's prefix is hashed once.
-            neg_all = heapq.nsmallest(
-                self.negatives_per_list,
-                neg_all,
-                key=lambda i: zlib.crc32(items[i].encode(), prefix),
-            )
-            neg_all.sort()
+            prefix, items = zlib.crc32(f"{o.ts}:".encode()), o.items
+            names = [items[i].encode() for i in neg_all]
+            hashes = list(map(zlib.crc32, names, repeat(prefix, len(names))))
+            # A stable sort by hash, as sorted(neg_all, key=hash) would give.
+            by_hash = sorted(range(len(neg_all)), key=hashes.__getitem__)
+            neg_all = sorted(neg_all[j] for j in by_hash[: self.negatives_per_list])
         neg = [(o.x(i), False, 1.0) for i in neg_all]
         return pos + neg
 
