@@ -32,7 +32,7 @@ LOGS = {
     "taobao": DATASETS / "taobao-userbehavior" / "timeslice_20171126.csv.gz",
     "rees46": DATASETS / "rees46-oct2019-head" / "events.csv.gz",
 }
-TIMING = ("seconds", "events_per_s", "log")
+TIMING = ("seconds", "events_per_s")
 
 
 def replay(tree: Path, log: Path, out: Path, limit: int | None) -> dict[str, Any]:

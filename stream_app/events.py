@@ -62,6 +62,27 @@ class Event(NamedTuple):  # immutable, and cheaper to build than a frozen datacl
     category_id: str | None = None
 
 
+def event_value(
+    user: str,
+    item: str,
+    event_type: str,
+    ts: int,
+    event_id: str | None = None,
+    category: str | None = None,
+) -> dict[str, Any]:
+    """The map a producer sends for one event (optional fields only when given).
+
+    >>> event_value("u", "i", "click", 5, category="c")
+    {'user_id': 'u', 'item_id': 'i', 'event_type': 'click', 'ts': 5, 'category_id': 'c'}
+    """
+    value: dict[str, Any] = {"user_id": user, "item_id": item, "event_type": event_type, "ts": ts}
+    if event_id is not None:
+        value["event_id"] = event_id
+    if category is not None:
+        value["category_id"] = category
+    return value
+
+
 def _id(obj: dict[str, Any], name: str, optional: bool = False) -> str | None:
     v = obj.get(name)
     if type(v) is str and v:  # the usual case, checked first

@@ -210,7 +210,7 @@ def test_ranker_proposes_items_trending_in_the_current_category() -> None:
     ranker = Ranker(signals, trending_k=0, category_k=2)
     ranked = ranker.rank(SlotAdjuster(), [Interaction("now", "click", 7)], Scored([], []), 10)
     # the current item is never its own candidate; the hat is of another category
-    assert [item for item, _ in ranked.candidates] == ["hot", "new-shoe"]
+    assert ranked.pool == ["hot", "new-shoe"]
 
 
 def test_slot_predict_many_equals_predict_one_and_survives_a_pickle() -> None:

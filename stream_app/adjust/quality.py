@@ -54,10 +54,7 @@ class Prequential:
 
     def miss(self) -> None:
         """A list known not to hold its target (replay-eval's blends, mostly)."""
-        if self.window:
-            self.record(0.0, 0.0)
-        else:
-            self.events += 1
+        self.record(0.0, 0.0)
 
     def record(self, h: float, n: float) -> tuple[float, float]:
         """Count one list's HR and NDCG."""

@@ -31,10 +31,6 @@ class Ranked:
     pool: list[str]  # every candidate
     xs: list[X]  # the adjuster's description of each, in pool order
 
-    @property
-    def candidates(self) -> list[tuple[str, X]]:
-        return list(zip(self.pool, self.xs, strict=True))
-
 
 class Ranker:
     def __init__(

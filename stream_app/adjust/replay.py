@@ -46,6 +46,7 @@ from stream_app.adjust.features import recent_items
 from stream_app.adjust.logs import FORMATS, Event, read_events
 from stream_app.adjust.online import OnlineAdjustment
 from stream_app.adjust.quality import Prequential
+from stream_app.events import event_value
 from stream_app.processor import Processor, ScoreRequest, Source
 from stream_app.routing import partition_for
 from stream_app.settings import Settings
@@ -136,9 +137,7 @@ class Replay:
         """The event as the worker would consume it: its bytes and where they came from
         (a keyed producer's partition). The producer's work: not timed."""
         user, item, event_type, ts, category = event
-        value = {"user_id": user, "item_id": item, "event_type": event_type, "ts": ts}
-        if category is not None:
-            value["category_id"] = category
+        value = event_value(user, item, event_type, ts, category=category)
         partition = partition_for(user.encode(), self.settings.partitions)
         return msgpack.packb(value), Source(self.settings.input_topic, partition, offset)
 

@@ -58,6 +58,9 @@ def _bands(edges: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(sum(rank >= edge for edge in edges) for rank in range(CAP + 1))
 
 
+# What a checkpoint leaves out: derived from the rates, or remembered answers.
+_CACHES = frozenset({"_chains", "_predicted", "_under", "_slots"})
+
 RECENT_BAND = _bands((1, 2, 3, 5, 8))  # ranks (0) | 1 | 2 | 3-4 | 5-7 | 8+
 BASE_BAND = _bands((1, 3, 6))  # ranks 0 | 1-2 | 3-5 | 6+
 
@@ -90,11 +93,11 @@ class SlotAdjuster(Adjuster):
         self._slots: dict[X, X] = {}  # each slot's one tuple object (describe's x)
 
     def __getstate__(self) -> dict[str, object]:
-        # The learned rates only: the caches are rebuilt (and older checkpoints load).
-        return {k: getattr(self, k) for k in ("levels", "m", "prior", "rates", "examples")}
+        # All but the caches, which are rebuilt (so older checkpoints load too).
+        return {k: v for k, v in self.__dict__.items() if k not in _CACHES}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({k: v for k, v in state.items() if k not in _CACHES})
         self._chains = {}  # rebuilt on demand from rates
         self._clear_caches()
 
@@ -168,11 +171,7 @@ class SlotAdjuster(Adjuster):
                     n = mean.n
                     p = (n * mean.get() + m * p) / (n + m)
                 predicted[x] = p
-                slots = under.get(x[:root])
-                if slots is None:
-                    under[x[:root]] = [x]
-                else:
-                    slots.append(x)
+                under.setdefault(x[:root], []).append(x)
             out.append(p)
         return out
 

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from stream_app.adjust.logs import guess_format, read_events
 from stream_app.datasets import interleave, read_sequences, synthetic_sequences
 from stream_app.erasure import ForgetRequest
+from stream_app.events import event_value
 from stream_app.kafka import clients
 from stream_app.serializers import Format, encode_value
 from stream_app.settings import Settings
@@ -52,15 +53,8 @@ async def send_event(
 ) -> asyncio.Future[Any]:
     """Send one event keyed by its user (``ts`` defaults to the wall clock, in ms);
     returns the delivery future."""
-    value: dict[str, Any] = {
-        "user_id": user,
-        "item_id": item,
-        "event_type": event_type,
-        "ts": int(time.time() * 1000) if ts is None else ts,
-        "event_id": event_id,
-    }
-    if category is not None:
-        value["category_id"] = category
+    when = int(time.time() * 1000) if ts is None else ts
+    value = event_value(user, item, event_type, when, event_id, category)
     return await producer.send(topic, encode_value(value, fmt), key=user.encode())
 
 
