@@ -79,6 +79,53 @@ def test_replay_eval_is_deterministic(tmp_path: Path) -> None:
     assert a["adjuster"]["examples"] > 0
 
 
+def _results(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k not in ("seconds", "events_per_s", "workers")}
+
+
+def test_replay_eval_in_two_workers_splits_users_and_is_deterministic(tmp_path: Path) -> None:
+    log = _log(tmp_path / "events.csv")
+    one = run(log, "canonical", progress=False)
+    a = run(log, "canonical", progress=False, workers=2)
+    b = run(log, "canonical", progress=False, workers=2)
+    assert json.dumps(_results(a), sort_keys=True) == json.dumps(_results(b), sort_keys=True)
+    shares = [w["events"] for w in a["workers"]]
+    assert sum(shares) == a["events_replayed"] == 3000 and min(shares) > 0
+    # Whether an event is evaluated depends on its user's own events only, and each
+    # user is replayed whole by one worker: the same events are scored.
+    for name in ("base", "adjusted", "popularity"):
+        assert a[name]["events"] == one[name]["events"]
+    assert a["purchase"]["events"] == one["purchase"]["events"]
+    assert a["purchase"]["positives"] == one["purchase"]["positives"]
+    # ...but by models that learned from half the users each.
+    assert a["adjuster"]["examples"] != one["adjuster"]["examples"]
+    with pytest.raises(ValueError, match="workers"):
+        run(log, "canonical", progress=False, workers=99)
+
+
+def test_a_failing_replay_worker_is_reported() -> None:
+    from stream_app.adjust.workers import run_split
+
+    def prepare(worker: int):  # type: ignore[no-untyped-def]
+        if worker == 1:
+            raise KeyError("set-up broke")
+        return lambda tick: worker
+
+    with pytest.raises(RuntimeError, match=r"(?s)worker 1 failed.*set-up broke"):
+        run_split(prepare, workers=2, total=0, progress=False)
+
+    def later(worker: int):  # type: ignore[no-untyped-def]
+        def work(tick):  # type: ignore[no-untyped-def]
+            if worker == 0:
+                raise ZeroDivisionError("the work broke")
+            return worker
+
+        return work
+
+    with pytest.raises(RuntimeError, match=r"(?s)worker 0 failed.*the work broke"):
+        run_split(later, workers=2, total=0, progress=False)
+
+
 def test_the_drift_detector_fires_on_a_planted_shift_and_not_on_a_stationary_stream() -> None:
     from stream_app.adjust.drift import DriftWatch
 

@@ -52,6 +52,12 @@ class Prequential:
         h, n = hit_ndcg(ranked, target, self.k)
         return self.record(h, n)
 
+    def merge(self, other: Prequential) -> None:
+        """Add ``other``'s events (another worker's): the cumulative figures only."""
+        self.events += other.events
+        self._hr += other._hr
+        self._ndcg += other._ndcg
+
     def miss(self) -> None:
         """A list known not to hold its target (replay-eval's blends, mostly)."""
         self.record(0.0, 0.0)
@@ -150,6 +156,7 @@ class ClassificationQuality:
         self.threshold = threshold
         self.events = 0
         self.positives = 0
+        self.last: tuple[bool, float] | None = None  # the latest (y, p)
         # One confusion matrix per horizon, shared by the four label metrics.
         self._cms = (
             metrics.ConfusionMatrix(),
@@ -170,6 +177,7 @@ class ClassificationQuality:
         )
 
     def add(self, y: bool, p: float) -> None:
+        self.last = (bool(y), p)
         self.events += 1
         self.positives += bool(y)
         predicted = p >= self.threshold
