@@ -9,6 +9,10 @@ not change a result). Writes every run, the medians and their ratio::
 
     .venv/bin/python scripts/bench_replay.py --against HEAD~2 --rounds 3
     # -> results/bench_replay.json
+
+``--workers 1,2`` compares worker counts of this tree instead (``replay-eval
+--workers``). Their results differ by design (each worker learns from its share
+of the users), so each count is checked against its own first round.
 """
 
 from __future__ import annotations
@@ -35,10 +39,11 @@ LOGS = {
 TIMING = ("seconds", "events_per_s")
 
 
-def replay(tree: Path, log: Path, out: Path, limit: int | None) -> dict[str, Any]:
+def replay(tree: Path, log: Path, out: Path, limit: int | None, workers: int = 1) -> dict[str, Any]:
     """One ``replay-eval`` of ``log`` by the code in ``tree``, in a fresh interpreter."""
     cmd = [sys.executable, "-m", "stream_app.adjust.replay", "--events", str(log)]
     cmd += ["--json", str(out)] + (["--limit", str(limit)] if limit else [])
+    cmd += ["--workers", str(workers)] if workers != 1 else []
     # Run from outside any tree, so that PYTHONPATH (not the editable install) decides.
     env = {**os.environ, "PYTHONPATH": str(tree)}
     subprocess.run(cmd, env=env, cwd=tempfile.gettempdir(), check=True, capture_output=True)
@@ -46,12 +51,13 @@ def replay(tree: Path, log: Path, out: Path, limit: int | None) -> dict[str, Any
 
 
 def results_only(report: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in report.items() if k not in TIMING}
+    return {k: v for k, v in report.items() if k not in TIMING and k != "workers"}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--against", default="HEAD", help="git commit to compare with (default HEAD)")
+    ap.add_argument("--workers", help="compare these worker counts of this tree instead: 1,2")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--logs", default="taobao,rees46", help=f"of {', '.join(LOGS)}")
     ap.add_argument("--limit", type=int, help="replay only the first N events of each log")
@@ -62,53 +68,49 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         ap.error(f"missing log(s): {', '.join(missing)}")
 
+    counts = [int(w) for w in args.workers.split(",")] if args.workers else None
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
-        other = Path(tmp) / "against"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(other), args.against],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            trees = {"this": ROOT, args.against: other}
-            speeds: dict[str, dict[str, list[float]]] = {n: {t: [] for t in trees} for n in logs}
-            same: dict[str, bool] = {}
-            steps = args.rounds * len(logs) * len(trees)
-            with tqdm(total=steps, desc="replays", unit="run") as bar:
-                for _ in range(args.rounds):
-                    for name, log in logs.items():
-                        reports = {}
-                        for tag, tree in trees.items():
-                            out = Path(tmp) / f"{name}.json"
-                            reports[tag] = replay(tree, log, out, args.limit)
-                            speeds[name][tag].append(reports[tag]["events_per_s"])
-                            bar.update()
-                        a, b = (results_only(r) for r in reports.values())
-                        same[name] = same.get(name, True) and a == b
-        finally:
+        if counts is None:
+            other = Path(tmp) / "against"
             subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)],
-                check=False,
+                ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(other), args.against],
+                check=True,
                 capture_output=True,
             )
+            codes = {"this": (ROOT, 1), args.against: (other, 1)}
+        else:
+            codes = {f"workers={w}": (ROOT, w) for w in counts}
+        try:
+            speeds, same = _rounds(codes, logs, args.rounds, args.limit, Path(tmp), counts is None)
+        finally:
+            if counts is None:
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)],
+                    check=False,
+                    capture_output=True,
+                )
 
+    # The ratio: this code over the other one; the most workers over the first count.
+    tags = list(codes)
+    first, last = (tags[0], tags[1]) if counts is None else (tags[-1], tags[0])
     summary: dict[str, Any] = {}
     for name, by_tree in speeds.items():
         medians = {tag: statistics.median(v) for tag, v in by_tree.items()}
         summary[name] = {
             "events_per_s": by_tree,
             "median": medians,
-            "ratio": medians["this"] / medians[args.against],
+            "ratio": medians[first] / medians[last],
             "same_results": same[name],
         }
         print(
-            f"{name}: this {medians['this']:.0f} vs {args.against} "
-            f"{medians[args.against]:.0f} events/s (x{summary[name]['ratio']:.2f}), "
-            f"results {'identical' if same[name] else 'DIFFERENT'}",
+            f"{name}: {first} {medians[first]:.0f} vs {last} "
+            f"{medians[last]:.0f} events/s (x{summary[name]['ratio']:.2f}), "
+            f"results {'as expected' if same[name] else 'DIFFERENT'}",
             file=sys.stderr,
         )
     report = {
-        "against": args.against,
+        "against": args.against if counts is None else None,
+        "workers": counts,
         "rounds": args.rounds,
         "limit": args.limit,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -118,6 +120,31 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(report, indent=2))
     print(f"-> {args.json}", file=sys.stderr)
     return 0 if all(same.values()) else 1
+
+
+def _rounds(
+    codes: dict[str, tuple[Path, int]],
+    logs: dict[str, Path],
+    rounds: int,
+    limit: int | None,
+    tmp: Path,
+    across: bool,
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, bool]]:
+    """Every code on every log, in turns; ``across``: all codes must agree on the
+    results, else each code with its own first round."""
+    speeds: dict[str, dict[str, list[float]]] = {n: {t: [] for t in codes} for n in logs}
+    same: dict[str, bool] = {n: True for n in logs}
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    with tqdm(total=rounds * len(logs) * len(codes), desc="replays", unit="run") as bar:
+        for _ in range(rounds):
+            for name, log in logs.items():
+                for tag, (tree, workers) in codes.items():
+                    report = replay(tree, log, tmp / f"{name}.json", limit, workers)
+                    speeds[name][tag].append(report["events_per_s"])
+                    key = (name, "all" if across else tag)
+                    same[name] &= seen.setdefault(key, results_only(report)) == results_only(report)
+                    bar.update()
+    return speeds, same
 
 
 if __name__ == "__main__":

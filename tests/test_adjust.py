@@ -355,3 +355,19 @@ def test_bench_replay_compares_two_codes_on_the_same_results(tmp_path: Path) -> 
     assert report["same_results"] is True
     assert len(report["events_per_s"]["this"]) == len(report["events_per_s"]["HEAD"]) == 1
     assert report["ratio"] > 0
+
+
+@pytest.mark.slow
+def test_bench_replay_compares_worker_counts(tmp_path: Path) -> None:
+    from scripts.bench_replay import LOGS, main
+
+    if not LOGS["rees46"].exists():
+        pytest.skip("the REES46 head is not in ../shared/datasets")
+    out = tmp_path / "bench.json"
+    assert main(["--workers", "1,2", "--rounds", "2", "--logs", "rees46", "--limit", "400",
+                 "--json", str(out)]) == 0  # fmt: skip
+    report = json.loads(out.read_text())
+    rees46 = report["logs"]["rees46"]
+    assert report["workers"] == [1, 2] and rees46["same_results"] is True
+    assert [len(v) for v in rees46["events_per_s"].values()] == [2, 2]
+    assert rees46["ratio"] == rees46["median"]["workers=2"] / rees46["median"]["workers=1"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import threading
 import time
 import traceback
@@ -98,6 +99,10 @@ def _forked(prepare: Prepare[T], workers: int, bar: tqdm) -> tuple[list[T], floa
 
 
 def _child(prepare: Prepare[Any], worker: int, ready: Any, done: Any, conn: Connection) -> None:
+    # One CPU each: measured 12% faster than letting the workers move (REES46, 2 CPUs).
+    if hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[worker % len(cpus)]})
     try:
         work = prepare(worker)
     except BaseException:
