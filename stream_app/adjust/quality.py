@@ -117,7 +117,8 @@ class LogitHistogramAUC:
     def __init__(self, bins: int = 960, span: float = 12.0) -> None:
         self.bins = bins
         self.span = span
-        self.counts = {True: np.zeros(bins, dtype=np.int64), False: np.zeros(bins, dtype=np.int64)}
+        # Python lists: one += on a list is several times cheaper than on a numpy array.
+        self.counts = {True: [0] * bins, False: [0] * bins}
 
     def update(self, y: bool, p: float) -> None:
         p = min(max(p, 1e-12), 1 - 1e-12)
@@ -126,7 +127,8 @@ class LogitHistogramAUC:
         self.counts[bool(y)][b] += 1
 
     def get(self) -> float:
-        pos, neg = self.counts[True], self.counts[False]
+        pos = np.array(self.counts[True], dtype=np.int64)
+        neg = np.array(self.counts[False], dtype=np.int64)
         n_pos, n_neg = int(pos.sum()), int(neg.sum())
         if not n_pos or not n_neg:
             return 0.0

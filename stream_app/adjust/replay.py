@@ -356,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.scorer == "neural":
         if args.model is None:
             ap.error("--scorer neural needs --model DIR")
+        if args.workers != 1:
+            # Forking after torch has started its thread pools can hang the workers.
+            ap.error("--workers applies to the Markov scorer; the neural scorer replays in one")
         from models.neural import NeuralScorer
 
         scorer = NeuralScorer.load(args.model, device="cpu")

@@ -136,7 +136,7 @@ class SlotAdjuster(Adjuster):
                 key = (CATEGORY + BASE_BAND[rank], near, CATEGORY + rank, 0)
             else:
                 key = (TRENDING, near, TRENDING, 0)
-            x = key[:depth]
+            x = key if depth == PREFIX[-1] else key[:depth]  # the full key: no copy
             out.append(shared(x, x))
         return out
 
