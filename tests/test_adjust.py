@@ -342,16 +342,21 @@ def test_a_known_miss_counts_like_a_missed_list() -> None:
     assert hit_ndcg(["a"] * 3 + ["b"], "b", k=3) == (0.0, 0.0)  # past k: a miss
 
 
-@pytest.mark.slow
-def test_bench_replay_compares_two_codes_on_the_same_results(tmp_path: Path) -> None:
+def _bench_rees46(tmp_path: Path, *args: str) -> dict:
+    """``scripts/bench_replay.py ARGS`` on the REES46 head; its JSON report."""
     from scripts.bench_replay import LOGS, main
 
     if not LOGS["rees46"].exists():
         pytest.skip("the REES46 head is not in ../shared/datasets")
     out = tmp_path / "bench.json"
-    assert main(["--against", "HEAD", "--rounds", "1", "--logs", "rees46", "--limit", "300",
-                 "--json", str(out)]) == 0  # fmt: skip
-    report = json.loads(out.read_text())["logs"]["rees46"]
+    assert main([*args, "--logs", "rees46", "--json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_bench_replay_compares_two_codes_on_the_same_results(tmp_path: Path) -> None:
+    args = ("--against", "HEAD", "--rounds", "1", "--limit", "300")
+    report = _bench_rees46(tmp_path, *args)["logs"]["rees46"]
     assert report["same_results"] is True
     assert len(report["events_per_s"]["this"]) == len(report["events_per_s"]["HEAD"]) == 1
     assert report["ratio"] > 0
@@ -359,14 +364,7 @@ def test_bench_replay_compares_two_codes_on_the_same_results(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_bench_replay_compares_worker_counts(tmp_path: Path) -> None:
-    from scripts.bench_replay import LOGS, main
-
-    if not LOGS["rees46"].exists():
-        pytest.skip("the REES46 head is not in ../shared/datasets")
-    out = tmp_path / "bench.json"
-    assert main(["--workers", "1,2", "--rounds", "2", "--logs", "rees46", "--limit", "400",
-                 "--json", str(out)]) == 0  # fmt: skip
-    report = json.loads(out.read_text())
+    report = _bench_rees46(tmp_path, "--workers", "1,2", "--rounds", "2", "--limit", "400")
     rees46 = report["logs"]["rees46"]
     assert report["workers"] == [1, 2] and rees46["same_results"] is True
     assert [len(v) for v in rees46["events_per_s"].values()] == [2, 2]
