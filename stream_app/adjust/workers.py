@@ -69,6 +69,7 @@ def _forked(prepare: Prepare[T], workers: int, bar: tqdm) -> tuple[list[T], floa
         for w in range(workers)
     ]
     results: list[Any] = [None] * workers
+    aborted = False
     pending = {pipes[w][0]: w for w in range(workers)}
     for p in procs:
         p.start()
@@ -87,8 +88,15 @@ def _forked(prepare: Prepare[T], workers: int, bar: tqdm) -> tuple[list[T], floa
                     kind, value = "error", f"exit code {procs[w].exitcode}"
                 if kind == "error":
                     raise RuntimeError(f"replay worker {w} failed: {value}")
+                if kind == "aborted":
+                    # Another worker failed to set up; its own error is the one to
+                    # report, and it is still in its pipe.
+                    aborted = True
+                    continue
                 results[w] = value
             bar.update(sum(d.value for d in done) - bar.n)
+        if aborted:  # only reached if the failing worker sent nothing
+            raise RuntimeError("replay workers stopped: a worker failed to set up")
         seconds = time.perf_counter() - start
     finally:
         for p in procs:
@@ -111,6 +119,10 @@ def _child(prepare: Prepare[Any], worker: int, ready: Any, done: Any, conn: Conn
         return
     try:
         ready.wait()
+    except threading.BrokenBarrierError:
+        conn.send(("aborted", None))
+        return
+    try:
         result = work(lambda n: setattr(done, "value", n))
     except BaseException:
         conn.send(("error", traceback.format_exc()))
