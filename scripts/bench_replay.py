@@ -10,6 +10,9 @@ not change a result). Writes every run, the medians and their ratio::
     .venv/bin/python scripts/bench_replay.py --against HEAD~2 --rounds 3
     # -> results/bench_replay.json
 
+Before each replay a fixed pure-Python probe (:func:`probe`) is timed, so that
+runs of different sessions can be told apart from the machine's own drift.
+
 ``--workers 1,2`` compares worker counts of this tree instead (``replay-eval
 --workers``). Their results differ by design (each worker learns from its share
 of the users), so each count is checked against its own first round.
@@ -25,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ LOGS = {
     "rees46": DATASETS / "rees46-oct2019-head" / "events.csv.gz",
 }
 TIMING = ("seconds", "events_per_s")
+Speeds = dict[str, dict[str, list[float]]]  # log -> code -> one number per round
 
 
 def replay(tree: Path, log: Path, out: Path, limit: int | None, workers: int = 1) -> dict[str, Any]:
@@ -48,6 +53,25 @@ def replay(tree: Path, log: Path, out: Path, limit: int | None, workers: int = 1
     env = {**os.environ, "PYTHONPATH": str(tree)}
     subprocess.run(cmd, env=env, cwd=tempfile.gettempdir(), check=True, capture_output=True)
     return json.loads(out.read_text())
+
+
+def probe(n: int = 50_000) -> float:
+    """Seconds for a fixed workload of the replay's kind (small dicts, tuples, sorts,
+    string keys): the machine's speed at that moment. Best of three."""
+
+    def once() -> float:
+        start = time.perf_counter()
+        counts: dict[str, int] = {}
+        top: list[tuple[int, str]] = []
+        for i in range(n):
+            key = f"i{i % 5003}"
+            counts[key] = counts.get(key, 0) + 1
+            if i % 50 == 0:
+                top = sorted(((c, k) for k, c in list(counts.items())[-20:]), reverse=True)[:10]
+        assert top
+        return time.perf_counter() - start
+
+    return min(once() for _ in range(3))
 
 
 def results_only(report: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             codes = {f"workers={w}": (ROOT, w) for w in counts}
         try:
-            speeds, same = _rounds(codes, logs, args.rounds, args.limit, Path(tmp), counts is None)
+            speeds, probes, same = _rounds(
+                codes, logs, args.rounds, args.limit, Path(tmp), counts is None
+            )
         finally:
             if counts is None:
                 subprocess.run(
@@ -99,12 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         summary[name] = {
             "events_per_s": by_tree,
             "median": medians,
+            # the probe's seconds just before each of those runs (lower: faster machine)
+            "probe_s": probes[name],
             "ratio": medians[first] / medians[last],
             "same_results": same[name],
         }
         print(
             f"{name}: {first} {medians[first]:.0f} vs {last} "
-            f"{medians[last]:.0f} events/s (x{summary[name]['ratio']:.2f}), "
+            f"{medians[last]:.0f} events/s (x{summary[name]['ratio']:.2f}), probe "
+            f"{statistics.median(p for ps in probes[name].values() for p in ps):.3f} s, "
             f"results {'as expected' if same[name] else 'DIFFERENT'}",
             file=sys.stderr,
         )
@@ -129,22 +158,24 @@ def _rounds(
     limit: int | None,
     tmp: Path,
     across: bool,
-) -> tuple[dict[str, dict[str, list[float]]], dict[str, bool]]:
+) -> tuple[Speeds, Speeds, dict[str, bool]]:
     """Every code on every log, in turns; ``across``: all codes must agree on the
     results, else each code with its own first round."""
-    speeds: dict[str, dict[str, list[float]]] = {n: {t: [] for t in codes} for n in logs}
+    speeds: Speeds = {n: {t: [] for t in codes} for n in logs}
+    probes: Speeds = {n: {t: [] for t in codes} for n in logs}
     same: dict[str, bool] = {n: True for n in logs}
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     with tqdm(total=rounds * len(logs) * len(codes), desc="replays", unit="run") as bar:
         for _ in range(rounds):
             for name, log in logs.items():
                 for tag, (tree, workers) in codes.items():
+                    probes[name][tag].append(probe())
                     report = replay(tree, log, tmp / f"{name}.json", limit, workers)
                     speeds[name][tag].append(report["events_per_s"])
                     key = (name, "all" if across else tag)
                     same[name] &= seen.setdefault(key, results_only(report)) == results_only(report)
                     bar.update()
-    return speeds, same
+    return speeds, probes, same
 
 
 if __name__ == "__main__":

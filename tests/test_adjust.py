@@ -368,4 +368,5 @@ def test_bench_replay_compares_worker_counts(tmp_path: Path) -> None:
     rees46 = report["logs"]["rees46"]
     assert report["workers"] == [1, 2] and rees46["same_results"] is True
     assert [len(v) for v in rees46["events_per_s"].values()] == [2, 2]
+    assert [len(v) for v in rees46["probe_s"].values()] == [2, 2]  # the machine, each run
     assert rees46["ratio"] == rees46["median"]["workers=2"] / rees46["median"]["workers=1"]
