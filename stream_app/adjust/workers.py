@@ -95,7 +95,9 @@ def _forked(prepare: Prepare[T], workers: int, bar: tqdm) -> tuple[list[T], floa
                     continue
                 results[w] = value
             bar.update(sum(d.value for d in done) - bar.n)
-        if aborted:  # only reached if the failing worker sent nothing
+        # Not expected: the worker that broke the barrier reports its error, or its
+        # pipe closes (its exit code). Never return an aborted worker's missing result.
+        if aborted:
             raise RuntimeError("replay workers stopped: a worker failed to set up")
         seconds = time.perf_counter() - start
     finally:
