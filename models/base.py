@@ -60,6 +60,13 @@ class Scorer(Protocol):
         ...
 
 
+@runtime_checkable
+class Learner(Protocol):
+    """Learns online from each newly applied event: the item before it, and its item."""
+
+    def learn_one(self, prev_item: str | None, item: str) -> None: ...
+
+
 def normalise(weights: Sequence[float]) -> list[float]:
     """Scale non-negative weights to sum to 1; equal shares when all are zero.
 

@@ -2,7 +2,7 @@
 
 Serves a trained checkpoint (default: the Transformer trained on Beauty) on real
 Beauty histories, exactly as the worker does: ``NeuralScorer.score`` (top-k over the
-full catalogue plus grad x input influences) behind :class:`models.microbatch.MicroBatcher`.
+full catalogue plus grad x input influences) behind :class:`models.serving.microbatch.MicroBatcher`.
 
 - ``direct``: the scorer called in a plain loop at fixed batch sizes (no batcher):
   the throughput curve of the model itself, next to its FLOP count and this CPU's
@@ -34,9 +34,9 @@ import torch
 from tqdm import tqdm
 
 from models.base import Interaction
-from models.data import load_sequences
-from models.microbatch import MicroBatcher
-from models.neural import NeuralScorer
+from models.serving.microbatch import MicroBatcher
+from models.serving.scorer import NeuralScorer
+from models.training.data import load_sequences
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT.parent / "shared/datasets/amazon-beauty/sequences.txt"

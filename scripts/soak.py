@@ -28,7 +28,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from stream_app.datasets import interleave, read_sequences, synthetic_sequences
+from models.datasets import interleave, read_sequences, synthetic_sequences
 from stream_app.kafka import clients
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.broker import EmbeddedBroker

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from models.markov import ItemRow
 from stream_app.settings import Settings
-from stream_app.state.transitions import encode_row
+from stream_app.state.markov_store import encode_row
 from stream_app.state.user_state import UserState
 
 ROOT = Path(__file__).resolve().parents[1]

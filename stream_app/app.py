@@ -20,8 +20,8 @@ from aiokafka.admin import NewTopic
 
 from models.base import Scorer
 from models.markov import MarkovScorer
-from stream_app import faust_patches, logs, metrics
-from stream_app.adjust.online import OnlineAdjustment
+from stream_app import faust_patches, logs, monitoring
+from stream_app.adjustment import OnlineAdjustment
 from stream_app.control import forget_headers, sweep_headers
 from stream_app.erasure import ForgetRequest, InvalidRequest
 from stream_app.kafka.admin import ensure_topics
@@ -30,10 +30,10 @@ from stream_app.outbox import Outbox
 from stream_app.outgoing import Outgoing
 from stream_app.processor import Processor, ScoreRequest, Source
 from stream_app.routing import partition_for
-from stream_app.serving import ModelServer
+from stream_app.served_model import ModelServer
 from stream_app.settings import Settings
 from stream_app.state import rocksdb
-from stream_app.state.transitions import TableTransitionStore
+from stream_app.state.markov_store import TableTransitionStore
 from stream_app.summary import Summary, local_users
 from stream_app.web import register_views
 
@@ -126,7 +126,7 @@ def create_app(settings: Settings) -> faust.App:
     # (which then also learns from every event).
     neural = settings.model_dir is not None
     scorer: Scorer = load_model(settings) if neural else markov
-    metrics.export_model(scorer)
+    monitoring.export_model(scorer)
     # The adjuster learns and re-ranks on the event loop (Processor.ingest/render),
     # for both paths; only the model's scoring runs on the batcher's thread.
     adjust = (
@@ -195,7 +195,7 @@ def create_app(settings: Settings) -> faust.App:
                 await publish([processor.failed(event.value, src, exc)])
                 continue
             await publish(out)
-            metrics.observe_published(consumed_at, result.event_ts)
+            monitoring.observe_published(consumed_at, result.event_ts)
 
     async def recommend_batched(stream: faust.StreamT, server: ModelServer) -> None:
         """Model: many events in flight, so the micro-batcher can fill its batches.
@@ -213,7 +213,7 @@ def create_app(settings: Settings) -> faust.App:
                 if isinstance(result, list):
                     await outbox.put(event, src, Outbox.ready(result))
                 else:
-                    published = partial(metrics.observe_published, consumed_at, result.event_ts)
+                    published = partial(monitoring.observe_published, consumed_at, result.event_ts)
                     await outbox.put(event, src, server.recommend(result), published)
         finally:
             await outbox.drain(timeout=settings.session_timeout_s)
@@ -269,9 +269,9 @@ def create_app(settings: Settings) -> faust.App:
     async def _restored() -> None:
         """Faust calls this once the tables hold their changelogs' data again."""
         if assigned_at:
-            metrics.STATE_RESTORE.observe(time.monotonic() - assigned_at.pop())
+            monitoring.STATE_RESTORE.observe(time.monotonic() - assigned_at.pop())
         # One count per restore; ingest and sweeps keep it current from there.
-        metrics.STATE_USERS.set(len(users))
+        monitoring.STATE_USERS.set(len(users))
 
     lag_reported: set[str] = set()
 
@@ -314,10 +314,10 @@ async def sample_consumer_lag(app: faust.App, topic: str, reported: set[str]) ->
         end, position = ends.get(tp), committed.get(tp)
         if end is None or position is None:
             continue
-        metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, end - position))
+        monitoring.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, end - position))
         owned.add(str(tp.partition))
     for partition in reported - owned:
-        metrics.CONSUMER_LAG.remove(partition)
+        monitoring.CONSUMER_LAG.remove(partition)
     reported.clear()
     reported.update(owned)
 
@@ -328,13 +328,13 @@ def load_model(settings: Settings) -> Scorer:
     device = None if settings.device == "auto" else settings.device
     scorer: Scorer
     if settings.inference == "process":
-        from models.remote import ProcessScorer
+        from models.serving.remote import ProcessScorer
 
         scorer = ProcessScorer(
             settings.model_dir, device, settings.influence, settings.torch_threads
         )
     else:
-        from models.neural import NeuralScorer  # imports torch: only when a model is served
+        from models.serving.scorer import NeuralScorer  # imports torch: only when a model is served
 
         scorer = NeuralScorer.load(settings.model_dir, device, influence_method=settings.influence)
     log.info("serving %s %s from %s", scorer.name, scorer.version, settings.model_dir)

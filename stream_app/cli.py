@@ -152,11 +152,14 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, args.dataset, args.rate, args.limit)
 
 
-# Model commands keep their own parsers (models/train.py, models/evaluate.py).
+# Model commands keep their own parsers (models/training/train.py, models/evaluation/evaluate.py).
 MODEL_COMMANDS = {
-    "train": ("models.train", "train a Transformer or LSTM on a sequences file"),
-    "evaluate": ("models.evaluate", "leave-one-out, full-ranking evaluation with baselines"),
-    "replay-eval": ("stream_app.adjust.replay", "replay an event log, prequential quality"),
+    "train": ("models.training.train", "train a Transformer or LSTM on a sequences file"),
+    "evaluate": (
+        "models.evaluation.evaluate",
+        "leave-one-out, full-ranking evaluation with baselines",
+    ),
+    "replay-eval": ("stream_app.replay.runner", "replay an event log, prequential quality"),
 }
 
 

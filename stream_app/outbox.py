@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from stream_app import metrics
+from stream_app import monitoring
 from stream_app.outgoing import Outgoing
 from stream_app.processor import Source
 
@@ -49,7 +49,7 @@ class Outbox:
             self._task = asyncio.create_task(self._run(), name="outbox")
             self._task.add_done_callback(_report_crash)
         await self._queue.put((event, src, asyncio.ensure_future(pending), on_published))
-        metrics.IN_FLIGHT.set(self._queue.qsize())
+        monitoring.IN_FLIGHT.set(self._queue.qsize())
 
     @staticmethod
     def ready(messages: list[Outgoing]) -> asyncio.Future[list[Outgoing]]:
@@ -72,7 +72,7 @@ class Outbox:
                 on_published()
             await self._ack(event)
             self._queue.task_done()
-            metrics.IN_FLIGHT.set(self._queue.qsize())
+            monitoring.IN_FLIGHT.set(self._queue.qsize())
 
     async def drain(self, timeout: float) -> None:
         """Publish what is in flight (up to ``timeout`` seconds), then stop the publisher."""

@@ -15,9 +15,9 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from models.base import Interaction, Scored, Scorer
-from stream_app import metrics
-from stream_app.adjust.online import OnlineAdjustment
+from models.base import Interaction, Learner, Scored, Scorer
+from stream_app import monitoring
+from stream_app.adjustment import OnlineAdjustment
 from stream_app.control import CONTROL_HEADER, FORGET, SWEEP
 from stream_app.dlq import dead_letter
 from stream_app.erasure import ForgetRequest, InvalidRequest, audit_entry
@@ -75,12 +75,6 @@ class Answer(NamedTuple):
     model: dict[str, str]
 
 
-class Learner:
-    """Something that learns online from each newly applied event."""
-
-    def learn_one(self, prev_item: str | None, item: str) -> None: ...
-
-
 class Processor:
     def __init__(
         self,
@@ -117,7 +111,7 @@ class Processor:
         owner = partition_for(user_key, s.partitions)
         rerouted_from = src.header(REROUTED_HEADER)
         if src.partition != owner and rerouted_from is None:
-            metrics.REROUTED.inc()
+            monitoring.REROUTED.inc()
             origin = src.identity.encode()
             return [Outgoing(s.input_topic, user_key, raw or b"", [(REROUTED_HEADER, origin)])]
 
@@ -146,7 +140,7 @@ class Processor:
             # last_offset moved even for a repeated event_id: persist either way.
             self.users[state_key] = state.encode()
             if stored is None:
-                metrics.STATE_USERS.inc()
+                monitoring.STATE_USERS.inc()
             if applied and self.learner is not None:
                 pos = state.position_of(event.event_id, event.ts, event.item_id)
                 prev = state.records[pos - 1].item_id if pos > 0 else None
@@ -156,11 +150,11 @@ class Processor:
                     user_id, event.item_id, event.event_type, event.ts, event.category_id
                 )
             if not applied:
-                metrics.DUPLICATES.inc()
+                monitoring.DUPLICATES.inc()
         else:
-            metrics.DUPLICATES.inc()
+            monitoring.DUPLICATES.inc()
 
-        metrics.consumed(event.event_type).inc()
+        monitoring.consumed(event.event_type).inc()
         return ScoreRequest(user_id, state.interactions(), event_id, event.ts)
 
     def sweep(self, partition: int) -> int:
@@ -180,8 +174,8 @@ class Processor:
             del self.users[key]
             if self.adjust is not None:
                 self.adjust.forget(key.decode())  # its open lists (and table entry) too
-        metrics.USERS_EXPIRED.inc(len(expired))
-        metrics.STATE_USERS.dec(len(expired))
+        monitoring.USERS_EXPIRED.inc(len(expired))
+        monitoring.STATE_USERS.dec(len(expired))
         return len(expired)
 
     def forget(self, raw: bytes | None, src: Source) -> list[Outgoing]:
@@ -202,10 +196,10 @@ class Processor:
         if stored is not None:
             deleted = len(UserState.decode(stored).records)
             del self.users[key]
-            metrics.STATE_USERS.dec()
+            monitoring.STATE_USERS.dec()
         if self.adjust is not None:
             self.adjust.forget(user_id)
-        metrics.USERS_ERASED.inc()
+        monitoring.USERS_ERASED.inc()
         log.info("erasure request %s carried out (%d events)", request.request_id, deleted)
         entry = audit_entry(request, user_id, deleted, src.partition, src.offset)
         return [Outgoing(self.settings.audit_topic, key, entry)]
@@ -230,8 +224,8 @@ class Processor:
         return self._dead(raw, src, InvalidEvent("processing_error", detail))
 
     def _dead(self, raw: bytes | None, src: Source, exc: InvalidEvent) -> Outgoing:
-        metrics.INVALID_EVENTS.labels(exc.reason).inc()
-        metrics.DLQ_MESSAGES.inc()
+        monitoring.INVALID_EVENTS.labels(exc.reason).inc()
+        monitoring.DLQ_MESSAGES.inc()
         s = self.settings
         return dead_letter(
             s.dlq_topic, raw, src.key, exc.reason, exc.detail, src.coordinates, s.dlq_max_bytes

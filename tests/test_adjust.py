@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from river import metrics
 
-from stream_app.adjust.feedback import FeedbackJoin
-from stream_app.adjust.logreg import LogRegAdjuster
-from stream_app.adjust.quality import Prequential, hit_ndcg
-from stream_app.adjust.replay import run
+from models.rerank.feedback import FeedbackJoin
+from models.rerank.logreg import LogRegAdjuster
+from models.rerank.quality import Prequential, hit_ndcg
+from stream_app.replay.runner import run
 
 
 def test_labelling_on_a_hand_made_sequence() -> None:
@@ -104,7 +104,7 @@ def test_replay_eval_in_two_workers_splits_users_and_is_deterministic(tmp_path: 
 
 
 def test_a_failing_replay_worker_is_reported() -> None:
-    from stream_app.adjust.workers import run_split
+    from stream_app.replay.workers import run_split
 
     def prepare(worker: int):  # type: ignore[no-untyped-def]
         if worker == 1:
@@ -127,7 +127,7 @@ def test_a_failing_replay_worker_is_reported() -> None:
 
 
 def test_the_drift_detector_fires_on_a_planted_shift_and_not_on_a_stationary_stream() -> None:
-    from stream_app.adjust.drift import DriftWatch
+    from models.rerank.drift import DriftWatch
 
     rng = random.Random(3)
     stationary = DriftWatch()
@@ -164,7 +164,7 @@ def test_feedback_join_holds_at_most_max_users() -> None:
 def test_trending_matches_a_full_scan_of_decayed_popularity() -> None:
     import random
 
-    from stream_app.adjust.signals import ItemSignals
+    from models.rerank.signals import ItemSignals
 
     rng = random.Random(3)
     signals = ItemSignals(half_lives_s=(60.0,), trending_size=20, category_trending_size=8)
@@ -194,7 +194,7 @@ def test_negatives_are_sampled_from_every_position_of_the_list() -> None:
 
 
 def test_the_slot_adjuster_learns_a_planted_signal() -> None:
-    from stream_app.adjust.slots import SlotAdjuster
+    from models.rerank.slots import SlotAdjuster
 
     rng = random.Random(0)
     slots = SlotAdjuster()
@@ -211,9 +211,9 @@ def test_the_slot_adjuster_learns_a_planted_signal() -> None:
 
 def test_slots_are_source_band_and_category_then_rank_then_count() -> None:
     from models.base import Interaction, Scored
-    from stream_app.adjust.features import ListContext, UserView
-    from stream_app.adjust.signals import ItemSignals
-    from stream_app.adjust.slots import SlotAdjuster
+    from models.rerank.features import ListContext, UserView
+    from models.rerank.signals import ItemSignals
+    from models.rerank.slots import SlotAdjuster
 
     history = [Interaction(i, "click", n) for n, i in enumerate(["old", "b", "old", "now"])]
     signals = ItemSignals()
@@ -244,9 +244,9 @@ def test_slots_are_source_band_and_category_then_rank_then_count() -> None:
 
 def test_ranker_proposes_items_trending_in_the_current_category() -> None:
     from models.base import Interaction, Scored
-    from stream_app.adjust.ranker import Ranker
-    from stream_app.adjust.signals import ItemSignals
-    from stream_app.adjust.slots import SlotAdjuster
+    from models.rerank.ranker import Ranker
+    from models.rerank.signals import ItemSignals
+    from models.rerank.slots import SlotAdjuster
 
     signals = ItemSignals()
     for n in range(5):  # "hot" is the most popular shoe; "cap" is a hat
@@ -263,7 +263,7 @@ def test_ranker_proposes_items_trending_in_the_current_category() -> None:
 def test_slot_predict_many_equals_predict_one_and_survives_a_pickle() -> None:
     import pickle
 
-    from stream_app.adjust.slots import SlotAdjuster
+    from models.rerank.slots import SlotAdjuster
 
     rng = random.Random(2)
     slots = SlotAdjuster()
@@ -282,7 +282,7 @@ def test_slot_predict_many_equals_predict_one_and_survives_a_pickle() -> None:
 
 
 def test_a_rise_in_the_adjusters_loss_resets_it() -> None:
-    from stream_app.adjust.online import OnlineAdjustment
+    from stream_app.adjustment import OnlineAdjustment
 
     online = OnlineAdjustment(k=10)
     x = (1, 1, 1)
@@ -297,7 +297,7 @@ def test_a_rise_in_the_adjusters_loss_resets_it() -> None:
 
 def test_slot_predictions_stay_exact_while_learning_in_between() -> None:
     # predict_many keeps predictions until a slot under the same root learns.
-    from stream_app.adjust.slots import SlotAdjuster
+    from models.rerank.slots import SlotAdjuster
 
     rng = random.Random(4)
     slots = SlotAdjuster(m=5.0)
@@ -312,7 +312,7 @@ def test_slot_predictions_stay_exact_while_learning_in_between() -> None:
 
 
 def test_feedback_join_labels_alike_packed_or_by_reference() -> None:
-    from stream_app.adjust.feedback import FeedbackJoin
+    from models.rerank.feedback import FeedbackJoin
 
     rng = random.Random(6)
     store: dict[bytes, bytes] = {}

@@ -9,7 +9,7 @@ import prometheus_client
 
 from scripts import dashboard
 from scripts.plot_dashboard import COMPOSE_CONFIG, local_config, promtool
-from stream_app import metrics  # noqa: F401  (registers the worker's metrics)
+from stream_app import monitoring  # noqa: F401  (registers the worker's metrics)
 
 METRIC_NAME = re.compile(r"\b((?:streamrec|process|python)_[a-z0-9_]+)\b")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream_app.adjust.feedback import FeedbackJoin
+from models.rerank.feedback import FeedbackJoin
 
 CANDIDATES = (["a", "b"], [(1.0, 0.5), (2.0, 0.25)])  # items, their xs
 

@@ -2,7 +2,7 @@ import pytest
 
 from models.base import Interaction, Scorer
 from models.markov import DictTransitionStore, ItemRow, MarkovScorer
-from stream_app.state.transitions import TableTransitionStore, decode_row, encode_row
+from stream_app.state.markov_store import TableTransitionStore, decode_row, encode_row
 
 
 def seq(*items: str) -> list[Interaction]:

@@ -1,6 +1,6 @@
 import pytest
 
-from stream_app.datasets import interleave, read_sequences, synthetic_sequences
+from models.datasets import interleave, read_sequences, synthetic_sequences
 from stream_app.pseudonym import Pseudonymizer
 from stream_app.routing import partition_for
 from stream_app.settings import Settings

@@ -154,7 +154,7 @@ def test_a_sweep_marker_forgets_only_idle_users_of_its_partition() -> None:
 
 
 def test_a_forget_marker_erases_the_user_and_audits_with_the_pseudonym_only() -> None:
-    from stream_app.adjust.online import OnlineAdjustment
+    from stream_app.adjustment import OnlineAdjustment
     from stream_app.control import forget_headers
     from stream_app.erasure import ForgetRequest
 
@@ -184,7 +184,7 @@ def test_a_forget_marker_erases_the_user_and_audits_with_the_pseudonym_only() ->
 
 
 def test_event_categories_reach_the_adjuster_and_its_candidates() -> None:
-    from stream_app.adjust.online import OnlineAdjustment
+    from stream_app.adjustment import OnlineAdjustment
 
     proc, _ = make()
     proc.adjust = OnlineAdjustment(10)

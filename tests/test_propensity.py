@@ -6,9 +6,9 @@ import random
 from pathlib import Path
 
 from models.base import Interaction, Scored
-from stream_app.adjust.online import OnlineAdjustment
-from stream_app.adjust.propensity import PURCHASE_FEATURES, PurchasePropensity, purchase_features
-from stream_app.adjust.quality import ClassificationQuality, LogitHistogramAUC
+from models.rerank.propensity import PURCHASE_FEATURES, PurchasePropensity, purchase_features
+from models.rerank.quality import ClassificationQuality, LogitHistogramAUC
+from stream_app.adjustment import OnlineAdjustment
 
 
 def test_purchase_features_on_a_hand_made_history() -> None:

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from stream_app.adjust.logs import guess_format, read_events
-from stream_app.datasets import interleave, read_sequences, synthetic_sequences
+from models.datasets import interleave, read_sequences, synthetic_sequences
+from models.event_logs import guess_format, read_events
 from stream_app.erasure import ForgetRequest
 from stream_app.events import event_value
 from stream_app.kafka import clients

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models import checkpoint
+from models.serving import checkpoint
 from tests.conftest import Stack, wait_for
 from tests.integration.kafka_io import decoded, read_n, send_all
 from tests.integration.test_neural_serving import train_tiny

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from models import train
+from models.training import train
 from tests.conftest import Stack
 from tests.integration.kafka_io import decoded, read_n, send_all
 

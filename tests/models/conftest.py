@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.config import ModelConfig
-from models.data import EncodedSequence
-from models.network import SequenceRecommender
+from models.nn.config import ModelConfig
+from models.nn.network import SequenceRecommender
+from models.training.data import EncodedSequence
 
 ROOT = Path(__file__).resolve().parents[2]
 

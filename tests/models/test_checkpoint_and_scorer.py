@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from models import checkpoint
 from models.base import Interaction, Scorer
-from models.batching import collate
-from models.network import SequenceRecommender
-from models.neural import NeuralScorer
-from models.predictor import Predictor
-from models.transitions import Transitions
-from models.vocab import ItemVocab
+from models.nn.batching import collate
+from models.nn.network import SequenceRecommender
+from models.nn.predictor import Predictor
+from models.nn.transitions import Transitions
+from models.nn.vocab import ItemVocab
+from models.serving import checkpoint
+from models.serving.scorer import NeuralScorer
 
 Factory = Callable[..., Any]
 ITEMS = [str(100 + i) for i in range(30)]
@@ -88,7 +88,7 @@ def test_serving_pass_matches_the_reference_scores_and_influences(
     tmp_path: Path, arch: str, make_network: Factory
 ) -> None:
     """Bucketed, fused serving (one forward, one backward) == score() then influences()."""
-    from models.influence import influences
+    from models.serving.influence import influences
 
     net = make_network(arch)
     net.config.blend.next_item = 0.8  # exercise the weighted path too

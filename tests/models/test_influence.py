@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.influence import METHODS, delete_event, deletion_check, influences
-from models.network import SequenceRecommender
-from models.predictor import Predictor
-from models.transitions import Transitions
+from models.evaluation.deletion import deletion_check
+from models.nn.network import SequenceRecommender
+from models.nn.predictor import Predictor
+from models.nn.transitions import Transitions
+from models.serving.influence import METHODS, delete_event, influences
 
 Factory = Callable[..., Any]
 

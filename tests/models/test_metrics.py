@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from models.metrics import NonFiniteScoreError, RankingMetrics, target_ranks
+from models.evaluation.metrics import NonFiniteScoreError, RankingMetrics, target_ranks
 
 
 def test_ranks_with_ties_broken_against_the_target() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from models.microbatch import MicroBatcher
+from models.serving.microbatch import MicroBatcher
 
 
 class Recorder:

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.batching import collate
-from models.data import EncodedSequence
+from models.nn.batching import collate
+from models.training.data import EncodedSequence
 
 Factory = Callable[..., Any]
 

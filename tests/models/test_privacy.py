@@ -1,4 +1,4 @@
-"""Differentially private training (``train --dp-epsilon``, models/privacy.py)."""
+"""Differentially private training (``train --dp-epsilon``, models/training/privacy.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import pytest
 import torch
 from opacus import GradSampleModule
 
-from models import checkpoint, train
 from models.base import Interaction
-from models.neural import NeuralScorer
-from models.privacy import DPConfig, PrivateTrainer, make_private_network, user_mean_loss
-from models.train import training_set
+from models.serving import checkpoint
+from models.serving.scorer import NeuralScorer
+from models.training import train
+from models.training.privacy import DPConfig, PrivateTrainer, make_private_network, user_mean_loss
+from models.training.train import training_set
 
 MakeNetwork = MakeSeq = Callable[..., Any]  # the factories of tests/models/conftest.py
 CPU = torch.device("cpu")

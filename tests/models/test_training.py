@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from models import checkpoint, evaluate, train
 from models.base import Interaction
-from models.batching import collate
-from models.data import UserSequence, encode
-from models.neural import NeuralScorer
-from models.vocab import FIRST
+from models.evaluation import evaluate
+from models.nn.batching import collate
+from models.nn.vocab import FIRST
+from models.serving import checkpoint
+from models.serving.scorer import NeuralScorer
+from models.training import train
+from models.training.data import UserSequence, encode
 
 
 @pytest.fixture

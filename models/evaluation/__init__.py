@@ -1,0 +1,1 @@
+"""Offline evaluation: full-ranking metrics, the ranking loop, baselines, faithfulness checks."""

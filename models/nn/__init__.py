@@ -1,0 +1,1 @@
+"""Networks: event embedding, encoders (Transformer, LSTM/GRU), heads, vocabulary, the blend."""

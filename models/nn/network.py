@@ -1,0 +1,59 @@
+"""The sequence recommender network: event embedding -> encoder -> two heads."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.nn.batching import Batch
+from models.nn.config import ModelConfig
+from models.nn.embedding import EventEmbedding, init_weights
+from models.nn.heads import NextItemHead, PurchaseHead
+from models.nn.lstm import RNNEncoder
+from models.nn.sasrec import SASRecEncoder
+from models.nn.vocab import FIRST
+
+
+class SequenceRecommender(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = EventEmbedding(config.n_items + FIRST, config.dim)
+        if config.arch == "transformer":
+            self.encoder: nn.Module = SASRecEncoder(
+                config.dim, config.n_layers, config.n_heads, config.dropout, config.max_len
+            )
+        elif config.arch in ("lstm", "gru"):
+            self.encoder = RNNEncoder(config.dim, config.n_layers, config.dropout, config.arch)
+        else:
+            raise ValueError(f"unknown arch {config.arch!r}")
+        self.next_head = NextItemHead(config.n_items)
+        self.purchase_head = PurchaseHead(config.dim, config.n_items)
+        init_weights(self)
+
+    @property
+    def item_table(self) -> torch.Tensor:
+        return self.embed.items.weight
+
+    def content(self, batch: Batch) -> torch.Tensor:
+        """(B, L, d) per-event inputs; influence methods differentiate with respect to these."""
+        return self.embed(batch.items, batch.events, batch.gaps)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) inputs -> (B, L, d) states; state t summarises events 0..t."""
+        return self.encoder(x)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.encode(self.content(batch))
+
+    @staticmethod
+    def last_state(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) -> (B, d): the state after each sequence's most recent event."""
+        idx = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, states.shape[-1])
+        return states.gather(1, idx).squeeze(1)
+
+    def next_logits(self, h: torch.Tensor) -> torch.Tensor:
+        return self.next_head(h, self.item_table)
+
+    def purchase_logits(self, h: torch.Tensor) -> torch.Tensor:
+        return self.purchase_head(h, self.item_table)

@@ -1,0 +1,72 @@
+"""SASRec-style causal Transformer encoder (Kang & McAuley, 2018), pre-norm variant.
+
+Attention is written with ``scaled_dot_product_attention(is_causal=True)`` on
+right-padded input: every real position sees only itself and earlier real
+events, so no padding mask is needed and no row is ever fully masked (the
+cause of NaN scores with PyTorch's fast path, left padding and a padding mask).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, dim: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        if dim % n_heads:
+            raise ValueError(f"dim {dim} is not divisible by n_heads {n_heads}")
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, length, dim = x.shape
+        q, k, v = self.qkv(x).view(b, length, 3, self.n_heads, dim // self.n_heads).unbind(2)
+        y = F.scaled_dot_product_attention(
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=True,
+        )
+        return self.out(y.transpose(1, 2).reshape(b, length, dim))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = CausalSelfAttention(dim, n_heads, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x)))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class SASRecEncoder(nn.Module):
+    """(B, L, d) event embeddings -> (B, L, d) states; position t depends on events <= t only."""
+
+    def __init__(self, dim: int, n_layers: int, n_heads: int, dropout: float, max_len: int) -> None:
+        super().__init__()
+        # Positions count from the oldest event in the window; counting back from the
+        # newest would leak the sequence length into earlier positions during training.
+        self.positions = nn.Embedding(max_len, dim)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(dim, n_heads, dropout) for _ in range(n_layers))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # One row of positions per sequence (not one broadcast row): per-sample gradient
+        # hooks (Opacus, models/training/privacy.py) need the batch dimension on every input.
+        pos = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
+        h = self.drop(x + self.positions(pos))
+        for block in self.blocks:
+            h = block(h)
+        return self.norm(h)

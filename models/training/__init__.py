@@ -1,0 +1,1 @@
+"""Training: sequence data and splits, the trainer, DP training, curves."""
