@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Protocol
@@ -93,6 +93,7 @@ class PopularityIndex:
         # Refreshed every `refresh_every` updates. Counts only grow, so an item
         # outside the last top list that was not counted since cannot enter it:
         # the new top list is among the old one and the items counted since.
+        pool: Iterable[str]
         if k > self._top_k or not self._top:
             pool = self.counts.keys()
         elif self._stale >= self._refresh_every:

@@ -64,7 +64,8 @@ def register_views(
 
     @app.page("/state/{user_id}/")
     class UserStateView(View):
-        @app.table_route(table=users, match_info="user_id")
+        # Faust's types omit the match_info keyword (user_id) that the route passes.
+        @app.table_route(table=users, match_info="user_id")  # type: ignore[arg-type]
         async def get(self, request: Request, user_id: str) -> Response:
             partition = partition_for(user_id.encode(), settings.partitions)
             if app.rebalancing or partition not in local_partitions():

@@ -88,5 +88,5 @@ def length_buckets(
         order = np.lexsort((rng.random(n), np.asarray(lengths)))
     chunks = [order[i : i + batch_size] for i in range(0, n, batch_size)]
     if rng is not None:
-        rng.shuffle(chunks)  # type: ignore[arg-type]
+        rng.shuffle(chunks)
     yield from chunks

@@ -144,7 +144,7 @@ def features(items: Sequence[str], ctx: ListContext) -> list[tuple[float, ...]]:
         math.log1p(len(user.history)),
         concentration,
     )
-    out = []
+    out: list[tuple[float, ...]] = []
     for item in items:
         r = ctx.rank_of.get(item)
         pop_short, pop_long = [*signals.popularity(item, user.now), 0.0, 0.0][:2]

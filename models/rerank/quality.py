@@ -166,7 +166,7 @@ class ClassificationQuality:
         )
         self._auc = (LogitHistogramAUC(), metrics.RollingROCAUC(window_size=window))
         self._brier = (metrics.MSE(), utils.Rolling(metrics.MSE, window_size=window))
-        self.cumulative, self.window = (
+        horizons: list[dict[str, Any]] = [
             {
                 "accuracy": metrics.Accuracy(cm=cm),
                 "precision": metrics.Precision(cm=cm),
@@ -176,7 +176,8 @@ class ClassificationQuality:
                 "brier": brier,
             }
             for cm, auc, brier in zip(self._cms, self._auc, self._brier, strict=True)
-        )
+        ]
+        self.cumulative, self.window = horizons
 
     def add(self, y: bool, p: float) -> None:
         self.last = (bool(y), p)

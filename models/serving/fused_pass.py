@@ -72,6 +72,7 @@ class ServingPass:
                 top_scores, top_cols, probs, trans_top = self._rank(h.detach(), batch, k, True)
                 table = net.item_table[FIRST:]
                 top = top_cols[:, 0]
+                assert probs is not None  # asked for above
                 grad_h = self.n * (table[top] - probs @ table)
             (grad_x,) = torch.autograd.grad(h, x, grad_outputs=grad_h)
         contrib = (grad_x * x.detach()).sum(-1) * batch.mask

@@ -105,9 +105,9 @@ def _raw_leave_one_out(
     owner_t = torch.tensor(owner, dtype=torch.int64)
     for i in range(0, len(variants), 1024):
         chunk = slice(i, i + 1024)
-        s = predictor.score(collate(variants[chunk], cfg.max_len, cfg.use_time))
-        o = owner_t[chunk].to(s.device)
-        drop = full.squeeze(1)[o] - s.gather(1, top[o].unsqueeze(1)).squeeze(1)
+        scores = predictor.score(collate(variants[chunk], cfg.max_len, cfg.use_time))
+        o = owner_t[chunk].to(scores.device)
+        drop = full.squeeze(1)[o] - scores.gather(1, top[o].unsqueeze(1)).squeeze(1)
         out[owner_t[chunk], torch.tensor(pos[chunk])] = drop.cpu()
     return out
 

@@ -185,7 +185,7 @@ class MicroBatcher(Generic[T, R]):
 
     def _take(self) -> list[_Request[T, R]]:
         assert self._space is not None
-        batch = []
+        batch: list[_Request[T, R]] = []
         while self._pending and len(batch) < self.max_batch_size:
             request = self._pending.popleft()
             self._space.release()

@@ -49,7 +49,7 @@ def _describe() -> tuple[str, str, str]:
 
 
 def _score(sequences: Sequence[Sequence[Interaction]], k: int) -> list[Scored]:
-    return _SCORER.score(sequences, k)  # type: ignore[no-any-return]
+    return _SCORER.score(sequences, k)
 
 
 class ProcessScorer:

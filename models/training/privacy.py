@@ -77,7 +77,7 @@ class DPNextItemHead(NextItemHead):
     which keeps padding out of the catalogue-wide matrix product.
     """
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, h: torch.Tensor, item_table: torch.Tensor, valid: torch.Tensor | None = None
     ) -> torch.Tensor:
         if valid is None:

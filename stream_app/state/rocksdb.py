@@ -66,6 +66,7 @@ class BoundedOptions(faust_rocksdb.RocksDBOptions):
     def as_options(self) -> rocksdict.Options:
         options = rocksdict.Options(raw_mode=True)
         options.create_if_missing(True)
+        assert self.max_open_files is not None  # Faust's default is a number
         options.set_max_open_files(self.max_open_files)
         options.set_write_buffer_size(self.write_buffer_size)
         options.set_target_file_size_base(self.target_file_size_base)
