@@ -6,8 +6,8 @@ Prometheus conventions: a ``streamrec_`` prefix, base units (``_seconds``),
 counters ending in ``_total``, and labels whose values come from a fixed set
 (event types, DLQ reasons, partitions), never a user or item id. Labelled series
 whose values are known in advance are created at zero on import, so a dashboard
-shows 0 rather than "no data" before the first occurrence. The README's
-"Observability" section lists them all; ``scripts/dashboard.py`` builds the
+shows 0 rather than "no data" before the first occurrence. docs/operations/
+observability.md lists them all; ``scripts/dashboard.py`` builds the
 Grafana dashboard from these objects.
 """
 
@@ -80,7 +80,7 @@ STATE_RESTORE = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
 
-# --- model serving (#4) -------------------------------------------------------
+# --- model serving -------------------------------------------------------------
 BATCH_SIZE = Histogram(
     "streamrec_batcher_batch_size",
     "Requests per micro-batch",
@@ -123,7 +123,7 @@ class BatcherMetrics:
         BATCH_QUEUE_DEPTH.set(depth)
 
 
-# --- online adjustment (#7) --------------------------------------------------
+# --- online adjustment ---------------------------------------------------------
 LIVE_EVALUATED = Counter(
     "streamrec_live_evaluated_events_total",
     "Events scored against the list last published to their user (prequential)",

@@ -28,7 +28,7 @@ from models.rerank.features import FEATURES, ListContext, features
 
 def default_model(lr: float = 0.01) -> compose.Pipeline:
     """Scaled features into a logistic regression (Adam). Measured on the Taobao slice
-    against SGD(0.05), SGD(0.2) and degree-2 feature crosses: see the README."""
+    against SGD(0.05), SGD(0.2) and degree-2 feature crosses: see docs/reranking.md."""
     return compose.Pipeline(
         preprocessing.StandardScaler(),
         linear_model.LogisticRegression(optimizer=optim.Adam(lr), l2=1e-4),

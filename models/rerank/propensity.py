@@ -86,8 +86,8 @@ class PurchasePropensity:
     name = "river-logreg-purchase"
 
     def __init__(self) -> None:
-        # Adam(0.001): of the river models measured on Taobao and REES46 (see the
-        # README) the best logistic regression; ARF scores better but costs 10x.
+        # Adam(0.001): of the river models measured on Taobao and REES46 (see
+        # docs/reranking.md) the best logistic regression; ARF scores better but costs 10x.
         self.model = default_model(lr=0.001)
         self.examples = 0
 

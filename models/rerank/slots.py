@@ -24,7 +24,7 @@ rates learns, online, how to interleave the scorer's list with the user's own
 recent items and the trending ones, which is what the fixed hand-made blends do
 with one hand-picked order. Measured against a logistic regression over every
 feature (``river-logreg``, :mod:`models.rerank.logreg`) and other slot
-layouts: see the README.
+layouts: see docs/reranking.md.
 
 >>> s = SlotAdjuster(levels=2)
 >>> mine = (1, 2, 1)  # my most recent other item (band 1, current category, recency rank 1)
