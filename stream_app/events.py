@@ -24,21 +24,26 @@ from stream_app.serializers import DecodeError, decode_value
 
 REQUIRED = ("user_id", "item_id", "event_type", "ts")
 
-# Stable reason codes: DLQ headers and the invalid-events metric use them.
-REASONS = (
-    "too_large",
-    "undecodable",
-    "not_a_map",
-    "missing_field",
-    "wrong_type",
-    "empty_id",
-    "unknown_event_type",
-    "invalid_ts",
-    "too_late",
-    "ts_in_future",
-    "processing_error",  # a bug, not bad input; the event is kept in the DLQ
-    "invalid_control",  # a control-topic message that is not a valid erasure request
-)
+# Stable reason codes: DLQ headers and the invalid-events metric use them, and
+# ``docs/dlq-reasons.md`` is generated from these descriptions.
+REASON_DESCRIPTIONS: dict[str, str] = {
+    "too_large": "the value is larger than `STREAMREC_MAX_EVENT_BYTES` (64 KiB)",
+    "undecodable": "the value is empty, or neither valid msgpack nor valid JSON",
+    "not_a_map": "the value decodes, but not to a map (JSON object)",
+    "missing_field": "a required field (`user_id`, `item_id`, `event_type`, `ts`) is absent or null",
+    "wrong_type": "a field has the wrong type, e.g. `ts` not an int or `value` not finite",
+    "empty_id": "an id field is an empty string",
+    "unknown_event_type": "`event_type` is not `view`, `click`, `add_to_cart` or `purchase`",
+    "invalid_ts": "`ts` is negative or beyond 64 bits",
+    "too_late": "`ts` is more than `STREAMREC_MAX_LATENESS_MS` (1 h) older than the user's "
+    "newest event",
+    "ts_in_future": "`ts` is more than `STREAMREC_MAX_FUTURE_MS` (1 day) ahead of the "
+    "worker's clock",
+    "processing_error": "processing the event raised: a bug, not bad input; the event is kept "
+    "in the DLQ so nothing is lost",
+    "invalid_control": "a control-topic message that is not a valid erasure request",
+}
+REASONS = tuple(REASON_DESCRIPTIONS)
 
 
 class InvalidEvent(ValueError):

@@ -1,6 +1,7 @@
 """One typed settings object, read from ``STREAMREC_*`` environment variables.
 
-Every knob streamrec has lives here; the README lists them all.
+Every knob streamrec has lives here, each with a description;
+``python -m stream_app.docs_gen`` turns them into ``docs/configuration.md``.
 
 >>> s = Settings(partitions=2)
 >>> s.input_topic, s.partitions
@@ -30,30 +31,41 @@ class Settings(BaseSettings):
 
     # --- Kafka ---------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
-        None, description="host:port list of a Kafka cluster; unset = the embedded broker"
+        None,
+        description="`host:port,...` of a Kafka cluster; unset = the embedded broker "
+        "(`streamrec broker`)",
     )
     broker_host: str = Field("127.0.0.1", description="embedded broker bind address")
     broker_port: int = Field(9092, description="embedded broker client port")
     broker_controller_port: int | None = Field(
-        None, description="embedded KRaft controller port (default: broker_port + 1)"
+        None, description="embedded KRaft controller port; unset = the broker port + 1"
     )
     broker_heap: str = Field("512m", description="embedded broker JVM heap (-Xmx)")
     kafka_version: str = Field("4.1.1", description="Apache Kafka release the broker runs")
-    home: Path = Field(default_factory=_default_home, description="cache for jars and state")
+    home: Path = Field(
+        default_factory=_default_home,
+        description="cache for the embedded broker's jars (and its secrets, see below)",
+    )
 
     # --- Kafka security ------------------------------------------------------
     # Every client streamrec creates (worker, produce, consume, admin, scripts)
     # takes these; secrets come from the environment or a *_FILE, never argv.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        "PLAINTEXT", description="how clients talk to Kafka"
+        "PLAINTEXT",
+        description="how every client streamrec creates talks to Kafka: `PLAINTEXT`, `SSL`, "
+        "`SASL_PLAINTEXT` or `SASL_SSL`",
     )
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
-        "SCRAM-SHA-512", description="SASL mechanism (SASL_* protocols only)"
+        "SCRAM-SHA-512", description="SASL mechanism (`SASL_*` protocols only)"
     )
-    kafka_sasl_username: str | None = Field(None, description="SASL user name")
-    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password")
+    kafka_sasl_username: str | None = Field(
+        None, description="SASL user name; required with `SASL_*`"
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password (secret); required with `SASL_*` unless `_FILE` is set"
+    )
     kafka_sasl_password_file: Path | None = Field(
-        None, description="file holding the SASL password (instead of kafka_sasl_password)"
+        None, description="file holding the SASL password (instead of the variable)"
     )
     kafka_ssl_cafile: Path | None = Field(
         None, description="PEM CA bundle that signs the brokers' certificates; unset = system CAs"
@@ -63,36 +75,47 @@ class Settings(BaseSettings):
     )
     kafka_ssl_keyfile: Path | None = Field(None, description="PEM key of the client certificate")
     kafka_ssl_key_password: SecretStr | None = Field(
-        None, description="password of an encrypted kafka_ssl_keyfile"
+        None, description="password of an encrypted key file (secret)"
     )
     kafka_ssl_key_password_file: Path | None = Field(
-        None, description="file holding kafka_ssl_key_password"
+        None, description="file holding the key file's password"
     )
     pseudonym_secret_file: Path | None = Field(
-        None, description="file holding pseudonym_secret (instead of the variable)"
+        None, description="file holding the pseudonym secret (instead of the variable)"
     )
     broker_secrets_dir: Path | None = Field(
         None,
-        description="where `broker --secure` keeps its CA, certificate and passwords "
-        "(default: <home>/broker-secrets)",
+        description="where `streamrec broker --secure` keeps its CA, broker certificate and "
+        "passwords; unset = `<home>/broker-secrets`",
     )
 
     # --- topics --------------------------------------------------------------
-    app_id: str = Field("streamrec", description="Faust app id = consumer group id")
-    input_topic: str = "streamrec.events"
-    output_topic: str = "streamrec.recommendations"
-    dlq_topic: str = "streamrec.events.dlq"
-    partitions: int = Field(4, ge=1, description="partitions of input, output and DLQ topics")
-    replication_factor: int = Field(1, ge=1)
+    app_id: str = Field("streamrec", description="Faust app id, which is also the consumer group")
+    input_topic: str = Field("streamrec.events", description="input topic (events)")
+    output_topic: str = Field(
+        "streamrec.recommendations", description="output topic (recommendations)"
+    )
+    dlq_topic: str = Field("streamrec.events.dlq", description="dead-letter topic")
+    partitions: int = Field(
+        4,
+        ge=1,
+        description="partitions of the input, output and DLQ topics (created at start-up; a "
+        "mismatch with an existing input topic is an error)",
+    )
+    replication_factor: int = Field(1, ge=1, description="replication factor of created topics")
     dlq_retention_ms: int = Field(
-        7 * 24 * 3600 * 1000, description="DLQ retention; the DLQ holds raw input (personal data)"
+        7 * 24 * 3600 * 1000,
+        description="DLQ retention (7 days); the DLQ holds raw input, personal data",
     )
     control_topic: str = Field(
         "streamrec.control", description="erasure requests (`streamrec forget`)"
     )
-    audit_topic: str = Field("streamrec.audit", description="one entry per erasure carried out")
+    audit_topic: str = Field(
+        "streamrec.audit", description="one entry per erasure carried out (pseudonymous ids)"
+    )
     control_retention_ms: int = Field(
-        7 * 24 * 3600 * 1000, description="control topic retention; requests hold raw user ids"
+        7 * 24 * 3600 * 1000,
+        description="control topic retention (7 days); requests hold raw user ids",
     )
     changelog_segment_ms: int = Field(
         24 * 3600 * 1000,
@@ -101,11 +124,13 @@ class Settings(BaseSettings):
         "before compaction can remove them",
     )
     changelog_min_dirty_ratio: float = Field(
-        0.5, gt=0, le=1, description="changelog min.cleanable.dirty.ratio (compaction trigger)"
+        0.5, gt=0, le=1, description="changelog `min.cleanable.dirty.ratio` (compaction trigger)"
     )
 
     # --- worker --------------------------------------------------------------
-    store: Literal["rocksdb", "memory"] = Field("rocksdb", description="Faust table store")
+    store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb", description="Faust table store: `rocksdb` or `memory`"
+    )
     data_dir: Path = Field(Path("var"), description="worker state directory (RocksDB)")
     rocksdb_write_buffer_mb: int = Field(
         4, ge=1, description="RocksDB memtable size, per table partition (two are kept)"
@@ -117,92 +142,153 @@ class Settings(BaseSettings):
         "table partition, which also pays for the memtables",
     )
     rocksdb_memtables_mb: int = Field(
-        16, ge=1, description="memtables of all table partitions together (part of the above)"
+        16,
+        ge=1,
+        description="memtables of all table partitions together, flushed past it (part of "
+        "the above)",
     )
-    web_port: int = Field(6066, description="Faust web port; give each worker its own")
-    web_host: str = "127.0.0.1"
+    web_port: int = Field(
+        6066,
+        description="worker web port (interactive state queries); give each worker its own",
+    )
+    web_host: str = Field(
+        "127.0.0.1",
+        description="worker web bind address, also advertised to the group as the worker's "
+        "URL: must be reachable by the other workers",
+    )
     metrics_port: int = Field(
-        9464, ge=0, le=65535, description="Prometheus /metrics port of each worker; 0 = off"
+        9464,
+        ge=0,
+        le=65535,
+        description="Prometheus `/metrics` port of each worker (its own thread, answers while "
+        "the loop is busy); `0` = off; one per worker on a host",
     )
     metrics_host: str = Field(
-        "127.0.0.1", description="metrics bind address; 0.0.0.0 exposes it (e.g. in a container)"
+        "127.0.0.1",
+        description="metrics bind address: only this machine can scrape; `0.0.0.0` in a container",
     )
     session_timeout_s: float = Field(10.0, description="consumer-group session timeout")
     heartbeat_interval_s: float = Field(1.0, description="consumer-group heartbeat interval")
     commit_interval_s: float = Field(
-        1.0, gt=0, description="how often processed input offsets are committed"
+        1.0,
+        gt=0,
+        description="how often processed input offsets are committed (after `kill -9`, at "
+        "most about this much work is replayed)",
     )
     producer_linger_ms: int = Field(
-        5, ge=0, description="output producer linger: batches sends (fewer requests, +latency)"
+        5,
+        ge=0,
+        description="the worker's producer waits this long to batch output and changelog "
+        "sends (fewer requests, more latency)",
     )
-    log_level: Literal["crit", "error", "warn", "info", "debug"] = "info"
+    log_level: Literal["crit", "error", "warn", "info", "debug"] = Field(
+        "info", description="log level: `crit`, `error`, `warn`, `info` or `debug`"
+    )
 
     # --- logging ---------------------------------------------------------------
     log_format: Literal["text", "json"] = Field(
-        "text", description="log lines as text or as one JSON object per line"
+        "text",
+        description="`text`, or `json`: one JSON object per line (`ts`, `level`, `logger`, "
+        "`message`, plus a summary's fields), for the worker's lines, Faust's own included, "
+        "and the CLI's",
     )
     log_summary_s: float = Field(
-        30.0, ge=0, description="a worker logs a one-line summary this often; 0 = never"
+        30.0,
+        ge=0,
+        description="a worker logs a one-line summary this often (events, invalid, published, "
+        "rate, in flight, owned partitions, approximate users); `0` = never",
     )
 
     # --- events and state ----------------------------------------------------
     history_len: int = Field(50, ge=1, description="events kept per user")
     user_ttl_s: float = Field(
-        30 * 86400, gt=0, description="a user with no event for this long is forgotten"
+        30 * 86400, gt=0, description="a user with no event for this long (30 days) is forgotten"
     )
     sweep_interval_s: float = Field(
         600, gt=0, description="how often each worker sweeps its partitions for idle users"
     )
     max_event_bytes: int = Field(64 * 1024, ge=64, description="larger events go to the DLQ")
     dlq_max_bytes: int = Field(
-        8 * MiB, description="original bytes beyond this are truncated in the DLQ copy"
+        8 * MiB,
+        description="original bytes kept in a dead letter; beyond it the copy is truncated",
     )
     max_lateness_ms: int = Field(
-        3_600_000, description="events older than the user's newest by more go to the DLQ"
+        3_600_000,
+        description="tolerated lateness behind the user's newest event; later ones go to the "
+        "DLQ as `too_late`",
     )
     max_future_ms: int = Field(
-        86_400_000, description="events stamped further ahead of the wall clock go to the DLQ"
+        86_400_000,
+        description="tolerated clock skew ahead of the worker; events stamped further ahead go "
+        "to the DLQ as `ts_in_future`",
     )
     pseudonym_secret: SecretStr | None = Field(
-        None, description="HMAC key; when set user ids are pseudonymised at ingestion"
+        None,
+        description="HMAC key (secret); when set, user ids are pseudonymised at ingestion",
     )
 
     # --- scoring and output --------------------------------------------------
     model_dir: Path | None = Field(
-        None, description="checkpoint directory of a trained model; unset = online Markov"
+        None,
+        description="checkpoint directory (from `streamrec train`): serve that model; unset = "
+        "the online Markov scorer",
     )
-    device: str = Field("auto", description="torch device for the model: auto, cpu, cuda:0...")
+    device: str = Field(
+        "auto",
+        description="torch device for the model: `auto` (CUDA when present), `cpu`, `cuda:0`...",
+    )
     model_reload_s: float = Field(
         5.0,
         ge=0,
-        description="how often the model directory is checked for a new version; 0 = never",
+        description="how often the model directory is checked for a new checkpoint version "
+        "(hot reload); `0` = never",
     )
     influence: Literal["grad_x_input", "leave_one_out", "none"] = Field(
-        "grad_x_input", description="how the model explains each recommendation"
+        "grad_x_input",
+        description="how the model explains each recommendation: `grad_x_input`, "
+        "`leave_one_out` (slow) or `none`",
     )
     batch_max_size: int = Field(64, ge=1, description="micro-batcher: most requests per batch")
     batch_max_delay_ms: float = Field(
-        5.0, ge=0, description="micro-batcher: longest wait of a batch's first request"
+        5.0,
+        ge=0,
+        description="micro-batcher: a batch runs at most this long after its first request arrived",
     )
     batch_queue_size: int = Field(
-        1024, ge=1, description="events in flight (consumed, not yet published); then backpressure"
+        1024,
+        ge=1,
+        description="events in flight (consumed, not yet published); beyond it consumption "
+        "waits (backpressure)",
     )
-    torch_threads: int = Field(1, ge=1, description="torch threads of the model")
+    torch_threads: int = Field(1, ge=1, description="torch intra-op threads of the model")
     inference: Literal["process", "thread"] = Field(
-        "process", description="run the model in a child process (no GIL shared) or a thread"
+        "process",
+        description="run the model in a child process (`process`: no GIL shared with the "
+        "event loop) or in the worker (`thread`)",
     )
     top_k: int = Field(10, ge=1, description="items per recommendation")
-    adjust: bool = Field(True, description="re-rank with the online river adjuster (every scorer)")
+    adjust: bool = Field(
+        True,
+        description="re-rank with the online river adjuster (with every scorer: the Markov "
+        "scorer inline, a served model's answers back on the event loop)",
+    )
     adjust_checkpoint_s: float = Field(
-        60, gt=0, description="how often the adjuster is checkpointed to the state directory"
+        60,
+        gt=0,
+        description="how often the adjuster is checkpointed to "
+        "`$STREAMREC_DATA_DIR/<app id>/adjuster/` (also at shutdown; restored at start)",
     )
     adjust_model: Literal["slots", "logreg"] = Field(
         "slots",
-        description="the adjuster: engagement rates per candidate slot, or a logistic "
-        "regression over every feature (measured in the README)",
+        description="the adjuster: `slots` (engagement rates per candidate slot, a river "
+        "`stats.Mean` per slot) or `logreg` (river logistic regression over every feature)",
     )
     adjust_alpha: float = Field(
-        1.0, ge=0, le=1, description="weight of the adjuster's probability in the final score"
+        1.0,
+        ge=0,
+        le=1,
+        description="weight of the adjuster's probability in the final score (the rest: "
+        "`1 / (1 + scorer rank)`)",
     )
     purchase_threshold: float = Field(
         0.5,
@@ -211,15 +297,24 @@ class Settings(BaseSettings):
         description="purchase propensity at which the live accuracy/precision/recall/F1 "
         "count a prediction as 'will buy'",
     )
-    output_format: Literal["msgpack", "json"] = "msgpack"
+    output_format: Literal["msgpack", "json"] = Field(
+        "msgpack", description="value format of the recommendations: `msgpack` or `json`"
+    )
     markov_window: int = Field(5, ge=1, description="recent events the Markov scorer uses")
-    markov_decay: float = Field(0.5, gt=0, le=1, description="weight ratio per step back")
-    markov_max_successors: int = Field(50, ge=1, description="successors kept per item")
+    markov_decay: float = Field(
+        0.5, gt=0, le=1, description="Markov scorer: weight ratio per step back"
+    )
+    markov_max_successors: int = Field(
+        50, ge=1, description="successors kept per item (space-saving eviction)"
+    )
     popularity_weight: float = Field(0.05, ge=0, description="share of popularity in scores")
 
     # --- observability ---------------------------------------------------------
     metrics_interval_s: float = Field(
-        5.0, gt=0, description="how often each worker samples its consumer lag for /metrics"
+        5.0,
+        gt=0,
+        description="how often each worker samples its consumer lag "
+        "(`streamrec_consumer_lag_messages`)",
     )
 
     @model_validator(mode="before")

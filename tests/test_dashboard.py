@@ -86,7 +86,7 @@ def test_prometheus_configs_are_valid(tmp_path) -> None:  # type: ignore[no-unty
 
 
 def test_every_metric_is_documented() -> None:
-    readme = (dashboard.ROOT / "README.md").read_text()
+    readme = (dashboard.ROOT / "docs" / "operations" / "observability.md").read_text()
     families = [f for f in prometheus_client.REGISTRY.collect() if f.name.startswith("streamrec")]
     names = [f.name + {"counter": "_total", "info": "_info"}.get(f.type, "") for f in families]
     assert [n for n in names if f"`{n}`" not in readme] == []

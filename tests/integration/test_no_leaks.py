@@ -1,6 +1,6 @@
 """With pseudonymisation on, no raw user id reaches a log line, a metric, state,
 an output or the audit topic (the input, control and DLQ topics hold raw input by
-design; see the README's Privacy section)."""
+design; see docs/privacy-and-security.md)."""
 
 from __future__ import annotations
 
