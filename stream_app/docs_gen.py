@@ -153,6 +153,10 @@ def stale_pages() -> list[Path]:
     return [p for p, make in PAGES.items() if not p.exists() or p.read_text() != make()]
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stream_app.docs_gen", description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 when a page is stale")
@@ -160,11 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = stale_pages()
         for path in stale:
-            print(f"stale: {path.relative_to(ROOT)} (run python -m stream_app.docs_gen)")
+            print(f"stale: {_shown(path)} (run python -m stream_app.docs_gen)")
         return 1 if stale else 0
     for path, make in PAGES.items():
         path.write_text(make())
-        print(f"wrote {path.relative_to(ROOT)}")
+        print(f"wrote {_shown(path)}")
     return 0
 
 
