@@ -30,7 +30,8 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     "too_large": "the value is larger than `STREAMREC_MAX_EVENT_BYTES` (64 KiB)",
     "undecodable": "the value is empty, or neither valid msgpack nor valid JSON",
     "not_a_map": "the value decodes, but not to a map (JSON object)",
-    "missing_field": "a required field (`user_id`, `item_id`, `event_type`, `ts`) is absent or null",
+    "missing_field": "a required field (`user_id`, `item_id`, `event_type`, `ts`) is absent "
+    "or null",
     "wrong_type": "a field has the wrong type, e.g. `ts` not an int or `value` not finite",
     "empty_id": "an id field is an empty string",
     "unknown_event_type": "`event_type` is not `view`, `click`, `add_to_cart` or `purchase`",

@@ -81,7 +81,12 @@ def test_relative_links_resolve() -> None:
             dest = (page.parent / path).resolve() if path else page
             if not dest.exists() and dest not in PENDING:
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
-            elif anchor and dest.exists() and dest.suffix == ".md" and anchor not in anchors(dest.read_text()):
+            elif (
+                anchor
+                and dest.exists()
+                and dest.suffix == ".md"
+                and anchor not in anchors(dest.read_text())
+            ):
                 broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
     assert broken == []
 
@@ -122,3 +127,18 @@ def test_docs_pages_have_no_work_log_phrases() -> None:
         if p.name != "CHANGELOG.md"
     }
     assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_named_paths_exist() -> None:
+    """Paths named in code spans (`scripts/chaos.py`, `tests/integration/`) exist; code
+    modules are named by their dotted name, never by a file path that a move would break."""
+    span_path = re.compile(r"`((?:tests|scripts|docker|docs|stream_app|models)/[\w./-]*)`")
+    missing, file_paths = [], []
+    for page in PAGES:
+        for path in span_path.findall(FENCE.sub("", page.read_text())):
+            where = f"{page.relative_to(ROOT)}: {path}"
+            if path.startswith(("stream_app/", "models/")) and path.endswith(".py"):
+                file_paths.append(where)
+            elif not (ROOT / path).exists():
+                missing.append(where)
+    assert missing == [] and file_paths == []
