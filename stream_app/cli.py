@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="streamrec",
         description="Real-time sequence recommendations on Kafka. "
-        "Configuration comes from STREAMREC_* environment variables (see README).",
+        "Configuration comes from STREAMREC_* environment variables (see docs/configuration.md).",
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--secure",
         action="store_true",
         help="SASL_SSL listener (SCRAM-SHA-512), generated certificates and passwords, "
-        "ACLs for the worker, producer and reader principals (README: Secured Kafka)",
+        "ACLs for the worker, producer and reader principals (docs/privacy-and-security.md)",
     )
     b.set_defaults(func=_broker)
 
