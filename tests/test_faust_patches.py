@@ -8,7 +8,7 @@ from typing import Any
 
 from faust.transport.consumer import Consumer
 
-from stream_app import faust_patches
+from stream_app import compat as faust_patches
 
 
 class CommitRecorder:
