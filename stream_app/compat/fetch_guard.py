@@ -15,7 +15,7 @@ tests/integration/test_pipeline.py and test_chaos.py; related: faust-streaming #
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from faust.transport.consumer import ThreadDelegateConsumer
 
@@ -34,7 +34,7 @@ async def getmany(self: ThreadDelegateConsumer, active_partitions: Any, timeout:
         if not active_partitions:
             return {}  # aiokafka would read an empty set as "every partition"
     seeks_before = seeks(self)
-    records = await self._thread.getmany(active_partitions, timeout)
+    records = cast(dict[Any, Any], await self._thread.getmany(active_partitions, timeout))
     acks_enabled_for = self.app.topics.acks_enabled_for
     inputs = {tp: recs for tp, recs in records.items() if recs and acks_enabled_for(tp.topic)}
     if not inputs:

@@ -21,18 +21,18 @@ async def test_a_commit_asked_for_while_another_runs_still_commits(
     calls: list[str] = []
 
     async def force_commit(topics: Any, start_new_transaction: bool = True) -> bool:
-        calls.append(f"{topics} starts")
+        calls.append(f"{min(topics)} starts")
         await asyncio.sleep(0.05)  # e.g. the producer flush every commit does first
-        calls.append(f"{topics} done")
+        calls.append(f"{min(topics)} done")
         return True
 
     consumer.force_commit = force_commit
     consumer.maybe_wait_for_commit_to_finish = MethodType(impl, consumer)
-    periodic = asyncio.create_task(Consumer.commit(consumer, "periodic"))
+    periodic = asyncio.create_task(Consumer.commit(consumer, {"periodic"}))
     await asyncio.sleep(0.01)
     # The final commit of a clean stop: upstream waits for "periodic" and returns
     # False, leaving the work done since "periodic" started uncommitted.
-    final = await Consumer.commit(consumer, "final")
+    final = await Consumer.commit(consumer, {"final"})
     assert await periodic
     with invariant(upstream):
         assert final
