@@ -2,7 +2,7 @@
 
 ``create_app(settings)`` returns the app; ``run_worker(settings)`` runs it.
 Faust 0.15.3 is patched for the recovery gap (upstream #596) by
-:mod:`stream_app.faust_patches`, applied in ``create_app``.
+:mod:`stream_app.compat`, applied in ``create_app``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from aiokafka.admin import NewTopic
 
 from models.base import Scorer
 from models.markov import MarkovScorer
-from stream_app import faust_patches, logs, monitoring
+from stream_app import compat, logs, monitoring
 from stream_app.adjustment import OnlineAdjustment
 from stream_app.control import forget_headers, sweep_headers
 from stream_app.erasure import ForgetRequest, InvalidRequest
@@ -84,7 +84,7 @@ def rocksdb_options(settings: Settings) -> dict[str, int]:
 
 
 def create_app(settings: Settings) -> faust.App:
-    faust_patches.apply()
+    compat.apply()
     app = faust.App(settings.app_id, **faust_settings(settings))
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.input_topic, partitions=settings.partitions, **raw)

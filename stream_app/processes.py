@@ -83,7 +83,7 @@ class WorkerProcess:
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Until this run has joined its group and resumed its partitions (the
-        "Worker ready" line of :mod:`stream_app.faust_patches`)."""
+        "Worker ready" line of :mod:`stream_app.compat.recovery_seek`)."""
         deadline = time.monotonic() + timeout
         while True:
             with open(self.log_path, "rb") as f:

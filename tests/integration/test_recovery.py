@@ -5,7 +5,7 @@ new worker with its local state wiped must restore the tables from their
 changelogs and then process the second batch. Every event must get exactly one
 recommendation, and every user's state must hold exactly their latest events.
 
-Without :mod:`stream_app.faust_patches` this fails in about half the runs, in two
+Without :mod:`stream_app.compat.recovery_seek` this fails in about half the runs, in two
 ways that share one cause (input fetched while the recovery-end seek is in flight,
 see that module): events with no recommendation, and duplicates of the last event
 of each input partition. A third failure, a worker that publishes nothing, came
