@@ -34,9 +34,9 @@ import torch
 from tqdm import tqdm
 
 from models.base import Interaction
+from models.datasets import load_sequences
 from models.serving.microbatch import MicroBatcher
 from models.serving.scorer import NeuralScorer
-from models.training.data import load_sequences
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT.parent / "shared/datasets/amazon-beauty/sequences.txt"

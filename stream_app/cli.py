@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from models.datasets import FORMATS
 from stream_app import logs
 from stream_app.settings import SECRET_FIELDS, Settings
 
@@ -193,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument(
         "--log-format",
-        choices=["canonical", "taobao", "rees46", "sequences"],
+        choices=FORMATS,
         help="the dataset's format, as in replay-eval (default: guessed from the path)",
     )
     pr.add_argument("--rate", type=float, default=1000.0, help="events/s; 0 = as fast as possible")

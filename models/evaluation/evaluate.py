@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from models.datasets import load_sequences
 from models.evaluation.baselines import markov_scores, popularity_scores
 from models.evaluation.deletion import deletion_check
 from models.evaluation.ranking import encode_examples, evaluate_ranking
@@ -30,7 +31,7 @@ from models.nn.predictor import Predictor
 from models.nn.transitions import Transitions
 from models.serving import checkpoint
 from models.serving.influence import METHODS
-from models.training.data import encode, file_digest, leave_one_out, load_sequences
+from models.training.data import encode, file_digest, leave_one_out
 
 PROTOCOL = {
     "split": "leave-one-out: last item = test target, second-last = validation, rest = training",

@@ -27,13 +27,14 @@ from pathlib import Path
 import torch
 
 from models.base import Interaction, Scored
+from models.datasets import UserSequence
 from models.nn.batching import collate
 from models.nn.config import ModelConfig
 from models.nn.predictor import Predictor
 from models.serving import checkpoint
 from models.serving.fused_pass import ServingPass
 from models.serving.influence import influences, normalised_weights
-from models.training.data import EncodedSequence, UserSequence, encode
+from models.training.data import EncodedSequence, encode
 
 BUCKETS = (8, 16, 32, 64, 128, 256)
 INFLUENCE_METHODS = ("grad_x_input", "leave_one_out", "none")

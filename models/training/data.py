@@ -1,10 +1,9 @@
-"""Sequence datasets and the leave-one-out split.
+"""The leave-one-out split of sequence datasets and their encoding as indices.
 
-The benchmark files hold one user per line: ``user item item ...`` in time
-order. A token may also be ``item|event_type|ts_ms`` so that data with real event
-types and timestamps uses the same loader; plain tokens carry neither.
+Files are read by :mod:`models.datasets` (``load_sequences``).
 
->>> seqs = parse_lines(["u1 1 2 3 4 5", "u2 7|click|10 8|purchase|20 9|view|30"])
+>>> from models.datasets import parse_line
+>>> seqs = [parse_line(x) for x in ["u1 1 2 3 4 5", "u2 7|click|10 8|purchase|20 9|view|30"]]
 >>> seqs[0].items, seqs[1].events, seqs[1].ts
 (['1', '2', '3', '4', '5'], ['click', 'purchase', 'view'], [10, 20, 30])
 >>> split = leave_one_out(seqs)
@@ -15,45 +14,15 @@ types and timestamps uses the same loader; plain tokens carry neither.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from models.base import Interaction
+from models.datasets import UserSequence
 from models.nn.event_features import event_index
 from models.nn.vocab import ItemVocab
-
-DEFAULT_EVENT = "purchase"  # benchmark reviews stand in for purchases
-
-
-@dataclass(slots=True)
-class UserSequence:
-    """One user's events, oldest first; ``events``/``ts`` are None when the data has none."""
-
-    user: str
-    items: list[str]
-    events: list[str] | None = None
-    ts: list[int] | None = None
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def head(self, n: int) -> UserSequence:
-        """The first ``n`` events (negative ``n`` drops from the end, like a slice)."""
-        return UserSequence(
-            self.user,
-            self.items[:n],
-            None if self.events is None else self.events[:n],
-            None if self.ts is None else self.ts[:n],
-        )
-
-    def interactions(self) -> list[Interaction]:
-        """As pipeline events; missing types become purchases and missing times a 1 s tick."""
-        events = self.events or [DEFAULT_EVENT] * len(self.items)
-        ts = self.ts or [1000 * i for i in range(len(self.items))]
-        return [Interaction(i, e, t) for i, e, t in zip(self.items, events, ts, strict=True)]
 
 
 @dataclass(slots=True)
@@ -80,34 +49,6 @@ class EncodedSequence:
     items: np.ndarray  # int64 item indices
     events: np.ndarray  # int64 event indices
     ts: np.ndarray | None  # int64 ms, or None when the data has no time
-
-
-def _parse_token(token: str) -> tuple[str, str | None, int | None]:
-    parts = token.split("|")
-    if len(parts) == 3:
-        return parts[0], parts[1], int(parts[2])
-    return token, None, None
-
-
-def parse_lines(lines: Iterable[str]) -> list[UserSequence]:
-    """Parse ``user tok tok ...`` lines; blank lines are skipped."""
-    out: list[UserSequence] = []
-    for line in lines:
-        fields = line.split()
-        if not fields:
-            continue
-        parsed = [_parse_token(t) for t in fields[1:]]
-        items = [p[0] for p in parsed]
-        rich = all(p[1] is not None for p in parsed) and parsed
-        events = [p[1] for p in parsed] if rich else None
-        ts = [p[2] for p in parsed] if rich else None
-        out.append(UserSequence(fields[0], items, events, ts))  # type: ignore[arg-type]
-    return out
-
-
-def load_sequences(path: str | Path) -> list[UserSequence]:
-    with open(path, encoding="utf-8") as f:
-        return parse_lines(f)
 
 
 def file_digest(path: str | Path) -> str:
@@ -140,11 +81,6 @@ def encode(seq: UserSequence, vocab: ItemVocab, use_events: bool) -> EncodedSequ
         events = np.full(len(seq), event_index("?"), dtype=np.int64)
     ts = None if seq.ts is None else np.asarray(seq.ts, dtype=np.int64)
     return EncodedSequence(items, events, ts)
-
-
-def build_vocab(train: Sequence[UserSequence]) -> ItemVocab:
-    """Vocabulary of items seen in training, in first-seen order (deterministic)."""
-    return ItemVocab(item for s in train for item in s.items)
 
 
 def catalogue_vocab(sequences: Sequence[UserSequence]) -> ItemVocab:

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from models.datasets import load_sequences
 from models.evaluation.metrics import RankingMetrics, target_ranks
 from models.evaluation.ranking import ScoreFn, encode_examples, evaluate_ranking
 from models.nn.batching import Batch, collate, length_buckets
@@ -55,7 +56,6 @@ from models.training.data import (
     has_events,
     has_time,
     leave_one_out,
-    load_sequences,
 )
 from models.training.plots import plot_curves
 from models.training.privacy import DPConfig, PrivateTrainer, plain_network

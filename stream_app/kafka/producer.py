@@ -13,8 +13,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from models.datasets import interleave, read_sequences, synthetic_sequences
-from models.event_logs import guess_format, read_events
+from models.datasets import (
+    StreamEvent,
+    UserSequence,
+    guess_format,
+    read_events,
+    sequence_events,
+    synthetic_sequences,
+    user_sequences,
+)
 from stream_app.erasure import ForgetRequest
 from stream_app.events import event_value
 from stream_app.kafka import clients
@@ -58,21 +65,17 @@ async def send_event(
     return await producer.send(topic, encode_value(value, fmt), key=user.encode())
 
 
-DatasetEvent = tuple[str, str, str, int | None, str | None]
-
-
 def dataset_events(
     path: Path | None, seed: int = 0, fmt: str | None = None
-) -> Iterator[DatasetEvent]:
+) -> Iterator[StreamEvent]:
     """(user, item, event_type, original ts or None, category or None) from a log in
     one of ``replay-eval``'s formats (guessed from the path unless ``fmt``), in time
-    order, or from a generated stream."""
+    order; from a sequences file or a generated stream, users interleaved by ``seed``."""
     if path is None:
-        for user, item in interleave(synthetic_sequences(seed=seed), seed=seed):
-            yield user, item, "purchase", None, None
+        generated = (UserSequence(u, items) for u, items in synthetic_sequences(seed=seed))
+        yield from sequence_events(generated, seed)
     elif (fmt or guess_format(path)) == "sequences":
-        for user, item in interleave(read_sequences(path), seed=seed):
-            yield user, item, "purchase", None, None
+        yield from sequence_events(user_sequences(path), seed)
     else:
         yield from read_events(path, fmt)
 

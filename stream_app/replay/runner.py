@@ -42,7 +42,7 @@ from typing import Any
 import msgpack
 
 from models.base import Scorer
-from models.event_logs import FORMATS, Event, read_events
+from models.datasets import FORMATS, Event, read_events
 from models.markov import DictTransitionStore, MarkovScorer
 from models.rerank.base import Adjuster
 from models.rerank.features import recent_items
