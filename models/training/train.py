@@ -46,10 +46,11 @@ from models.nn.heads import blend
 from models.nn.network import SequenceRecommender
 from models.nn.predictor import Predictor
 from models.nn.transitions import Transitions
-from models.nn.vocab import FIRST
+from models.nn.vocab import FIRST, ItemVocab
 from models.serving import checkpoint
 from models.training.data import (
     EncodedSequence,
+    Split,
     catalogue_vocab,
     encode,
     file_digest,
@@ -190,14 +191,27 @@ def tune_blend(
     return tuned, rows
 
 
-def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> dict[str, Any]:
-    t_start = time.monotonic()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    )
+@dataclass
+class Prepared:
+    """The dataset, split and encoded for one run."""
+
+    split: Split
+    vocab: ItemVocab
+    data: TrainingSet
+    transitions: Transitions | None  # None under DP: raw counts are not private
+    valid_inputs: list[EncodedSequence]
+    valid_targets: np.ndarray
+
+
+@dataclass
+class EpochLog:
+    history: list[dict[str, Any]]
+    best_epoch: int
+    stop_reason: str
+
+
+def prepare_data(dataset: str, model_cfg: ModelConfig, private: bool) -> Prepared:
+    """Read, split and encode the file; set the model options the data decides."""
     sequences = load_sequences(dataset)
     split = leave_one_out(sequences)
     vocab = catalogue_vocab(sequences)  # the benchmark ranks against every item in the file
@@ -209,7 +223,6 @@ def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> d
     labels = np.concatenate(data.target_events) == PURCHASE if data.target_events else np.array([])
     # A purchase head needs both outcomes; benchmark files (all "purchases") have only one.
     model_cfg.purchase_trained = bool(model_cfg.use_events and 0 < labels.mean() < 1)
-    private = cfg.dp_epsilon is not None
     transitions: Transitions | None = None
     if private:
         model_cfg.purchase_trained = False  # see models.training.privacy.make_private_network
@@ -217,60 +230,73 @@ def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> d
     else:
         transitions = Transitions.fit((s.items for s in train_enc), vocab.n_indices)
     valid_inputs, valid_targets = encode_examples(split.valid, vocab, model_cfg.use_events)
+    return Prepared(split, vocab, data, transitions, valid_inputs, valid_targets)
 
+
+def build_model(
+    model_cfg: ModelConfig, cfg: TrainConfig, data: TrainingSet, device: torch.device
+) -> tuple[SequenceRecommender, torch.optim.Optimizer, PrivateTrainer | None]:
+    """The network and its optimiser; under DP, the network wrapped by its private trainer."""
     net = SequenceRecommender(model_cfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    trainer: PrivateTrainer | None = None
-    if private:
-        assert cfg.dp_epsilon is not None
-        dp = DPConfig(
-            cfg.dp_epsilon, cfg.dp_delta, cfg.dp_max_grad_norm, cfg.dp_physical_batch_size
-        )
-        trainer = PrivateTrainer(
-            net,
-            data.inputs,
-            data.targets,
-            dp,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            seed=cfg.seed,
-            device=device,
-        )
-        net = trainer.network
-        print(
-            f"DP-SGD: target epsilon {dp.epsilon} at delta {trainer.delta:.3g}, clip norm "
-            f"{dp.max_grad_norm}, noise multiplier {trainer.optimizer.noise_multiplier:.3f}, "
-            f"{cfg.epochs} epochs of Poisson batches (expected size "
-            f"{trainer.optimizer.expected_batch_size})",
-            file=sys.stderr,
-        )
-    predictor = Predictor(net, transitions, device)
-    rng = np.random.default_rng(cfg.seed)
-    history: list[dict[str, Any]] = []
-    best_score, best_epoch, best_state = -1.0, 0, copy.deepcopy(net.state_dict())
-    stop_reason = "epochs"
-    deadline = t_start + 60.0 * cfg.max_minutes
+    if cfg.dp_epsilon is None:
+        return net, opt, None
+    dp = DPConfig(cfg.dp_epsilon, cfg.dp_delta, cfg.dp_max_grad_norm, cfg.dp_physical_batch_size)
+    trainer = PrivateTrainer(
+        net,
+        data.inputs,
+        data.targets,
+        dp,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        seed=cfg.seed,
+        device=device,
+    )
     print(
-        f"{model_cfg.arch} on {dataset}: {len(split.train)} users, {len(vocab)} items, "
-        f"{sum(len(t) for t in data.targets)} training positions, device {device}",
+        f"DP-SGD: target epsilon {dp.epsilon} at delta {trainer.delta:.3g}, clip norm "
+        f"{dp.max_grad_norm}, noise multiplier {trainer.optimizer.noise_multiplier:.3f}, "
+        f"{cfg.epochs} epochs of Poisson batches (expected size "
+        f"{trainer.optimizer.expected_batch_size})",
         file=sys.stderr,
     )
+    return trainer.network, opt, trainer
 
-    def on_validation(score: ScoreFn) -> dict[str, float]:
-        return evaluate_ranking(
-            {"model": score}, valid_inputs, valid_targets, model_cfg.max_len, model_cfg.use_time
-        )["model"]
 
+def validate(prep: Prepared, model_cfg: ModelConfig, score: ScoreFn) -> dict[str, float]:
+    return evaluate_ranking(
+        {"model": score},
+        prep.valid_inputs,
+        prep.valid_targets,
+        model_cfg.max_len,
+        model_cfg.use_time,
+    )["model"]
+
+
+def run_epochs(
+    net: SequenceRecommender,
+    opt: torch.optim.Optimizer,
+    trainer: PrivateTrainer | None,
+    predictor: Predictor,
+    prep: Prepared,
+    cfg: TrainConfig,
+    t_start: float,
+) -> EpochLog:
+    """Train epoch by epoch until early stop or the time budget; leave ``net`` holding the
+    kept epoch's weights (the best on validation, or under DP the last)."""
+    rng = np.random.default_rng(cfg.seed)
+    log = EpochLog([], 0, "epochs")
+    best_score, best_state = -1.0, copy.deepcopy(net.state_dict())
+    deadline = t_start + 60.0 * cfg.max_minutes
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.monotonic()
         if trainer is not None:
             loss = trainer.train_epoch(f"epoch {epoch}")
         else:
-            loss = train_epoch(net, data, opt, cfg, rng, device, f"epoch {epoch}")
-        valid = on_validation(predictor.network_log_probs)
-        history.append(
+            loss = train_epoch(net, prep.data, opt, cfg, rng, predictor.device, f"epoch {epoch}")
+        valid = validate(prep, net.config, predictor.network_log_probs)
+        log.history.append(
             {"epoch": epoch, "train_loss": loss, "valid": valid, "seconds": time.monotonic() - t0}
         )
         print(
@@ -280,14 +306,14 @@ def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> d
         )
         # DP keeps the last epoch: selecting one on validation would use private data.
         if trainer is not None or valid["NDCG@10"] > best_score:
-            best_score, best_epoch = valid["NDCG@10"], epoch
+            best_score, log.best_epoch = valid["NDCG@10"], epoch
             best_state = copy.deepcopy(net.state_dict())
-        elif epoch - best_epoch >= cfg.patience:
-            stop_reason = f"early stop: no validation gain for {cfg.patience} epochs"
+        elif epoch - log.best_epoch >= cfg.patience:
+            log.stop_reason = f"early stop: no validation gain for {cfg.patience} epochs"
             break
         per_epoch = (time.monotonic() - t_start) / epoch
         if time.monotonic() + per_epoch > deadline and epoch < cfg.epochs:
-            stop_reason = f"time budget of {cfg.max_minutes} min"
+            log.stop_reason = f"time budget of {cfg.max_minutes} min"
             if trainer is not None:
                 print(
                     f"warning: DP run stopped after {epoch} of {cfg.epochs} planned epochs; "
@@ -297,14 +323,28 @@ def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> d
                 )
             break
     net.load_state_dict(best_state)
-    privacy: dict[str, Any] | None = None
-    if trainer is not None:
-        privacy = trainer.report(len(history))
-        net = plain_network(net)  # the ordinary network: what checkpoints and serving hold
-        predictor = Predictor(net, None, device)
-    tuned, grid = tune_blend(predictor, valid_inputs, valid_targets)
-    net.config.blend = tuned
-    valid_blended = on_validation(predictor.score)
+    return log
+
+
+def tune_and_validate(
+    predictor: Predictor, prep: Prepared
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Tune the blend on validation, set it on the network, and validate the blended model."""
+    tuned, grid = tune_blend(predictor, prep.valid_inputs, prep.valid_targets)
+    predictor.network.config.blend = tuned
+    return grid, validate(prep, predictor.network.config, predictor.score)
+
+
+def save_checkpoint(
+    out: str,
+    dataset: str,
+    cfg: TrainConfig,
+    net: SequenceRecommender,
+    prep: Prepared,
+    best_epoch: int,
+    privacy: dict[str, Any] | None,
+) -> tuple[str, dict[str, Any]]:
+    """Write the checkpoint; return its version and the metadata stored with it."""
     meta = {
         "dataset": str(dataset),
         "dataset_sha256_16": file_digest(dataset),
@@ -313,7 +353,33 @@ def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> d
     }
     if privacy is not None:
         meta["privacy"] = privacy
-    version = checkpoint.save(out, net, vocab, transitions, meta)
+    return checkpoint.save(out, net, prep.vocab, prep.transitions, meta), meta
+
+
+def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> dict[str, Any]:
+    t_start = time.monotonic()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    )
+    prep = prepare_data(dataset, model_cfg, private=cfg.dp_epsilon is not None)
+    net, opt, trainer = build_model(model_cfg, cfg, prep.data, device)
+    predictor = Predictor(net, prep.transitions, device)
+    print(
+        f"{model_cfg.arch} on {dataset}: {len(prep.split.train)} users, {len(prep.vocab)} items, "
+        f"{sum(len(t) for t in prep.data.targets)} training positions, device {device}",
+        file=sys.stderr,
+    )
+    log = run_epochs(net, opt, trainer, predictor, prep, cfg, t_start)
+    privacy: dict[str, Any] | None = None
+    if trainer is not None:
+        privacy = trainer.report(len(log.history))
+        net = plain_network(net)  # the ordinary network: what checkpoints and serving hold
+        predictor = Predictor(net, None, device)
+    grid, valid_blended = tune_and_validate(predictor, prep)
+    version, meta = save_checkpoint(out, dataset, cfg, net, prep, log.best_epoch, privacy)
     report = {
         "version": version,
         "dataset": str(dataset),
@@ -321,20 +387,22 @@ def train(dataset: str, out: str, model_cfg: ModelConfig, cfg: TrainConfig) -> d
         "model_config": model_cfg.to_dict(),
         "train_config": asdict(cfg),
         "device": str(device),
-        "epochs_run": len(history),
-        "best_epoch": best_epoch,
-        "stop_reason": stop_reason,
-        "valid_network": history[best_epoch - 1]["valid"] if history else {},
+        "epochs_run": len(log.history),
+        "best_epoch": log.best_epoch,
+        "stop_reason": log.stop_reason,
+        "valid_network": log.history[log.best_epoch - 1]["valid"] if log.history else {},
         "valid_blended": valid_blended,
         "blend_selected_by": f"validation {SELECT_BY}",
         "blend_grid": grid,
-        "history": history,
+        "history": log.history,
         "total_seconds": time.monotonic() - t_start,
     }
     if privacy is not None:
         report["privacy"] = privacy
     Path(out, "metrics.json").write_text(json.dumps(report, indent=2))
-    plot_curves(history, Path(out, "curves.png"), f"{model_cfg.arch} {Path(dataset).parent.name}")
+    plot_curves(
+        log.history, Path(out, "curves.png"), f"{model_cfg.arch} {Path(dataset).parent.name}"
+    )
     return report
 
 
