@@ -354,7 +354,8 @@ class Settings(BaseSettings):
         """Settings from a given environment (e.g. one prepared for a child process)."""
         prefix = "STREAMREC_"
         fields = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
-        return cls(**{k: v for k, v in fields.items() if k in cls.model_fields})
+        known: dict[str, Any] = {k: v for k, v in fields.items() if k in cls.model_fields}
+        return cls(**known)
 
     @property
     def bootstrap(self) -> str:
