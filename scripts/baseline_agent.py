@@ -5,13 +5,12 @@ streamrec's worker. Run by ``scripts/bench_pipeline.py``; not part of streamrec.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import faust
 
 from stream_app.app import faust_settings, rocksdb_options
-from stream_app.kafka.admin import ensure_topics
+from stream_app.harness import create_topics
 from stream_app.settings import Settings
 
 
@@ -41,7 +40,7 @@ def create_app(settings: Settings) -> faust.App:
 
 if __name__ == "__main__":
     settings = Settings()
-    asyncio.run(ensure_topics(settings))
+    create_topics(settings)
     (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
     worker = faust.Worker(create_app(settings), loglevel="warn", quiet=True)
     worker.spinner = None

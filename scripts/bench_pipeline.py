@@ -33,53 +33,24 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
+from stream_app.harness import Stack, broker_running, isolated_env
 from stream_app.kafka import clients
-from stream_app.kafka.admin import ensure_topics
-from stream_app.kafka.broker import EmbeddedBroker
 from stream_app.kafka.producer import produce
-from stream_app.processes import WorkerProcess
 from stream_app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT.parent / "shared/datasets/amazon-beauty/sequences.txt"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def isolated(base: Settings, tag: str, data_dir: Path) -> dict[str, str]:
-    return {
-        "STREAMREC_KAFKA_BOOTSTRAP": base.bootstrap,
-        "STREAMREC_APP_ID": f"bench-{tag}",
-        "STREAMREC_INPUT_TOPIC": f"bench-{tag}.events",
-        "STREAMREC_OUTPUT_TOPIC": f"bench-{tag}.out",
-        "STREAMREC_DLQ_TOPIC": f"bench-{tag}.dlq",
-        "STREAMREC_CONTROL_TOPIC": f"bench-{tag}.control",
-        "STREAMREC_AUDIT_TOPIC": f"bench-{tag}.audit",
-        "STREAMREC_DATA_DIR": str(data_dir),
-        "STREAMREC_LOG_LEVEL": "warn",
-    }
-
-
-def own_ports(env: dict[str, str], data_dir: Path) -> dict[str, str]:
-    """One worker's own state directory and ports (several may share a group)."""
-    return {
-        **env,
-        "STREAMREC_DATA_DIR": str(data_dir),
-        "STREAMREC_WEB_PORT": str(free_port()),
-        "STREAMREC_METRICS_PORT": str(free_port()),
-    }
+def isolated(base: Settings, prefix: str, data_dir: Path) -> dict[str, str]:
+    """A benchmark run's variables: fresh topics on ``base``'s cluster, quiet logs."""
+    return isolated_env(prefix, kafka_bootstrap=base.bootstrap, data_dir=data_dir, log_level="warn")
 
 
 async def time_outputs(settings: Settings, n: int, timeout: float) -> dict[str, float]:
@@ -111,23 +82,16 @@ def run_one(
     name: str, cmd: list[str], base: Settings, n: int, timeout: float, workers: int = 1
 ) -> dict[str, Any]:
     """Pre-produce ``n`` events, start ``workers`` processes in one group, time the output."""
-    tag = f"{name}-{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, **isolated(base, tag, Path(tmp))}
-        settings = Settings.from_env(env)
-        asyncio.run(ensure_topics(settings))
+        stack = Stack(isolated(base, f"bench-{name}", Path(tmp)), Path(tmp), cwd=ROOT, argv=cmd)
+        settings = stack.settings
+        stack.create_topics()
         asyncio.run(produce(settings, DATASET if DATASET.exists() else None, 0, n))
-        procs = [
-            WorkerProcess(
-                own_ports(env, Path(tmp) / f"w{i}"), Path(tmp) / f"w{i}.log", cwd=ROOT, argv=cmd
-            ).start()
-            for i in range(workers)
-        ]
+        procs = stack.start_workers(workers, wait=False)
         try:
             result = asyncio.run(time_outputs(settings, n, timeout))
         finally:
-            for w in procs:
-                w.stop()
+            stack.stop()
         if result["outputs"] < n:  # say why, before the logs go with the temp dir
             for w in procs:
                 print(f"{name}: {result['outputs']} of {n} outputs; {w.log_path.name}:")
@@ -162,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         counts = [int(c) for c in args.workers.split(",")]
         return scale_out(base, counts, args.events, args.timeout, args.out)
     args.out = args.out or ROOT / "results/bench_pipeline.json"
-    broker = None if base.kafka_bootstrap else EmbeddedBroker(base).start()
-    try:
+    with broker_running(base):
         py = sys.executable
         runs = [
             run_one(
@@ -177,9 +140,6 @@ def main(argv: list[str] | None = None) -> int:
                 "streamrec", [py, "-m", "stream_app", "worker"], base, args.events, args.timeout
             ),
         ]
-    finally:
-        if broker:
-            broker.stop()
     report = {
         "benchmark": "end-to-end events/s, one worker, Markov scorer, input pre-produced",
         "events": args.events,
@@ -196,13 +156,9 @@ def main(argv: list[str] | None = None) -> int:
 def scale_out(base: Settings, counts: list[int], n: int, timeout: float, out: Path | None) -> int:
     """The streamrec worker with each worker count, on the same broker and box."""
     out = out or ROOT / "results/bench_workers.json"
-    broker = None if base.kafka_bootstrap else EmbeddedBroker(base).start()
-    try:
+    with broker_running(base):
         cmd = [sys.executable, "-m", "stream_app", "worker"]
         runs = [run_one(f"workers{c}", cmd, base, n, timeout, workers=c) for c in counts]
-    finally:
-        if broker:
-            broker.stop()
     report = {
         "benchmark": "end-to-end events/s by worker count, one consumer group, Markov scorer, "
         "input pre-produced, broker and workers on the same machine",

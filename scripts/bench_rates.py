@@ -9,18 +9,15 @@ import os
 import platform
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from scripts.bench_pipeline import DATASET, ROOT, isolated
+from stream_app.harness import Stack, broker_running, settings_env
 from stream_app.kafka import clients
-from stream_app.kafka.admin import ensure_topics
-from stream_app.kafka.broker import EmbeddedBroker
 from stream_app.kafka.producer import Pacer, dataset_events, send_event
-from stream_app.processes import WorkerProcess
 from stream_app.serializers import decode_value
 from stream_app.settings import Settings
 
@@ -165,17 +162,15 @@ async def run_rates(
 def run_scorer(
     name: str, extra_env: dict[str, str], base: Settings, rates: list[int], args: Any
 ) -> dict[str, Any]:
-    tag = f"rates-{name}-{uuid.uuid4().hex[:6]}"
     print(f"{name}:", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, **isolated(base, tag, Path(tmp)), **extra_env}
-        settings = Settings.from_env(env)
-        asyncio.run(ensure_topics(settings))
-        worker = WorkerProcess(env, Path(tmp) / "worker.log", cwd=ROOT).start()
-        try:
+        env = {**isolated(base, f"bench-rates-{name}", Path(tmp)), **extra_env}
+        with Stack(env, Path(tmp), cwd=ROOT) as stack:
+            stack.create_topics()
+            worker = stack.worker("worker").start()
+            # The worker's own settings: its /metrics port is scraped between steps.
+            settings = Settings.from_env(worker.env)
             steps = asyncio.run(run_rates(settings, rates, args.seconds, args.grace, args.bound_ms))
-        finally:
-            worker.stop()
     ok = [s for s in steps if s["sustained"]]
     best = max(ok, key=lambda s: s["target_rate"]) if ok else None
     return {
@@ -202,19 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     wanted = args.scorers.split(",")
     if "transformer" in wanted and not (Path(args.model_dir) / "model.pt").exists():
         raise SystemExit(f"no checkpoint in {args.model_dir}: run `streamrec train` first")
-    broker = None if base.kafka_bootstrap else EmbeddedBroker(base).start()
     runs = []
-    try:
+    with broker_running(base):
         if "markov" in wanted:
             rates = [int(r) for r in args.markov_rates.split(",")]
             runs.append(run_scorer("markov", {}, base, rates, args))
         if "transformer" in wanted:
             rates = [int(r) for r in args.model_rates.split(",")]
-            env = {"STREAMREC_MODEL_DIR": str(Path(args.model_dir).resolve())}
+            env = settings_env(model_dir=Path(args.model_dir).resolve())
             runs.append(run_scorer("transformer", env, base, rates, args))
-    finally:
-        if broker:
-            broker.stop()
     report = {
         "benchmark": "rising steady input rates, one worker, broker on the same machine",
         "latency": "event ts (producer wall clock) -> consumer receives the recommendation",

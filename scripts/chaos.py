@@ -23,13 +23,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import socket
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +35,8 @@ from typing import Any
 import msgpack
 from tqdm import tqdm
 
+from stream_app.harness import Stack, isolated_env, local_broker_settings
 from stream_app.kafka import clients
-from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.broker import EmbeddedBroker
 from stream_app.kafka.producer import Pacer, send_event
 from stream_app.processes import WorkerProcess
@@ -50,23 +47,29 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ("a", "b", "c", "d")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Cluster:
-    """A broker (ours or given) plus the workers of one scenario."""
+    """A broker (ours or given) plus the named workers of one scenario."""
 
     base: Settings
     workdir: Path
-    broker: EmbeddedBroker | None = None
+    stack: Stack
     workers: dict[str, WorkerProcess] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    settings: Settings | None = None
     notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def isolated(cls, base: Settings, workdir: Path, prefix: str) -> Cluster:
+        """A scenario's cluster on fresh topics (``prefix``: of its app id)."""
+        env = isolated_env(prefix, partitions=4, log_level="info")
+        return cls(base, workdir, Stack(env, workdir, cwd=ROOT))
+
+    @property
+    def broker(self) -> EmbeddedBroker | None:
+        return self.stack.broker
+
+    @property
+    def settings(self) -> Settings:
+        return self.stack.settings
 
     def stop_worker(self, name: str) -> None:
         """SIGTERM; a worker still up 30 s later is killed, which the report notes
@@ -74,44 +77,22 @@ class Cluster:
         if self.workers[name].stop(timeout=30) == -9:
             self.notes.append(f"{name} ignored SIGTERM for 30 s and was killed")
 
-    def start(self, tag: str) -> None:
-        if self.base.kafka_bootstrap is None:
-            self.broker = EmbeddedBroker(self.base, data_dir=self.workdir / "broker").start()
-        self.env = {
-            **os.environ,
-            "STREAMREC_KAFKA_BOOTSTRAP": self.base.bootstrap,
-            "STREAMREC_APP_ID": f"chaos-{tag}",
-            "STREAMREC_INPUT_TOPIC": f"chaos-{tag}.events",
-            "STREAMREC_OUTPUT_TOPIC": f"chaos-{tag}.recommendations",
-            "STREAMREC_DLQ_TOPIC": f"chaos-{tag}.dlq",
-            "STREAMREC_CONTROL_TOPIC": f"chaos-{tag}.control",
-            "STREAMREC_AUDIT_TOPIC": f"chaos-{tag}.audit",
-            "STREAMREC_PARTITIONS": "4",
-            "STREAMREC_LOG_LEVEL": "info",
-        }
-        self.settings = Settings.from_env(self.env)
-        asyncio.run(ensure_topics(self.settings))
+    def start(self) -> None:
+        self.stack.use_broker(self.base, data_dir=self.workdir / "broker")
+        self.stack.create_topics()
 
     def worker(self, name: str) -> WorkerProcess:
+        """The worker ``name``; the same one (state directory, ports) when restarted."""
         w = self.workers.get(name)
         if w is None:
-            env = {
-                **self.env,
-                "STREAMREC_DATA_DIR": str(self.workdir / name),
-                "STREAMREC_WEB_PORT": str(free_port()),
-                "STREAMREC_METRICS_PORT": str(free_port()),
-            }
-            w = self.workers[name] = WorkerProcess(env, self.workdir / f"{name}.log", cwd=ROOT)
+            w = self.workers[name] = self.stack.worker(name)
         return w
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.workers[name].env['STREAMREC_WEB_PORT']}"
 
     def stop(self) -> None:
-        for w in self.workers.values():
-            w.stop()
-        if self.broker is not None:
-            self.broker.stop()
+        self.stack.stop()
 
 
 async def produce(
@@ -220,10 +201,9 @@ def run_scenario(
     keep: Path | None = None,
 ) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"chaos-{scenario}-"))
-    cluster = Cluster(base, workdir)
+    cluster = Cluster.isolated(base, workdir, f"chaos-{scenario}")
     try:
-        cluster.start(f"{scenario}-{uuid.uuid4().hex[:6]}")
-        assert cluster.settings is not None
+        cluster.start()
         for name in ("w0", "w1"):  # both in the group before traffic starts
             cluster.worker(name).start()
         for name in ("w0", "w1"):
@@ -235,7 +215,7 @@ def run_scenario(
         sent_box: dict[str, dict[str, list[str]]] = {}
 
         def drive(bar: tqdm) -> None:
-            sent_box["sent"] = asyncio.run(produce(cluster.settings, events, rate, users, bar))  # type: ignore[arg-type]
+            sent_box["sent"] = asyncio.run(produce(cluster.settings, events, rate, users, bar))
 
         t0 = time.monotonic()
         with tqdm(total=events, desc=f"scenario {scenario}", unit="ev") as bar:
@@ -290,7 +270,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "results/chaos.json")
     ap.add_argument("--keep-logs", type=Path, help="copy worker logs here")
     args = ap.parse_args()
-    base = Settings(broker_port=free_port(), broker_controller_port=free_port())
+    base = local_broker_settings()
     results = []
     for sc in args.scenarios:
         r = run_scenario(sc, base, args.events, args.rate, args.users, args.outage, args.keep_logs)

@@ -29,9 +29,8 @@ from typing import Any
 from tqdm import tqdm
 
 from models.datasets import interleave, read_sequences, synthetic_sequences
+from stream_app.harness import Stack, isolated_env
 from stream_app.kafka import clients
-from stream_app.kafka.admin import ensure_topics
-from stream_app.kafka.broker import EmbeddedBroker
 from stream_app.kafka.producer import Pacer, send_event
 from stream_app.processes import WorkerProcess
 from stream_app.settings import Settings
@@ -148,7 +147,7 @@ def plot(samples: list[dict[str, Any]], warmup_s: float, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=30, help="measured minutes after warm-up")
     ap.add_argument("--rate", type=float, default=500)
@@ -160,32 +159,27 @@ def main() -> int:
         help="give up waiting for the tables to stop changing after this many passes",
     )
     ap.add_argument("--out", type=Path, default=ROOT / "results/soak.json")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def soak(
+    args: argparse.Namespace, events: list[tuple[str, str]], warm_min: float, measure: float
+) -> dict[str, Any]:
+    """Broker, one worker and the load; what :func:`main` reports of the run."""
     base = Settings(broker_port=int(os.environ.get("STREAMREC_BROKER_PORT", "19292")))
-    events = replayed()
-    warm_min = len(events) / args.rate  # one full pass: every user and item sent once
-    measure = args.minutes * 60
     limit = args.max_warmup_passes * warm_min + measure
-    with tempfile.TemporaryDirectory() as tmp:
-        broker = None if base.kafka_bootstrap else EmbeddedBroker(base).start()
-        env = {
-            **os.environ,
-            "STREAMREC_KAFKA_BOOTSTRAP": base.bootstrap,
-            "STREAMREC_APP_ID": f"soak-{int(time.time())}",
-            "STREAMREC_INPUT_TOPIC": "soak.events",
-            "STREAMREC_OUTPUT_TOPIC": "soak.recs",
-            "STREAMREC_DLQ_TOPIC": "soak.dlq",
-            "STREAMREC_CONTROL_TOPIC": "soak.control",
-            "STREAMREC_AUDIT_TOPIC": "soak.audit",
-            "STREAMREC_DATA_DIR": tmp,
-            "STREAMREC_WEB_PORT": os.environ.get("STREAMREC_WEB_PORT", "16999"),
-            "STREAMREC_METRICS_PORT": os.environ.get("STREAMREC_METRICS_PORT", "16998"),
-            "STREAMREC_LOG_LEVEL": "warn",
-        }
-        settings = Settings.from_env(env)
-        asyncio.run(ensure_topics(settings))
-        worker = WorkerProcess(env, Path(tmp) / "worker.log", cwd=ROOT).start()
-        samples: list[dict[str, Any]] = []
+    samples: list[dict[str, Any]] = []
+    env = isolated_env(
+        "soak",
+        web_port=os.environ.get("STREAMREC_WEB_PORT", "16999"),
+        metrics_port=os.environ.get("STREAMREC_METRICS_PORT", "16998"),
+        log_level="warn",
+    )
+    with tempfile.TemporaryDirectory() as tmp, Stack(env, Path(tmp), cwd=ROOT) as stack:
+        stack.use_broker(base)
+        stack.create_topics()
+        settings = stack.settings
+        worker = stack.worker("worker", ports=False).start()
         try:
             time.sleep(5)
             if not worker.running:
@@ -206,9 +200,22 @@ def main() -> int:
             alive = worker.running
             if not alive:
                 print(f"the worker died:\n{worker.log_tail(40)}")
-            worker.stop()
-            if broker:
-                broker.stop()
+    rocksdb = {k: v for k, v in worker.env.items() if k.startswith("STREAMREC_ROCKSDB")}
+    return {
+        "sent": sent,
+        "warm_end": warm_end,
+        "alive": alive,
+        "rocksdb": rocksdb,
+        "samples": samples,
+    }
+
+
+def main() -> int:
+    args = parse_args()
+    events = replayed()
+    warm_min = len(events) / args.rate  # one full pass: every user and item sent once
+    run = soak(args, events, warm_min, args.minutes * 60)
+    samples, warm_end = run["samples"], run["warm_end"]
     warm = warm_end if warm_end is not None else float("inf")
     after = [s for s in samples if s["t"] >= warm]
     growth = (after[-1]["rss_bytes"] / after[0]["rss_bytes"] - 1) if len(after) > 1 else None
@@ -222,9 +229,9 @@ def main() -> int:
     report = {
         "minutes": args.minutes,
         "rate": args.rate,
-        "events_sent": sent,
+        "events_sent": run["sent"],
         "events_per_pass": len(events),
-        "worker_alive_at_end": alive,
+        "worker_alive_at_end": run["alive"],
         "warmup": "one full pass, then until the table sizes stop changing",
         "warmup_s": warm_end,
         "measured_s": (after[-1]["t"] - after[0]["t"]) if len(after) > 1 else 0,
@@ -233,7 +240,7 @@ def main() -> int:
         # RocksDB's caches and memtables fill up to their configured bounds slowly
         # (compactions write new blocks); the rest of the worker is what could leak.
         "rss_outside_rocksdb_growth_after_warmup": growth_outside,
-        "settings": {k: v for k, v in env.items() if k.startswith("STREAMREC_ROCKSDB")},
+        "settings": run["rocksdb"],
         "samples": samples,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,17 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 import signal
 import tempfile
 from pathlib import Path
 
-from stream_app.kafka.admin import ensure_topics
-from stream_app.kafka.broker import EmbeddedBroker
+from stream_app.harness import Stack, create_topics
 from stream_app.kafka.consumer import recommendations, summary
 from stream_app.kafka.producer import produce
-from stream_app.processes import WorkerProcess
 from stream_app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,8 +59,9 @@ def run_demo(settings: Settings, dataset: Path | None, rate: float, limit: int |
     # which starts asynchronous commands with SIGINT ignored (and Python keeps that).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     workdir = Path(tempfile.mkdtemp(prefix="streamrec-demo-"))
-    broker: EmbeddedBroker | None = None
-    worker: WorkerProcess | None = None
+    # The worker takes everything but the cluster and its state directory from this
+    # process's environment, as the settings did.
+    stack = Stack({}, workdir)
     try:
         if settings.kafka_bootstrap is None:
             print(
@@ -71,23 +69,15 @@ def run_demo(settings: Settings, dataset: Path | None, rate: float, limit: int |
                 f"{settings.bootstrap}",
                 flush=True,
             )
-            broker = EmbeddedBroker(settings).start()
-        asyncio.run(ensure_topics(settings))
-        worker_log = workdir / "worker.log"
-        print(f"-- starting worker (log: {worker_log})", flush=True)
-        env = {
-            **os.environ,
-            "STREAMREC_KAFKA_BOOTSTRAP": settings.bootstrap,
-            "STREAMREC_DATA_DIR": str(workdir / "state"),
-        }
-        worker = WorkerProcess(env, worker_log).start()
+        stack.use_broker(settings)
+        create_topics(settings)
+        worker = stack.worker("worker", ports=False, data_dir=workdir / "state")
+        print(f"-- starting worker (log: {worker.log_path})", flush=True)
+        worker.start()
         asyncio.run(_run(settings, dataset, rate, limit))
     except KeyboardInterrupt:
         print("\n-- stopping", flush=True)
     finally:
-        if worker is not None:
-            worker.stop()
-        if broker is not None:
-            broker.stop()
+        stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

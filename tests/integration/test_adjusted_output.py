@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Stack
+from stream_app.harness import Stack
+from tests.conftest import new_stack
 from tests.integration.kafka_io import decoded, read_n, send_all
 from tests.integration.test_pipeline import event
 
@@ -35,7 +36,7 @@ def metric(text: str, name: str) -> float:
 async def test_worker_publishes_adjusted_lists_and_live_quality(
     bootstrap: str, tmp_path: Path
 ) -> None:
-    stack = Stack(bootstrap, tmp_path)
+    stack = new_stack(bootstrap, tmp_path)
     worker = stack.worker().start()
     try:
         recs = await walk(stack, int(time.time() * 1000))
@@ -58,11 +59,11 @@ async def test_worker_publishes_adjusted_lists_and_live_quality(
         assert metric(text, "streamrec_live_purchase_evaluated_total") == 30 * 3
         assert 'streamrec_live_purchase_quality{metric="auc",window="cumulative"}' in text
     finally:
-        stack.close()
+        stack.stop()
 
 
 async def test_the_adjuster_survives_a_worker_restart(bootstrap: str, tmp_path: Path) -> None:
-    stack = Stack(bootstrap, tmp_path)
+    stack = new_stack(bootstrap, tmp_path)
     try:
         s = stack.settings
         worker = stack.worker(0).start()
@@ -79,7 +80,7 @@ async def test_the_adjuster_survives_a_worker_restart(bootstrap: str, tmp_path: 
         after = [r for r in recs if r["source_event_id"] == "n1"]
         assert after and int(after[0]["model"]["adjuster"].split("@")[1]) >= learned
     finally:
-        stack.close()
+        stack.stop()
 
 
 async def test_open_lists_survive_a_restart_with_the_local_state_wiped(
@@ -87,7 +88,7 @@ async def test_open_lists_survive_a_restart_with_the_local_state_wiped(
 ) -> None:
     """Lists published before a restart are labelled by the users' next events after it:
     they come back from the feedback table's changelog, not from local files."""
-    stack = Stack(bootstrap, tmp_path)
+    stack = new_stack(bootstrap, tmp_path)
     try:
         s = stack.settings
         worker = stack.worker(0).start()
@@ -111,4 +112,4 @@ async def test_open_lists_survive_a_restart_with_the_local_state_wiped(
         learned = max(int(r["model"]["adjuster"].split("@")[1]) for r in after)
         assert learned >= 30, worker.log()[-3000:]  # >= one positive per user's list
     finally:
-        stack.close()
+        stack.stop()

@@ -5,18 +5,16 @@ from __future__ import annotations
 import pytest
 
 from scripts.chaos import run_scenario
+from stream_app.harness import local_broker_settings
 from stream_app.settings import Settings
-from tests.conftest import free_port
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("scenario", ["a", "b", "c", "d"])
 def test_chaos_scenario_loses_nothing(scenario: str, bootstrap: str) -> None:
-    if scenario == "d":  # stops its own broker, so it runs one
-        base = Settings(broker_port=free_port(), broker_controller_port=free_port())
-    else:
-        base = Settings(kafka_bootstrap=bootstrap)
+    # Scenario d stops its own broker, so it runs one.
+    base = local_broker_settings() if scenario == "d" else Settings(kafka_bootstrap=bootstrap)
     r = run_scenario(scenario, base, events=1500, rate=250, users=100, outage=5)
     assert r["lost"] == 0, r
     assert r["state_mismatches"] == 0, r

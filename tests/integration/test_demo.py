@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port
+from stream_app.harness import free_port, settings_env
+from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -38,10 +39,12 @@ def test_demo_prints_recommendations_and_ctrl_c_stops_everything(tmp_path: Path)
     dataset.write_text("".join(f"{u} {u % 7} {u % 5 + 10} {u % 3 + 20}\n" for u in range(300)))
     env = {
         **os.environ,
-        "STREAMREC_BROKER_PORT": str(free_port()),
-        "STREAMREC_BROKER_CONTROLLER_PORT": str(free_port()),
-        "STREAMREC_WEB_PORT": str(free_port()),
-        "STREAMREC_METRICS_PORT": str(free_port()),
+        **settings_env(
+            broker_port=free_port(),
+            broker_controller_port=free_port(),
+            web_port=free_port(),
+            metrics_port=free_port(),
+        ),
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("STREAMREC_KAFKA_BOOTSTRAP", None)

@@ -12,11 +12,12 @@ import pytest
 
 from stream_app.app import TABLES
 from stream_app.erasure import ForgetRequest
+from stream_app.harness import Stack
 from stream_app.kafka.producer import request_erasure
 from stream_app.pseudonym import Pseudonymizer
 from stream_app.query import fetch_state
 from stream_app.routing import partition_for
-from tests.conftest import Stack, wait_for
+from tests.conftest import wait_for
 from tests.integration.kafka_io import read_all, read_n, send_all
 from tests.integration.test_pipeline import event
 
@@ -49,9 +50,9 @@ async def test_forget_erases_state_survives_a_restore_and_compaction(
     stack = Stack(
         bootstrap,
         tmp_path,
-        STREAMREC_PSEUDONYM_SECRET=SECRET,
-        STREAMREC_CHANGELOG_SEGMENT_MS="300",
-        STREAMREC_CHANGELOG_MIN_DIRTY_RATIO="0.01",
+        pseudonym_secret=SECRET,
+        changelog_segment_ms=300,
+        changelog_min_dirty_ratio=0.01,
     )
     s = stack.settings
     key = Pseudonymizer(SECRET)(VICTIM).encode()
@@ -116,4 +117,4 @@ async def test_forget_erases_state_survives_a_restore_and_compaction(
         assert not left, f"{len(left)} changelog records still hold the erased user's data"
         wait_for(lambda: fetch_state(url, "bob")["events"], timeout=10)
     finally:
-        stack.close()
+        stack.stop()

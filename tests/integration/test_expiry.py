@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from stream_app.harness import Stack
 from stream_app.query import fetch_state
-from tests.conftest import Stack, wait_for
+from tests.conftest import wait_for
 from tests.integration.kafka_io import read_n, send_all
 from tests.integration.test_pipeline import event
 
@@ -21,9 +22,9 @@ async def test_idle_users_expire_and_stay_expired_after_a_restore(
     stack = Stack(
         bootstrap,
         tmp_path,
-        STREAMREC_USER_TTL_S="3",
-        STREAMREC_SWEEP_INTERVAL_S="1",
-        STREAMREC_STORE="memory",  # a restart restores from the changelog alone
+        user_ttl_s=3,
+        sweep_interval_s=1,
+        store="memory",  # a restart restores from the changelog alone
     )
     try:
         worker = stack.worker(0).start()
@@ -46,8 +47,7 @@ async def test_idle_users_expire_and_stay_expired_after_a_restore(
         wait_for(all_gone, timeout=60, interval=0.5)
         worker.stop()
         # Restart with no sweeps: whatever the state shows now came from the changelog.
-        stack.env_vars["STREAMREC_SWEEP_INTERVAL_S"] = "3600"
-        worker = stack.worker(1).start()
+        worker = stack.worker(1, sweep_interval_s=3600).start()
         url = f"http://127.0.0.1:{worker.env['STREAMREC_WEB_PORT']}"
         later = int(time.time() * 1000)
         await send_all(s.bootstrap, s.input_topic, [(b"fresh", event("fresh", "i2", later, "f1"))])
@@ -55,4 +55,4 @@ async def test_idle_users_expire_and_stay_expired_after_a_restore(
         assert fetch_state(url, "fresh")["events"]
         assert all_gone(), "expired users came back from the changelog"
     finally:
-        stack.close()
+        stack.stop()

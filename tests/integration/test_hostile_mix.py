@@ -11,7 +11,7 @@ import msgpack
 import pytest
 
 from stream_app import dlq
-from tests.conftest import Stack
+from stream_app.harness import Stack
 from tests.integration.kafka_io import read_n, send_all
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from models.serving import checkpoint
-from tests.conftest import Stack, wait_for
+from stream_app.harness import Stack
+from tests.conftest import wait_for
 from tests.integration.kafka_io import decoded, read_n, send_all
 from tests.integration.test_neural_serving import train_tiny
 from tests.integration.test_pipeline import event
@@ -56,9 +57,9 @@ async def test_hot_reload_under_traffic_loses_nothing(bootstrap: str, tmp_path: 
     stack = Stack(
         bootstrap,
         tmp_path,
-        STREAMREC_MODEL_DIR=str(current),
-        STREAMREC_MODEL_RELOAD_S="0.5",
-        STREAMREC_BATCH_MAX_DELAY_MS="20",
+        model_dir=str(current),
+        model_reload_s=0.5,
+        batch_max_delay_ms=20,
     )
     worker = stack.worker().start()
     try:
@@ -114,4 +115,4 @@ async def test_hot_reload_under_traffic_loses_nothing(bootstrap: str, tmp_path: 
         assert "streamrec_batcher_queue_depth" in metrics
         assert 'streamrec_live_hits_total{list="base"}' in metrics
     finally:
-        stack.close()
+        stack.stop()

@@ -9,8 +9,9 @@ import uuid
 
 import pytest
 
+from stream_app.harness import Stack
 from stream_app.query import fetch_state
-from tests.conftest import Stack, wait_for
+from tests.conftest import wait_for
 from tests.integration.kafka_io import read_n, send_all
 from tests.integration.test_pipeline import event
 
@@ -26,9 +27,9 @@ async def test_json_summaries_and_no_raw_user_id_in_the_log(bootstrap: str, tmp_
     stack = Stack(
         bootstrap,
         tmp_path,
-        STREAMREC_PSEUDONYM_SECRET="log-test-secret",
-        STREAMREC_LOG_FORMAT="json",
-        STREAMREC_LOG_SUMMARY_S="1",
+        pseudonym_secret="log-test-secret",
+        log_format="json",
+        log_summary_s=1,
     )
     try:
         s = stack.settings
@@ -65,4 +66,4 @@ async def test_json_summaries_and_no_raw_user_id_in_the_log(bootstrap: str, tmp_
         # Neither a user id nor an event id (which embeds it here): no line per event.
         assert f"raw-{tag}" not in log
     finally:
-        stack.close()
+        stack.stop()

@@ -11,7 +11,7 @@ import msgpack
 import pytest
 
 from models.training import train
-from tests.conftest import Stack
+from tests.conftest import new_stack
 from tests.integration.kafka_io import decoded, read_n, send_all
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -61,7 +61,7 @@ async def test_worker_serves_a_trained_transformer(bootstrap: str, tmp_path: Pat
     version = json.loads((model_dir / "meta.json").read_text()).get("version")
 
     # The model's own answer: the adjuster (which may add recent items) is off.
-    stack = Stack(bootstrap, tmp_path, STREAMREC_MODEL_DIR=str(model_dir), STREAMREC_ADJUST="false")
+    stack = new_stack(bootstrap, tmp_path, model_dir=str(model_dir), adjust=False)
     try:
         stack.worker().start()
         s = stack.settings
@@ -94,4 +94,4 @@ async def test_worker_serves_a_trained_transformer(bootstrap: str, tmp_path: Pat
             weights = [x["weight"] for x in rec["influences"]]
             assert len(weights) == n + 1 and abs(sum(weights) - 1) < 1e-5
     finally:
-        stack.close()
+        stack.stop()

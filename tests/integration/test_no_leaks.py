@@ -13,7 +13,7 @@ import pytest
 from stream_app.erasure import ForgetRequest
 from stream_app.kafka.producer import request_erasure
 from stream_app.query import fetch_state
-from tests.conftest import Stack
+from tests.conftest import new_stack
 from tests.integration.kafka_io import read_all, read_n, send_all
 from tests.integration.test_pipeline import event
 
@@ -37,7 +37,7 @@ RAW_IDS = [f"leakcheck-{n:03d}@shop.example" for n in range(20)]
 async def test_raw_user_ids_reach_no_log_metric_state_output_or_audit(
     bootstrap: str, tmp_path: Path
 ) -> None:
-    stack = Stack(bootstrap, tmp_path, STREAMREC_PSEUDONYM_SECRET="leak-test-secret")
+    stack = new_stack(bootstrap, tmp_path, pseudonym_secret="leak-test-secret")
     s = stack.settings
     try:
         worker = stack.worker(0).start()
@@ -84,4 +84,4 @@ async def test_raw_user_ids_reach_no_log_metric_state_output_or_audit(
         }
         assert not any(leaks.values()), leaks
     finally:
-        stack.close()
+        stack.stop()

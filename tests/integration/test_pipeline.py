@@ -12,7 +12,8 @@ import msgpack
 import pytest
 
 from stream_app import dlq
-from tests.conftest import Stack
+from stream_app.harness import Stack
+from tests.conftest import new_stack
 from tests.integration.kafka_io import decoded, read_n, send_all
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -146,11 +147,11 @@ async def test_state_restored_from_changelog(stack: Stack) -> None:
 
 
 async def test_memory_store_restores_state_from_the_changelog(bootstrap: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    stack = Stack(bootstrap, tmp_path, STREAMREC_STORE="memory")
+    stack = new_stack(bootstrap, tmp_path, store="memory")
     try:
         await _restart_keeps_state(stack, wipe_local_state=False)
     finally:
-        stack.close()
+        stack.stop()
 
 
 def test_cli_produce_and_consume_round_trip(stack: Stack) -> None:
@@ -160,7 +161,7 @@ def test_cli_produce_and_consume_round_trip(stack: Stack) -> None:
 
     worker = stack.worker().start()
     env = {**worker.env}
-    dataset = stack.tmp / "seq.txt"
+    dataset = stack.workdir / "seq.txt"
     dataset.write_text(
         "".join(f"{u} " + " ".join(f"{u * 3 + i}" for i in range(4)) + "\n" for u in range(25))
     )

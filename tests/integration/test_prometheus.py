@@ -24,7 +24,8 @@ import pytest
 
 from scripts import dashboard
 from scripts.plot_dashboard import LocalPrometheus, promtool, query, substitute
-from tests.conftest import Stack, wait_for
+from stream_app.harness import Stack
+from tests.conftest import new_stack, wait_for
 from tests.integration.kafka_io import read_n, send_all
 from tests.integration.test_neural_serving import train_tiny
 from tests.integration.test_pipeline import event
@@ -49,19 +50,19 @@ def traffic(now: int, users: int, start: int) -> list[tuple[bytes | None, bytes]
 async def test_every_dashboard_query_returns_series_from_prometheus(
     bootstrap: str, tmp_path: Path
 ) -> None:
-    fast = {"STREAMREC_METRICS_INTERVAL_S": "1"}
-    markov = Stack(bootstrap, tmp_path, **fast)
+    fast = {"metrics_interval_s": 1}
+    markov = new_stack(bootstrap, tmp_path, **fast)
     (tmp_path / "served").mkdir()
     model_dir = str(train_tiny(tmp_path))
-    served = Stack(bootstrap, tmp_path / "served", STREAMREC_MODEL_DIR=model_dir, **fast)
+    served = new_stack(bootstrap, tmp_path / "served", model_dir=model_dir, **fast)
     try:
         ports = [st.worker().start().env["STREAMREC_METRICS_PORT"] for st in (markov, served)]
         for port in ports:  # ready: partitions assigned and restored
             wait_for(lambda p=port: _restores(_try_scrape(p)) >= 1, 120)
         await _check_dashboard(markov, served, ports)
     finally:
-        markov.close()
-        served.close()
+        markov.stop()
+        served.stop()
 
 
 async def _check_dashboard(markov: Stack, served: Stack, ports: list[str]) -> None:

@@ -25,8 +25,9 @@ from pathlib import Path
 import pytest
 
 from stream_app.app import internal_topic_specs
+from stream_app.harness import Stack
 from stream_app.kafka.admin import ensure_topics
-from tests.conftest import Stack
+from tests.conftest import new_stack
 from tests.integration.kafka_io import decoded, read_n, send_all
 from tests.integration.test_pipeline import event
 
@@ -90,15 +91,15 @@ def check_exactly_once(stack: Stack, recs: list[dict], n_events: int) -> None:
         pytest.param({}, id="rocksdb-4p"),
         # More partitions widen the window upstream #596 needs (one committed-offset
         # round trip per partition); the memory store restores on every start.
-        pytest.param({"STREAMREC_STORE": "memory", "STREAMREC_PARTITIONS": "8"}, id="memory-8p"),
+        pytest.param({"store": "memory", "partitions": 8}, id="memory-8p"),
     ]
 )
 def recovery_stack(
     request: pytest.FixtureRequest, bootstrap: str, tmp_path: Path
 ) -> Iterator[Stack]:
-    s = Stack(bootstrap, tmp_path, **request.param)
+    s = new_stack(bootstrap, tmp_path, **request.param)
     yield s
-    s.close()
+    s.stop()
 
 
 async def test_no_event_lost_when_state_is_restored_from_changelog(recovery_stack: Stack) -> None:

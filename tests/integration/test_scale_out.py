@@ -15,8 +15,9 @@ import urllib.request
 import msgpack
 import pytest
 
+from stream_app.harness import Stack
 from stream_app.query import fetch_state
-from tests.conftest import Stack, wait_for
+from tests.conftest import wait_for
 from tests.integration.kafka_io import read_n, send_all
 from tests.integration.test_pipeline import event
 

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
+from stream_app.harness import Stack
 from stream_app.routing import partition_for
-from tests.conftest import ROOT, Stack, wait_for
+from tests.conftest import ROOT, wait_for
 from tests.integration.kafka_io import read_n, send_all
 from tests.integration.test_pipeline import event
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from stream_app.harness import env_of, local_broker_settings
 from stream_app.kafka.broker import EmbeddedBroker
 from stream_app.kafka.secure_broker import client_env
 from stream_app.kafka.security import client_security
 from stream_app.settings import Settings
-from tests.conftest import free_port
 
 
 @dataclass
@@ -30,14 +30,8 @@ class SecureCluster:
     def env(self, user: str) -> dict[str, str]:
         """``STREAMREC_*`` variables for a worker/producer/reader process."""
         s = self.broker_settings
-        return {
-            "STREAMREC_APP_ID": s.app_id,
-            "STREAMREC_INPUT_TOPIC": s.input_topic,
-            "STREAMREC_OUTPUT_TOPIC": s.output_topic,
-            "STREAMREC_DLQ_TOPIC": s.dlq_topic,
-            "STREAMREC_PARTITIONS": str(s.partitions),
-            **client_env(s, user),
-        }
+        topics = ("app_id", "input_topic", "output_topic", "dlq_topic", "partitions")
+        return {**env_of(s, *topics), **client_env(s, user)}
 
     def settings(self, user: str) -> Settings:
         return Settings.from_env(self.env(user))
@@ -50,9 +44,7 @@ class SecureCluster:
 @pytest.fixture(scope="session")
 def secure_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureCluster]:
     tag = uuid.uuid4().hex[:8]
-    settings = Settings(
-        broker_port=free_port(),
-        broker_controller_port=free_port(),
+    settings = local_broker_settings(
         broker_secrets_dir=tmp_path_factory.mktemp("broker-secrets"),
         app_id=f"secure-{tag}",
         input_topic=f"s{tag}.events",

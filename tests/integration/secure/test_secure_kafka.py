@@ -18,11 +18,12 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
+from stream_app.harness import Stack
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.consumer import recommendations
 from stream_app.kafka.producer import produce
 from stream_app.kafka.secure_broker import PRODUCER, READER, WORKER, reader_group_prefix
-from tests.conftest import Stack
+from tests.conftest import ROOT, stack_env
 from tests.integration.kafka_io import decoded, read_n, send_all
 from tests.integration.secure.conftest import SecureCluster
 
@@ -78,7 +79,8 @@ async def test_the_pipeline_runs_over_sasl_ssl_with_three_principals(
     secure_cluster: SecureCluster, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     c = secure_cluster
-    stack = Stack(c.bootstrap, tmp_path, **c.env(WORKER))  # configured by env vars only
+    env = {**stack_env(c.bootstrap), **c.env(WORKER)}  # configured by env vars only
+    stack = Stack(env, tmp_path, cwd=ROOT)
     try:
         stack.worker().start()
         await wait_ready(stack)  # it created the topics, as the worker principal
@@ -102,7 +104,7 @@ async def test_the_pipeline_runs_over_sasl_ssl_with_three_principals(
         log = stack.workers[0].log()
         assert "Authenticated as streamrec-worker via SCRAM-SHA-512" in log
     finally:
-        stack.close()
+        stack.stop()
 
 
 async def test_a_wrong_password_is_refused(
