@@ -12,12 +12,11 @@ import pytest
 
 from stream_app.app import TABLES
 from stream_app.erasure import ForgetRequest
-from stream_app.harness import Stack
 from stream_app.kafka.producer import request_erasure
 from stream_app.pseudonym import Pseudonymizer
 from stream_app.query import fetch_state
 from stream_app.routing import partition_for
-from tests.conftest import wait_for
+from tests.conftest import new_stack, wait_for
 from tests.integration.kafka_io import read_all, read_n, send_all
 from tests.integration.test_pipeline import event
 
@@ -47,7 +46,7 @@ def victim_records(records: list, key: bytes) -> list:
 async def test_forget_erases_state_survives_a_restore_and_compaction(
     bootstrap: str, tmp_path: Path
 ) -> None:
-    stack = Stack(
+    stack = new_stack(
         bootstrap,
         tmp_path,
         pseudonym_secret=SECRET,

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stream_app.harness import Stack
 from stream_app.query import fetch_state
-from tests.conftest import wait_for
+from tests.conftest import new_stack, wait_for
 from tests.integration.kafka_io import read_n, send_all
 from tests.integration.test_pipeline import event
 
@@ -19,7 +18,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 async def test_idle_users_expire_and_stay_expired_after_a_restore(
     bootstrap: str, tmp_path: Path
 ) -> None:
-    stack = Stack(
+    stack = new_stack(
         bootstrap,
         tmp_path,
         user_ttl_s=3,

@@ -13,8 +13,7 @@ import pytest
 import torch
 
 from models.serving import checkpoint
-from stream_app.harness import Stack
-from tests.conftest import wait_for
+from tests.conftest import new_stack, wait_for
 from tests.integration.kafka_io import decoded, read_n, send_all
 from tests.integration.test_neural_serving import train_tiny
 from tests.integration.test_pipeline import event
@@ -54,7 +53,7 @@ async def test_hot_reload_under_traffic_loses_nothing(bootstrap: str, tmp_path: 
     assert v1 != v2
     current = tmp_path / "current"
     repoint(current, first)
-    stack = Stack(
+    stack = new_stack(
         bootstrap,
         tmp_path,
         model_dir=str(current),

@@ -9,9 +9,8 @@ import uuid
 
 import pytest
 
-from stream_app.harness import Stack
 from stream_app.query import fetch_state
-from tests.conftest import wait_for
+from tests.conftest import new_stack, wait_for
 from tests.integration.kafka_io import read_n, send_all
 from tests.integration.test_pipeline import event
 
@@ -24,7 +23,7 @@ def summaries(log: str) -> list[dict]:
 
 
 async def test_json_summaries_and_no_raw_user_id_in_the_log(bootstrap: str, tmp_path) -> None:
-    stack = Stack(
+    stack = new_stack(
         bootstrap,
         tmp_path,
         pseudonym_secret="log-test-secret",
