@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stream_app.harness import Stack, broker_running, isolated_env
+from stream_app.harness import Stack, broker_running, broker_settings, isolated_env
 from stream_app.kafka import clients
 from stream_app.kafka.producer import produce
 from stream_app.settings import Settings
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated worker counts (e.g. 1,2): scale-out mode, streamrec only",
     )
     args = ap.parse_args(argv)
-    base = Settings(broker_port=int(os.environ.get("STREAMREC_BROKER_PORT", "19192")))
+    base = broker_settings(19192)
     if args.workers:
         counts = [int(c) for c in args.workers.split(",")]
         return scale_out(base, counts, args.events, args.timeout, args.out)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from scripts.bench_pipeline import DATASET, ROOT, isolated
-from stream_app.harness import Stack, broker_running, settings_env
+from stream_app.harness import Stack, broker_running, broker_settings, settings_env
 from stream_app.kafka import clients
 from stream_app.kafka.producer import Pacer, dataset_events, send_event
 from stream_app.serializers import decode_value
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model-rates", default=",".join(map(str, MODEL_RATES)))
     ap.add_argument("--out", type=Path, default=ROOT / "results/bench_rates.json")
     args = ap.parse_args(argv)
-    base = Settings(broker_port=int(os.environ.get("STREAMREC_BROKER_PORT", "19192")))
+    base = broker_settings(19192)
     wanted = args.scorers.split(",")
     if "transformer" in wanted and not (Path(args.model_dir) / "model.pt").exists():
         raise SystemExit(f"no checkpoint in {args.model_dir}: run `streamrec train` first")

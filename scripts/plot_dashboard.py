@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts import dashboard
+from stream_app.harness import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_CONFIG = ROOT / "docker" / "prometheus" / "prometheus.yml"
@@ -75,12 +75,6 @@ def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class LocalPrometheus:
     """Debian's ``prometheus`` on a free port, a temporary storage dir, given targets."""
 
@@ -91,7 +85,7 @@ class LocalPrometheus:
         self.dir = Path(tempfile.mkdtemp(prefix="streamrec-prometheus-"))
         self.config = self.dir / "prometheus.yml"
         self.config.write_text(json.dumps(local_config(targets, scrape_interval_s), indent=2))
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -29,7 +29,7 @@ from typing import Any
 from tqdm import tqdm
 
 from models.datasets import interleave, read_sequences, synthetic_sequences
-from stream_app.harness import Stack, isolated_env
+from stream_app.harness import Stack, broker_settings, isolated_env
 from stream_app.kafka import clients
 from stream_app.kafka.producer import Pacer, send_event
 from stream_app.processes import WorkerProcess
@@ -166,7 +166,7 @@ def soak(
     args: argparse.Namespace, events: list[tuple[str, str]], warm_min: float, measure: float
 ) -> dict[str, Any]:
     """Broker, one worker and the load; what :func:`main` reports of the run."""
-    base = Settings(broker_port=int(os.environ.get("STREAMREC_BROKER_PORT", "19292")))
+    base = broker_settings(19292)
     limit = args.max_warmup_passes * warm_min + measure
     samples: list[dict[str, Any]] = []
     env = isolated_env(

@@ -88,6 +88,13 @@ def local_broker_settings(**fields: object) -> Settings:
     return Settings(**{**ports, **fields})  # type: ignore[arg-type]
 
 
+def broker_settings(default_port: int) -> Settings:
+    """Settings of a harness whose embedded broker listens on ``default_port``, unless
+    ``STREAMREC_BROKER_PORT`` names another (kept off Kafka's usual 9092)."""
+    port = os.environ.get(env_name("broker_port"), str(default_port))
+    return Settings(broker_port=int(port))  # type: ignore[call-arg]
+
+
 def create_topics(settings: Settings, extra: Sequence[NewTopic] = ()) -> None:
     """Create the topics of ``settings`` with their partition counts, before any send."""
     asyncio.run(ensure_topics(settings, extra))
