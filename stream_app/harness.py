@@ -92,7 +92,7 @@ def broker_settings(default_port: int) -> Settings:
     """Settings of a harness whose embedded broker listens on ``default_port``, unless
     ``STREAMREC_BROKER_PORT`` names another (kept off Kafka's usual 9092)."""
     port = os.environ.get(env_name("broker_port"), str(default_port))
-    return Settings(broker_port=int(port))  # type: ignore[call-arg]
+    return Settings(broker_port=int(port))
 
 
 def create_topics(settings: Settings, extra: Sequence[NewTopic] = ()) -> None:
