@@ -119,6 +119,35 @@ def broker_properties(port: int, controller_port: int, host: str, log_dir: Path)
     }
 
 
+def format_storage(java: str, cp: str, cfg: Path, scram: list[str]) -> None:
+    """Format a new KRaft storage directory (the one ``cfg`` names) under a random
+    cluster id."""
+    cluster_id = subprocess.run(
+        [java, "-cp", cp, "kafka.tools.StorageTool", "random-uuid"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    fmt = subprocess.run(
+        [
+            java,
+            "-cp",
+            cp,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(cfg),
+            *scram,  # SCRAM users are part of the initial KRaft metadata
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if fmt.returncode != 0:
+        raise BrokerError(f"formatting KRaft storage failed:\n{fmt.stdout}{fmt.stderr}")
+
+
 def port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
@@ -184,65 +213,14 @@ class EmbeddedBroker:
                 "STREAMREC_BROKER_PORT (or point STREAMREC_KAFKA_BOOTSTRAP at it)"
             )
         java = java_binary()
-        libs = resolve_jars(s.home, s.kafka_version)
+        cp = f"{resolve_jars(s.home, s.kafka_version)}/*"
         self.dir = self._given_dir or Path(tempfile.mkdtemp(prefix="streamrec-kafka-"))
         self.dir.mkdir(parents=True, exist_ok=True)
         log_dir = self.dir / "data"
-        props = broker_properties(s.broker_port, s.controller_port, s.broker_host, log_dir)
-        scram: list[str] = []
-        if self.secure:
-            props.update(self._secure_setup())
-            for user in secure_broker.USERS:
-                password = secure_broker.ensure_password(self.secrets_dir, user)
-                scram += ["--add-scram", secure_broker.scram_argument(user, password)]
-        cfg = self.dir / "server.properties"
-        cfg.touch()
-        cfg.chmod(0o600)  # a secure broker's file holds its own password
-        cfg.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        cp = f"{libs}/*"
+        cfg, scram = self._write_config(log_dir)
         if not (log_dir / "meta.properties").exists():
-            cluster_id = subprocess.run(
-                [java, "-cp", cp, "kafka.tools.StorageTool", "random-uuid"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-            fmt = subprocess.run(
-                [
-                    java,
-                    "-cp",
-                    cp,
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(cfg),
-                    *scram,  # SCRAM users are part of the initial KRaft metadata
-                ],
-                capture_output=True,
-                text=True,
-            )
-            if fmt.returncode != 0:
-                raise BrokerError(f"formatting KRaft storage failed:\n{fmt.stdout}{fmt.stderr}")
-        logfile = open(self.dir / "broker.log", "ab")  # noqa: SIM115 - lives as long as the JVM
-        self.proc = subprocess.Popen(
-            [
-                java,
-                f"-Xmx{s.broker_heap}",
-                f"-Xms{s.broker_heap}",
-                "-XX:+UseG1GC",
-                "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-                "-cp",
-                cp,
-                "kafka.Kafka",
-                str(cfg),
-            ],
-            stdout=logfile,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
-        )
-        logfile.close()
+            format_storage(java, cp, cfg, scram)
+        self.proc = self._launch(java, cp, cfg)
         log.info(
             "embedded Kafka %s starting on %s%s (pid %d, dir %s)",
             s.kafka_version,
@@ -257,6 +235,48 @@ class EmbeddedBroker:
             self.stop()
             raise
         return self
+
+    def _write_config(self, log_dir: Path) -> tuple[Path, list[str]]:
+        """``server.properties`` in the broker's directory, and the ``--add-scram``
+        arguments of its users (none unless secure)."""
+        assert self.dir is not None
+        s = self.settings
+        props = broker_properties(s.broker_port, s.controller_port, s.broker_host, log_dir)
+        scram: list[str] = []
+        if self.secure:
+            props.update(self._secure_setup())
+            for user in secure_broker.USERS:
+                password = secure_broker.ensure_password(self.secrets_dir, user)
+                scram += ["--add-scram", secure_broker.scram_argument(user, password)]
+        cfg = self.dir / "server.properties"
+        cfg.touch()
+        cfg.chmod(0o600)  # a secure broker's file holds its own password
+        cfg.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        return cfg, scram
+
+    def _launch(self, java: str, cp: str, cfg: Path) -> subprocess.Popen[bytes]:
+        """The broker's JVM, logging to ``broker.log`` in its directory."""
+        assert self.dir is not None
+        heap = self.settings.broker_heap
+        logfile = open(self.dir / "broker.log", "ab")  # noqa: SIM115 - lives as long as the JVM
+        proc = subprocess.Popen(
+            [
+                java,
+                f"-Xmx{heap}",
+                f"-Xms{heap}",
+                "-XX:+UseG1GC",
+                "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+                "-cp",
+                cp,
+                "kafka.Kafka",
+                str(cfg),
+            ],
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+        logfile.close()
+        return proc
 
     async def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -26,6 +26,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stream_app.settings import Settings
 
@@ -73,11 +74,6 @@ def _names(hosts: list[str]) -> list[object]:
 def ensure_certificates(directory: Path, hosts: list[str]) -> None:
     """A CA (made once) and a broker certificate valid for ``hosts`` (re-issued
     when a host is new), as PEM files the broker reads directly."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     ca_pem, ca_key_pem, broker_pem = (
@@ -88,49 +84,78 @@ def ensure_certificates(directory: Path, hosts: list[str]) -> None:
     hosts_file = directory / "broker.hosts"
     wanted = sorted(set(hosts))
     now = datetime.datetime.now(datetime.UTC)
-    pkcs8 = {
-        "encoding": serialization.Encoding.PEM,
-        "format": serialization.PrivateFormat.PKCS8,  # the only form Kafka's PEM store reads
-        "encryption_algorithm": serialization.NoEncryption(),
-    }
     if not (ca_pem.exists() and ca_key_pem.exists()):
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "streamrec local CA")])
-        ca = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .sign(key, hashes.SHA256())
-        )
-        _write_private(ca_key_pem, key.private_bytes(**pkcs8))
-        ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        _create_ca(ca_pem, ca_key_pem, now)
         broker_pem.unlink(missing_ok=True)  # signed by the old CA, if any
         log.info("created a local CA in %s", ca_pem)
     issued = hosts_file.read_text().split() if hosts_file.exists() else []
     if broker_pem.exists() and issued == wanted:
         return
+    _issue_broker_certificate(ca_pem, ca_key_pem, broker_pem, wanted, now)
+    hosts_file.write_text(" ".join(wanted) + "\n")
+    log.info("issued the broker certificate for %s", ", ".join(wanted))
+
+
+def _pkcs8_pem() -> dict[str, Any]:
+    """``private_bytes`` arguments: an unencrypted PKCS#8 PEM key."""
+    from cryptography.hazmat.primitives import serialization
+
+    return {
+        "encoding": serialization.Encoding.PEM,
+        "format": serialization.PrivateFormat.PKCS8,  # the only form Kafka's PEM store reads
+        "encryption_algorithm": serialization.NoEncryption(),
+    }
+
+
+def _create_ca(ca_pem: Path, ca_key_pem: Path, now: datetime.datetime) -> None:
+    """A new self-signed CA, its key in ``ca_key_pem`` and its certificate in ``ca_pem``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "streamrec local CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_private(ca_key_pem, key.private_bytes(**_pkcs8_pem()))
+    ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+
+
+def _issue_broker_certificate(
+    ca_pem: Path, ca_key_pem: Path, broker_pem: Path, hosts: list[str], now: datetime.datetime
+) -> None:
+    """A new broker key and certificate for ``hosts``, signed by the CA, written with
+    the chain to ``broker_pem`` (the broker's PEM key store)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     ca = x509.load_pem_x509_certificate(ca_pem.read_bytes())
     ca_key = serialization.load_pem_private_key(ca_key_pem.read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -143,7 +168,7 @@ def ensure_certificates(directory: Path, hosts: list[str]) -> None:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=825))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(_names(wanted)), critical=False)  # type: ignore[arg-type]
+        .add_extension(x509.SubjectAlternativeName(_names(hosts)), critical=False)  # type: ignore[arg-type]
         .add_extension(
             # server for clients; client when the broker talks to its controller
             x509.ExtendedKeyUsage(
@@ -156,9 +181,7 @@ def ensure_certificates(directory: Path, hosts: list[str]) -> None:
     chain = cert.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(
         serialization.Encoding.PEM
     )
-    _write_private(broker_pem, key.private_bytes(**pkcs8) + chain)
-    hosts_file.write_text(" ".join(wanted) + "\n")
-    log.info("issued the broker certificate for %s", ", ".join(wanted))
+    _write_private(broker_pem, key.private_bytes(**_pkcs8_pem()) + chain)
 
 
 # --- SCRAM users -------------------------------------------------------------
