@@ -62,9 +62,10 @@ class Scorer(Protocol):
 
 @runtime_checkable
 class Learner(Protocol):
-    """Learns online from each newly applied event: the item before it, and its item."""
+    """Learns online from each newly applied event: the item before it, its item, and
+    the input partition it was read from (where a partitioned store writes its counts)."""
 
-    def learn_one(self, prev_item: str | None, item: str) -> None: ...
+    def learn_one(self, prev_item: str | None, item: str, partition: int = 0) -> None: ...
 
 
 def normalise(weights: Sequence[float]) -> list[float]:

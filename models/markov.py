@@ -55,8 +55,9 @@ class ItemRow:
 class TransitionStore(Protocol):
     """Where transition and popularity counts live."""
 
-    def record(self, prev_item: str | None, item: str) -> None:
-        """Count ``item`` once, and the transition ``prev_item -> item``."""
+    def record(self, prev_item: str | None, item: str, partition: int) -> None:
+        """Count ``item`` once, and the transition ``prev_item -> item``, as read from
+        input ``partition`` (a store that keeps each partition's rows apart writes there)."""
         ...
 
     def successors(self, item: str) -> Mapping[str, int]:
@@ -117,7 +118,7 @@ class DictTransitionStore:
         self.popularity = PopularityIndex()
         self.max_successors = max_successors
 
-    def record(self, prev_item: str | None, item: str) -> None:
+    def record(self, prev_item: str | None, item: str, partition: int = 0) -> None:
         self.rows.setdefault(item, ItemRow()).count += 1
         self.popularity.add(item)
         if prev_item is not None:
@@ -152,8 +153,8 @@ class MarkovScorer:
     def version(self) -> str:
         return "online"
 
-    def learn_one(self, prev_item: str | None, item: str) -> None:
-        self.store.record(prev_item, item)
+    def learn_one(self, prev_item: str | None, item: str, partition: int = 0) -> None:
+        self.store.record(prev_item, item, partition)
 
     def score(self, sequences: Sequence[Sequence[Interaction]], k: int) -> list[Scored]:
         popular = self.store.popular(k)

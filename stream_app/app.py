@@ -165,7 +165,6 @@ def create_app(settings: Settings) -> faust.App:
         """Validate and apply to state: must run while ``event`` is the current event."""
         msg = event.message
         src = Source(msg.topic, msg.partition, msg.offset, msg.key, msg.headers or ())
-        transitions.partition = msg.partition
         try:
             return src, processor.ingest(event.value, src)
         except Exception as exc:

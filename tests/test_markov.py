@@ -55,15 +55,13 @@ def test_table_store_sums_the_partitions_this_worker_holds() -> None:
     table: dict[bytes, bytes] = {}
     held = [0, 1]
     store = TableTransitionStore(table, lambda: held)
-    store.partition = 0
-    store.record("a", "b")
-    store.partition = 1
-    store.record("a", "b")
-    store.record("a", "c")
+    store.record("a", "b", partition=0)
+    store.record("a", "b", partition=1)
+    store.record("a", "c", partition=1)
     assert set(table) == {b"0:a", b"0:b", b"1:a", b"1:b", b"1:c"}
     assert dict(store.successors("a")) == {"b": 2, "c": 1}
     assert store.popular(2) == [("b", 2), ("c", 1)]
-    store.record("a", "z")  # a cached read must see the new transition
+    store.record("a", "z", partition=1)  # a cached read must see the new transition
     assert dict(store.successors("a")) == {"b": 2, "c": 1, "z": 1}
     held.remove(1)
     store.invalidate()

@@ -45,22 +45,23 @@ class TableTransitionStore:
         self.table = table
         self.local_partitions = local_partitions
         self.max_successors = max_successors
-        self.partition = 0  # the input partition being processed; set per event
         self._popularity: PopularityIndex | None = None
         # Merged successor counts per item, dropped when the item's row changes:
         # scoring reads many more rows than learning writes.
         self._merged: dict[str, dict[str, int]] = {}
         self.cache_size = cache_size
 
-    def record(self, prev_item: str | None, item: str) -> None:
+    def record(self, prev_item: str | None, item: str, partition: int) -> None:
+        """Count into ``partition``'s rows: Faust writes to the changelog partition of
+        the event being processed, which must be the partition the row is keyed by."""
         popularity = self.popularity  # build it before the write it would count twice
-        key = row_key(self.partition, item)
+        key = row_key(partition, item)
         row = decode_row(self.table.get(key))
         row.count += 1
         self.table[key] = encode_row(row)
         popularity.add(item)
         if prev_item is not None:
-            pkey = row_key(self.partition, prev_item)
+            pkey = row_key(partition, prev_item)
             prev = decode_row(self.table.get(pkey))
             prev.add_successor(item, self.max_successors)
             self.table[pkey] = encode_row(prev)
