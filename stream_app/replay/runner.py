@@ -43,13 +43,13 @@ import msgpack
 
 from models.base import Scorer
 from models.datasets import FORMATS, Event, read_events
-from models.markov import DictTransitionStore, MarkovScorer
+from models.markov import DictTransitionStore
 from models.rerank.base import Adjuster
 from models.rerank.features import recent_items
 from models.rerank.quality import ClassificationQuality, Prequential
-from stream_app.adjustment import OnlineAdjustment
+from stream_app.components import State, build_components
 from stream_app.events import event_value
-from stream_app.processor import Processor, ScoreRequest, Source
+from stream_app.processor import ScoreRequest, Source
 from stream_app.replay.workers import Tick, owner, run_split
 from stream_app.routing import partition_for
 from stream_app.settings import Settings
@@ -96,35 +96,38 @@ def fixed_list(sources: dict[str, list[str]], spec: Spec, k: int) -> list[str]:
     return list(merged)[:k]
 
 
+def replay_settings(alpha: float | None = None, model: str | None = None) -> Settings:
+    """The worker's settings for a replay: any event time is accepted (the log is
+    old), and the adjuster is on (``alpha``, ``model``: default, the environment's)."""
+    env = Settings(max_lateness_ms=10**15, max_future_ms=10**15, history_len=50)
+    return env.model_copy(
+        update={
+            "adjust": True,
+            "adjust_alpha": env.adjust_alpha if alpha is None else alpha,
+            "adjust_model": env.adjust_model if model is None else model,
+            # The reports' protocol, whatever the environment says.
+            "top_k": 10,
+            "purchase_threshold": 0.5,
+        }
+    )
+
+
 class Replay:
-    def __init__(
-        self,
-        settings: Settings,
-        scorer: Scorer | None = None,
-        alpha: float = 1.0,
-        k: int = 10,
-        model: str = "slots",
-    ) -> None:
+    def __init__(self, settings: Settings, scorer: Scorer | None = None) -> None:
+        """The worker's pipeline (:func:`~stream_app.components.build_components`) over
+        in-memory state; ``scorer``: a trained model, or None for the online Markov model."""
         self.settings = settings
-        self.k = k
-        self.markov: MarkovScorer | None = None
-        if scorer is None:
-            self.markov = MarkovScorer(
-                DictTransitionStore(settings.markov_max_successors),
-                window=settings.markov_window,
-                decay=settings.markov_decay,
-                popularity_weight=settings.popularity_weight,
-            )
-            scorer = self.markov
-        self.scorer = scorer
-        self.users: dict[bytes, bytes] = {}
-        self.online = OnlineAdjustment(k, alpha, model=model)
-        self.processor = Processor(
-            settings, self.users, scorer, learner=self.markov, adjust=self.online
-        )
+        self.k = settings.top_k
+        state = State(users={}, transitions=DictTransitionStore(settings.markov_max_successors))
+        parts = build_components(settings, state, scorer)
+        if parts.adjust is None:
+            raise ValueError("a replay measures the adjuster: settings.adjust must be on")
+        self.scorer = parts.scorer
+        self.online = parts.adjust
+        self.processor = parts.processor
         self.fixed = [(fixed_name(f), f) for f in FIXED]
         names = ["popularity", *(n for n, _ in self.fixed)]
-        self.quality = {n: Prequential(k, window=0) for n in names}
+        self.quality = {n: Prequential(self.k, window=0) for n in names}
         # Per user, what the baselines were built from: trending, and the sources of
         # the fixed blends, which are built only if the user comes back.
         self.published: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
@@ -290,15 +293,13 @@ def run(
 ) -> dict[str, Any]:
     """Replay ``path`` and report. ``workers`` > 1: that many forked workers, each
     replaying the users of its input partitions (:mod:`stream_app.replay.workers`)."""
-    settings = Settings(max_lateness_ms=10**15, max_future_ms=10**15, history_len=50)
+    settings = replay_settings(alpha, model)
     if not 1 <= workers <= settings.partitions:
         raise ValueError(f"workers must be 1..{settings.partitions} (the input partitions)")
-    alpha = settings.adjust_alpha if alpha is None else alpha
-    model = settings.adjust_model if model is None else model
     events = list(read_events(path, fmt))[:limit]
 
     def prepare(worker: int) -> Callable[[Tick], Share]:
-        replay = Replay(settings, scorer, alpha=alpha, model=model)
+        replay = Replay(settings, scorer)
         mine = [
             (offset, event)
             for offset, event in enumerate(events)
@@ -314,8 +315,8 @@ def run(
             "log": str(path),
             "format": fmt,
             "scorer": scorer.name if scorer is not None else "markov",
-            "alpha": alpha,
-            "adjust_model": model,
+            "alpha": settings.adjust_alpha,
+            "adjust_model": settings.adjust_model,
             "seconds": seconds,
             "events_per_s": len(events) / seconds if seconds else 0.0,
             "protocol": "prequential: each event vs the list last published to its user; "
