@@ -1,6 +1,9 @@
-"""The single entry point: wires topics, tables and the agent into a Faust app.
+"""The single entry point: composes the Faust app from its parts.
 
-``create_app(settings)`` returns the app; ``run_worker(settings)`` runs it.
+``create_app(settings)`` returns the app: its topics and tables
+(:mod:`stream_app.topology`), the pipeline (:mod:`stream_app.components`), the
+agents (:mod:`stream_app.agents`), rebalance handlers and timers
+(:mod:`stream_app.lifecycle`). ``run_worker(settings)`` runs it.
 Faust 0.15.3 is patched for the recovery gap (upstream #596) by
 :mod:`stream_app.compat`, applied in ``create_app``.
 """
@@ -10,36 +13,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
 from functools import partial
 from typing import Any
 
 import faust
 import prometheus_client
-from aiokafka.admin import NewTopic
 
 from models.base import Scorer
-from models.markov import MarkovScorer
 from stream_app import compat, logs, monitoring
-from stream_app.adjustment import OnlineAdjustment
-from stream_app.control import forget_headers, sweep_headers
-from stream_app.erasure import ForgetRequest, InvalidRequest
+from stream_app.agents import Agents
+from stream_app.components import State, build_components
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.security import faust_credentials
-from stream_app.outbox import Outbox
-from stream_app.outgoing import Outgoing
-from stream_app.processor import Processor, ScoreRequest, Source
-from stream_app.routing import partition_for
+from stream_app.lifecycle import AdjusterCheckpoint, Rebalance, Timers
 from stream_app.served_model import ModelServer
 from stream_app.settings import Settings
 from stream_app.state import rocksdb
 from stream_app.state.markov_store import TableTransitionStore
-from stream_app.summary import Summary, local_users
+from stream_app.topology import TABLES, declare, internal_topic_specs
 from stream_app.web import register_views
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "TABLES",
+    "create_app",
+    "faust_settings",
+    "internal_topic_specs",
+    "load_model",
+    "rocksdb_options",
+    "run_worker",
+]
 
-TABLES = ("users", "items", "feedback")
+log = logging.getLogger(__name__)
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -84,241 +88,34 @@ def rocksdb_options(settings: Settings) -> dict[str, int]:
 
 
 def create_app(settings: Settings) -> faust.App:
+    """The worker's app. Data flows one way: an event from the input topic is applied
+    to state, scored, adjusted and published (:class:`~stream_app.agents.Agents`)."""
     compat.apply()
     app = faust.App(settings.app_id, **faust_settings(settings))
-    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    events = app.topic(settings.input_topic, partitions=settings.partitions, **raw)
-    topics = {
-        name: app.topic(name, partitions=settings.partitions, **raw)
-        for name in (settings.input_topic, settings.output_topic, settings.dlq_topic)
-    }
-    topics[settings.audit_topic] = app.topic(settings.audit_topic, partitions=1, **raw)
-    control = app.topic(settings.control_topic, partitions=settings.partitions, **raw)
-    table = {
-        "partitions": settings.partitions,
-        "key_type": bytes,
-        "value_type": bytes,
-        "options": rocksdb_options(settings),
-    }
-    users = app.Table("users", **table)
-    items = app.Table("items", **table)
-    # The adjuster's open lists awaiting their label, keyed by user like `users`.
-    feedback = app.Table("feedback", **table)
-    declared = {t.name for t in internal_topic_specs(settings)}
-    if {t.changelog_topic_name for t in app.tables.values()} - declared:
-        raise RuntimeError("a table's changelog is missing from internal_topic_specs")
-
-    def local_partitions() -> list[int]:
-        return sorted(
-            tp.partition
-            for tp in app.assignor.assigned_actives()
-            if tp.topic == settings.input_topic
-        )
-
-    transitions = TableTransitionStore(items, local_partitions, settings.markov_max_successors)
-    markov = MarkovScorer(
-        transitions,
-        window=settings.markov_window,
-        decay=settings.markov_decay,
-        popularity_weight=settings.popularity_weight,
+    topology = declare(app, settings, rocksdb_options(settings))
+    transitions = TableTransitionStore(
+        topology.items, topology.local_partitions, settings.markov_max_successors
     )
-    # A trained model when one is configured; the online Markov model otherwise
-    # (which then also learns from every event).
-    neural = settings.model_dir is not None
-    scorer: Scorer = load_model(settings) if neural else markov
-    monitoring.export_model(scorer)
-    # The adjuster learns and re-ranks on the event loop (Processor.ingest/render),
-    # for both paths; only the model's scoring runs on the batcher's thread.
-    adjust = (
-        OnlineAdjustment(
-            settings.top_k,
-            settings.adjust_alpha,
-            purchase_threshold=settings.purchase_threshold,
-            feedback_store=feedback,
-            model=settings.adjust_model,
-        )
-        if settings.adjust
+    state = State(topology.users, transitions, feedback=topology.feedback)
+    # A trained model when one is configured; the online Markov model otherwise.
+    model = load_model(settings) if settings.model_dir is not None else None
+    parts = build_components(settings, state, model)
+    monitoring.export_model(parts.scorer)
+    server = (
+        ModelServer(settings, parts.processor, partial(load_model, settings))
+        if model is not None
         else None
     )
-    processor = Processor(
-        settings, users, scorer, learner=None if neural else markov, adjust=adjust
+    if parts.adjust is not None:
+        checkpoint_dir = settings.data_dir / settings.app_id / "adjuster"
+        AdjusterCheckpoint(parts.adjust, checkpoint_dir).register(app, settings.adjust_checkpoint_s)
+    Agents(settings, topology, parts.processor, server).register(app)
+    Timers(settings, topology, server).register(app)
+    Rebalance(topology.users, transitions, parts.adjust).register(app)
+    register_views(
+        app, topology.users, settings, parts.processor.pseudonymize, topology.local_partitions
     )
-    adjust_dir = settings.data_dir / settings.app_id / "adjuster"
-    if adjust is not None:
-        adjust.restore(adjust_dir)
-
-        @app.timer(settings.adjust_checkpoint_s)
-        async def _checkpoint_adjuster() -> None:
-            adjust.save(adjust_dir)
-
-        @app.on_before_shutdown.connect
-        async def _save_adjuster(sender: Any, **kwargs: Any) -> None:
-            adjust.save(adjust_dir)
-
-    server = ModelServer(settings, processor, lambda: load_model(settings)) if neural else None
-
-    async def publish(messages: list[Outgoing]) -> None:
-        for m in messages:
-            await topics[m.topic].send(key=m.key, value=m.value, headers=m.headers)
-
-    def ingest(event: Any) -> tuple[Source, ScoreRequest | list[Outgoing]]:
-        """Validate and apply to state: must run while ``event`` is the current event."""
-        msg = event.message
-        src = Source(msg.topic, msg.partition, msg.offset, msg.key, msg.headers or ())
-        try:
-            return src, processor.ingest(event.value, src)
-        except Exception as exc:
-            # A bug must not cost the event: it goes to the DLQ, the stream goes on.
-            log.exception("processing failed at %s:%d:%d", *src.coordinates)
-            return src, [processor.failed(event.value, src, exc)]
-
-    @app.agent(events, name="recommend")
-    async def recommend(stream: faust.StreamT) -> None:
-        if server is None:
-            await recommend_inline(stream)
-        else:
-            await recommend_batched(stream, server)
-
-    async def recommend_inline(stream: faust.StreamT) -> None:
-        """Markov: score at once (it reads the tables, so it stays on the loop)."""
-        async for event in stream.events():
-            consumed_at = time.monotonic()
-            src, result = ingest(event)
-            if isinstance(result, list):
-                await publish(result)
-                continue
-            try:
-                out = processor.recommend([result])
-            except Exception as exc:
-                log.exception("scoring failed at %s:%d:%d", *src.coordinates)
-                await publish([processor.failed(event.value, src, exc)])
-                continue
-            await publish(out)
-            monitoring.observe_published(consumed_at, result.event_ts)
-
-    async def recommend_batched(stream: faust.StreamT, server: ModelServer) -> None:
-        """Model: many events in flight, so the micro-batcher can fill its batches.
-
-        State is updated here, in input order; scoring is awaited by the outbox,
-        which publishes in input order and only then acks (offsets commit after
-        output). Faust waits for those acks before a rebalance or a stop commits.
-        """
-        manual = stream.noack()
-        outbox = Outbox(publish, manual.ack, processor.failed, settings.batch_queue_size)
-        try:
-            async for event in manual.events():
-                consumed_at = time.monotonic()
-                src, result = ingest(event)
-                if isinstance(result, list):
-                    await outbox.put(event, src, Outbox.ready(result))
-                else:
-                    published = partial(monitoring.observe_published, consumed_at, result.event_ts)
-                    await outbox.put(event, src, server.recommend(result), published)
-        finally:
-            await outbox.drain(timeout=settings.session_timeout_s)
-
-    @app.agent(control, name="erasure")
-    async def forward_erasures(stream: faust.StreamT) -> None:
-        """Erasure requests go to the user's input partition, to run in order with
-        the user's events (state can only be written there; see Processor.forget)."""
-        async for event in stream.events():
-            msg = event.message
-            try:
-                key = ForgetRequest.decode(event.value).user_id.encode()
-            except InvalidRequest as exc:
-                src = Source(msg.topic, msg.partition, msg.offset, msg.key)
-                await publish([processor.invalid_control(event.value, src, exc)])
-                continue
-            partition = partition_for(key, settings.partitions)
-            await events.send(
-                key=key, value=event.value, partition=partition, headers=forget_headers()
-            )
-
-    @app.timer(settings.sweep_interval_s)
-    async def _send_sweeps() -> None:
-        """Ask each owned partition to forget its idle users (see stream_app.control)."""
-        for partition in local_partitions():
-            await events.send(value=b"", partition=partition, headers=sweep_headers())
-
-    if settings.log_summary_s > 0:
-        summary = Summary(local_partitions, lambda: local_users(users))
-
-        @app.timer(settings.log_summary_s)
-        async def _log_summary() -> None:
-            summary.log()
-
-    if server is not None:
-        if settings.model_reload_s > 0:
-            app.timer(settings.model_reload_s)(server.reload_if_changed)
-
-        @app.on_before_shutdown.connect
-        async def _close_batcher(sender: Any, **kwargs: Any) -> None:
-            await server.close()
-
-    assigned_at: list[float] = []  # when the assignment being restored arrived
-
-    @app.on_partitions_assigned.connect
-    async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        transitions.invalidate()
-        if adjust is not None:
-            adjust.feedback.clear()  # lists of users that moved: the table has them
-        assigned_at[:] = [time.monotonic()]
-
-    @users.on_recover
-    async def _restored() -> None:
-        """Faust calls this once the tables hold their changelogs' data again."""
-        if assigned_at:
-            monitoring.STATE_RESTORE.observe(time.monotonic() - assigned_at.pop())
-        # One count per restore; ingest and sweeps keep it current from there.
-        monitoring.STATE_USERS.set(len(users))
-
-    lag_reported: set[str] = set()
-
-    @app.timer(settings.metrics_interval_s)
-    async def _sample_lag() -> None:
-        await sample_consumer_lag(app, settings.input_topic, lag_reported)
-
-    @app.on_partitions_revoked.connect
-    async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        transitions.invalidate()
-
-    register_views(app, users, settings, processor.pseudonymize, local_partitions)
     return app
-
-
-async def sample_consumer_lag(app: faust.App, topic: str, reported: set[str]) -> None:
-    """``streamrec_consumer_lag_messages`` for each input partition this worker owns.
-
-    Lag is the partition's end offset (asked from the broker) minus the offset
-    this worker last committed (Faust's own record: the next offset to read).
-    ``reported`` holds the partitions exported so far, so that a partition moved
-    to another worker stops being reported here (its new owner reports it).
-    """
-    # Faust's record of committed offsets; a partition just taken over has none
-    # until its restore ends, and is skipped until then (not counted from offset 0).
-    committed = app.consumer._committed_offset
-    tps = [
-        tp
-        for tp in app.assignor.assigned_actives()
-        if tp.topic == topic and committed.get(tp) is not None
-    ]
-    try:
-        ends = await app.consumer.highwaters(*tps) if tps else {}
-    except Exception as exc:  # a rebalance or a broker hiccup: try again next time
-        log.debug("consumer lag not sampled: %r", exc)
-        return
-    owned = set()
-    for tp in tps:
-        # Read again: a rebalance during the await above may have dropped the partition.
-        end, position = ends.get(tp), committed.get(tp)
-        if end is None or position is None:
-            continue
-        monitoring.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, end - position))
-        owned.add(str(tp.partition))
-    for partition in reported - owned:
-        monitoring.CONSUMER_LAG.remove(partition)
-    reported.clear()
-    reported.update(owned)
 
 
 def load_model(settings: Settings) -> Scorer:
@@ -338,21 +135,6 @@ def load_model(settings: Settings) -> Scorer:
         scorer = NeuralScorer.load(settings.model_dir, device, influence_method=settings.influence)
     log.info("serving %s %s from %s", scorer.name, scorer.version, settings.model_dir)
     return scorer
-
-
-def internal_topic_specs(settings: Settings) -> list[NewTopic]:
-    """Faust's own topics, named as Faust names them: table changelogs, assignor leader."""
-    n, rf = settings.partitions, settings.replication_factor
-    compact = {  # what Faust gives a non-windowed table, with a bounded compaction delay
-        "cleanup.policy": "compact",
-        "segment.ms": str(settings.changelog_segment_ms),
-        "min.cleanable.dirty.ratio": str(settings.changelog_min_dirty_ratio),
-    }
-    specs = [
-        NewTopic(f"{settings.app_id}-{t}-changelog", n, rf, topic_configs=compact) for t in TABLES
-    ]
-    specs.append(NewTopic(f"{settings.app_id}-__assignor-__leader", 1, rf))
-    return specs
 
 
 def run_worker(settings: Settings) -> None:

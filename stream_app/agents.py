@@ -1,0 +1,126 @@
+"""The worker's Faust agents, each a small loop over one topic.
+
+``recommend`` reads the input topic: each event goes through the pipeline
+(:class:`~stream_app.processor.Processor`) and what comes out is published.
+``erasure`` forwards erasure requests from the control topic to the input.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+from typing import Any
+
+import faust
+
+from stream_app import monitoring
+from stream_app.control import forget_headers
+from stream_app.erasure import ForgetRequest, InvalidRequest
+from stream_app.outbox import Outbox
+from stream_app.outgoing import Outgoing
+from stream_app.processor import Processor, ScoreRequest, Source
+from stream_app.routing import partition_for
+from stream_app.served_model import ModelServer
+from stream_app.settings import Settings
+from stream_app.topology import Topology
+
+log = logging.getLogger(__name__)
+
+
+class Agents:
+    """``server``: the micro-batcher of a served model; None for the online Markov model."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topology: Topology,
+        processor: Processor,
+        server: ModelServer | None,
+    ) -> None:
+        self.settings = settings
+        self.topology = topology
+        self.processor = processor
+        self.server = server
+
+    def register(self, app: faust.App) -> None:
+        app.agent(self.topology.events, name="recommend")(self.recommend)
+        app.agent(self.topology.control, name="erasure")(self.forward_erasures)
+
+    async def publish(self, messages: list[Outgoing]) -> None:
+        topics = self.topology.topics
+        for m in messages:
+            await topics[m.topic].send(key=m.key, value=m.value, headers=m.headers)
+
+    def ingest(self, event: Any) -> tuple[Source, ScoreRequest | list[Outgoing]]:
+        """Validate and apply to state: must run while ``event`` is the current event."""
+        msg = event.message
+        src = Source(msg.topic, msg.partition, msg.offset, msg.key, msg.headers or ())
+        try:
+            return src, self.processor.ingest(event.value, src)
+        except Exception as exc:
+            # A bug must not cost the event: it goes to the DLQ, the stream goes on.
+            log.exception("processing failed at %s:%d:%d", *src.coordinates)
+            return src, [self.processor.failed(event.value, src, exc)]
+
+    async def recommend(self, stream: faust.StreamT) -> None:
+        if self.server is None:
+            await self.recommend_inline(stream)
+        else:
+            await self.recommend_batched(stream, self.server)
+
+    async def recommend_inline(self, stream: faust.StreamT) -> None:
+        """Markov: score at once (it reads the tables, so it stays on the loop)."""
+        processor = self.processor
+        async for event in stream.events():
+            consumed_at = time.monotonic()
+            src, result = self.ingest(event)
+            if isinstance(result, list):
+                await self.publish(result)
+                continue
+            try:
+                out = processor.recommend([result])
+            except Exception as exc:
+                log.exception("scoring failed at %s:%d:%d", *src.coordinates)
+                await self.publish([processor.failed(event.value, src, exc)])
+                continue
+            await self.publish(out)
+            monitoring.observe_published(consumed_at, result.event_ts)
+
+    async def recommend_batched(self, stream: faust.StreamT, server: ModelServer) -> None:
+        """Model: many events in flight, so the micro-batcher can fill its batches.
+
+        State is updated here, in input order; scoring is awaited by the outbox,
+        which publishes in input order and only then acks (offsets commit after
+        output). Faust waits for those acks before a rebalance or a stop commits.
+        """
+        s = self.settings
+        manual = stream.noack()
+        outbox = Outbox(self.publish, manual.ack, self.processor.failed, s.batch_queue_size)
+        try:
+            async for event in manual.events():
+                consumed_at = time.monotonic()
+                src, result = self.ingest(event)
+                if isinstance(result, list):
+                    await outbox.put(event, src, Outbox.ready(result))
+                else:
+                    published = partial(monitoring.observe_published, consumed_at, result.event_ts)
+                    await outbox.put(event, src, server.recommend(result), published)
+        finally:
+            await outbox.drain(timeout=s.session_timeout_s)
+
+    async def forward_erasures(self, stream: faust.StreamT) -> None:
+        """Erasure requests go to the user's input partition, to run in order with
+        the user's events (state can only be written there; see Processor.forget)."""
+        async for event in stream.events():
+            msg = event.message
+            try:
+                key = ForgetRequest.decode(event.value).user_id.encode()
+            except InvalidRequest as exc:
+                src = Source(msg.topic, msg.partition, msg.offset, msg.key)
+                await self.publish([self.processor.invalid_control(event.value, src, exc)])
+                continue
+            partition = partition_for(key, self.settings.partitions)
+            await self.topology.events.send(
+                key=key, value=event.value, partition=partition, headers=forget_headers()
+            )
