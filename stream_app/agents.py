@@ -95,7 +95,7 @@ class Agents:
         output). Faust waits for those acks before a rebalance or a stop commits.
         """
         s = self.settings
-        manual = stream.noack()
+        manual = stream.noack()  # type: ignore[attr-defined]  # Stream has it, StreamT not
         outbox = Outbox(self.publish, manual.ack, self.processor.failed, s.batch_queue_size)
         try:
             async for event in manual.events():

@@ -136,7 +136,7 @@ async def sample_consumer_lag(app: faust.App, topic: str, reported: set[str]) ->
     """
     # Faust's record of committed offsets; a partition just taken over has none
     # until its restore ends, and is skipped until then (not counted from offset 0).
-    committed = app.consumer._committed_offset
+    committed = app.consumer._committed_offset  # type: ignore[attr-defined]
     tps = [
         tp
         for tp in app.assignor.assigned_actives()
