@@ -4,7 +4,8 @@
 demo: setup
 	.venv/bin/streamrec demo
 
-test: setup
+# The linter and the type checker run first: a red one fails the tests.
+test: setup lint
 	.venv/bin/python -m pytest
 
 setup:
@@ -12,3 +13,5 @@ setup:
 
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy

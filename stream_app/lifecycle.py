@@ -2,6 +2,8 @@
 periodic work (timers), and the adjuster's checkpoints.
 
 Each is a named method of a small class whose ``register`` hands them to the app.
+mode's signal types want handlers that take ``*args`` and a ``signal`` keyword;
+Faust calls them with keywords only, hence the ``arg-type`` ignores on ``connect``.
 """
 
 from __future__ import annotations
@@ -40,9 +42,9 @@ class Rebalance:
         self._assigned_at: float | None = None  # when the assignment being restored arrived
 
     def register(self, app: faust.App) -> None:
-        app.on_partitions_assigned.connect(self.on_partitions_assigned)
+        app.on_partitions_assigned.connect(self.on_partitions_assigned)  # type: ignore[arg-type]
         self.users.on_recover(self.on_tables_recovered)
-        app.on_partitions_revoked.connect(self.on_partitions_revoked)
+        app.on_partitions_revoked.connect(self.on_partitions_revoked)  # type: ignore[arg-type]
 
     async def on_partitions_assigned(self, sender: Any, assigned: Any, **kwargs: Any) -> None:
         self.transitions.invalidate()
@@ -84,7 +86,7 @@ class Timers:
         if self.server is not None:
             if s.model_reload_s > 0:
                 app.timer(s.model_reload_s)(self.server.reload_if_changed)
-            app.on_before_shutdown.connect(self.close_model)
+            app.on_before_shutdown.connect(self.close_model)  # type: ignore[arg-type]
         app.timer(s.metrics_interval_s)(self.sample_lag)
 
     async def send_sweeps(self) -> None:
@@ -117,7 +119,7 @@ class AdjusterCheckpoint:
     def register(self, app: faust.App, interval_s: float) -> None:
         self.adjust.restore(self.directory)
         app.timer(interval_s)(self.save)
-        app.on_before_shutdown.connect(self.save_before_shutdown)
+        app.on_before_shutdown.connect(self.save_before_shutdown)  # type: ignore[arg-type]
 
     async def save(self) -> None:
         self.adjust.save(self.directory)

@@ -167,8 +167,9 @@ class Replay:
         # evaluation of the user's last lists and its learning (OnlineAdjustment.observe).
         scored = self.online.purchase_quality.events
         request = self.processor.ingest(raw, src)
-        if self.online.purchase_quality.events != scored:
-            self.purchases.append((src.offset, *self.online.purchase_quality.last))
+        last = self.online.purchase_quality.last
+        if self.online.purchase_quality.events != scored and last is not None:
+            self.purchases.append((src.offset, *last))
         if not isinstance(request, ScoreRequest):
             self.rejected += 1
             return
