@@ -46,7 +46,8 @@ Speeds = dict[str, dict[str, list[float]]]  # log -> code -> one number per roun
 
 def replay(tree: Path, log: Path, out: Path, limit: int | None, workers: int = 1) -> dict[str, Any]:
     """One ``replay-eval`` of ``log`` by the code in ``tree``, in a fresh interpreter."""
-    cmd = [sys.executable, "-m", "stream_app.replay.runner", "--events", str(log)]
+    # The CLI, not a module path: it names the same command in every commit.
+    cmd = [sys.executable, "-m", "stream_app", "replay-eval", "--events", str(log)]
     cmd += ["--json", str(out)] + (["--limit", str(limit)] if limit else [])
     cmd += ["--workers", str(workers)] if workers != 1 else []
     # Run from outside any tree, so that PYTHONPATH (not the editable install) decides.
