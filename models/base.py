@@ -62,10 +62,13 @@ class Scorer(Protocol):
 
 @runtime_checkable
 class Learner(Protocol):
-    """Learns online from each newly applied event: the item before it, its item, and
-    the input partition it was read from (where a partitioned store writes its counts)."""
+    """Learns online from each newly applied event: the item before it, its item, the
+    input partition it was read from (where a partitioned store writes its counts) and
+    its input offset (a store may use it to count a replayed event once)."""
 
-    def learn_one(self, prev_item: str | None, item: str, partition: int = 0) -> None: ...
+    def learn_one(
+        self, prev_item: str | None, item: str, partition: int = 0, offset: int | None = None
+    ) -> None: ...
 
 
 def normalise(weights: Sequence[float]) -> list[float]:

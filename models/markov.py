@@ -55,9 +55,12 @@ class ItemRow:
 class TransitionStore(Protocol):
     """Where transition and popularity counts live."""
 
-    def record(self, prev_item: str | None, item: str, partition: int) -> None:
+    def record(
+        self, prev_item: str | None, item: str, partition: int, offset: int | None = None
+    ) -> None:
         """Count ``item`` once, and the transition ``prev_item -> item``, as read from
-        input ``partition`` (a store that keeps each partition's rows apart writes there)."""
+        input ``partition`` (a store that keeps each partition's rows apart writes there)
+        at input ``offset`` (a store may skip rows that already counted it)."""
         ...
 
     def successors(self, item: str) -> Mapping[str, int]:
@@ -118,7 +121,9 @@ class DictTransitionStore:
         self.popularity = PopularityIndex()
         self.max_successors = max_successors
 
-    def record(self, prev_item: str | None, item: str, partition: int = 0) -> None:
+    def record(
+        self, prev_item: str | None, item: str, partition: int = 0, offset: int | None = None
+    ) -> None:
         self.rows.setdefault(item, ItemRow()).count += 1
         self.popularity.add(item)
         if prev_item is not None:
@@ -153,8 +158,10 @@ class MarkovScorer:
     def version(self) -> str:
         return "online"
 
-    def learn_one(self, prev_item: str | None, item: str, partition: int = 0) -> None:
-        self.store.record(prev_item, item, partition)
+    def learn_one(
+        self, prev_item: str | None, item: str, partition: int = 0, offset: int | None = None
+    ) -> None:
+        self.store.record(prev_item, item, partition, offset)
 
     def score(self, sequences: Sequence[Sequence[Interaction]], k: int) -> list[Scored]:
         popular = self.store.popular(k)

@@ -1,7 +1,9 @@
 """The worker's Faust agents, each a small loop over one topic.
 
 ``recommend`` reads the input topic: each event goes through the pipeline
-(:class:`~stream_app.processor.Processor`) and what comes out is published.
+(:class:`~stream_app.processor.Processor`) and what comes out is published; with
+the Markov model, a batch at a time (:mod:`stream_app.batching`) unless
+``STREAMREC_STREAM_BATCH_MAX`` is 1.
 ``erasure`` forwards erasure requests from the control topic to the input.
 """
 
@@ -9,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
 import faust
 
 from stream_app import monitoring
+from stream_app.batching import BatchLoop
 from stream_app.control import forget_headers
 from stream_app.erasure import ForgetRequest, InvalidRequest
 from stream_app.outbox import Outbox
@@ -23,6 +27,7 @@ from stream_app.processor import Processor, ScoreRequest, Source
 from stream_app.routing import partition_for
 from stream_app.served_model import ModelServer
 from stream_app.settings import Settings
+from stream_app.state.write_back import WriteBack
 from stream_app.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -37,11 +42,13 @@ class Agents:
         topology: Topology,
         processor: Processor,
         server: ModelServer | None,
+        write_back: tuple[Sequence[WriteBack], Sequence[WriteBack]] = ((), ()),
     ) -> None:
         self.settings = settings
         self.topology = topology
         self.processor = processor
         self.server = server
+        self.write_back = write_back  # the batch loop's tables: (delivered first, the rest)
 
     def register(self, app: faust.App) -> None:
         app.agent(self.topology.events, name="recommend")(self.recommend)
@@ -64,7 +71,13 @@ class Agents:
             return src, [self.processor.failed(event.value, src, exc)]
 
     async def recommend(self, stream: faust.StreamT) -> None:
-        if self.server is None:
+        if self.server is None and self.settings.stream_batch_max > 1:
+            counts, rest = self.write_back
+            loop = BatchLoop(
+                self.settings, self.topology, self.processor, self.ingest, counts, rest
+            )
+            await loop.run(stream)
+        elif self.server is None:
             await self.recommend_inline(stream)
         else:
             await self.recommend_batched(stream, self.server)

@@ -30,6 +30,7 @@ from stream_app.served_model import ModelServer
 from stream_app.settings import Settings
 from stream_app.state import rocksdb
 from stream_app.state.markov_store import TableTransitionStore
+from stream_app.state.write_back import WriteBack
 from stream_app.topology import TABLES, declare, internal_topic_specs
 from stream_app.web import register_views
 
@@ -93,10 +94,14 @@ def create_app(settings: Settings) -> faust.App:
     compat.apply()
     app = faust.App(settings.app_id, **faust_settings(settings))
     topology = declare(app, settings, rocksdb_options(settings))
-    transitions = TableTransitionStore(
-        topology.items, topology.local_partitions, settings.markov_max_successors
+    # The pipeline writes the tables through these: at once, or once per batch.
+    users, items, feedback = (
+        WriteBack(t) for t in (topology.users, topology.items, topology.feedback)
     )
-    state = State(topology.users, transitions, feedback=topology.feedback)
+    transitions = TableTransitionStore(
+        items, topology.local_partitions, settings.markov_max_successors
+    )
+    state = State(users, transitions, feedback=feedback)
     # A trained model when one is configured; the online Markov model otherwise.
     model = load_model(settings) if settings.model_dir is not None else None
     parts = build_components(settings, state, model)
@@ -109,7 +114,7 @@ def create_app(settings: Settings) -> faust.App:
     if parts.adjust is not None:
         checkpoint_dir = settings.data_dir / settings.app_id / "adjuster"
         AdjusterCheckpoint(parts.adjust, checkpoint_dir).register(app, settings.adjust_checkpoint_s)
-    Agents(settings, topology, parts.processor, server).register(app)
+    Agents(settings, topology, parts.processor, server, ((items,), (users, feedback))).register(app)
     Timers(settings, topology, server).register(app)
     Rebalance(topology.users, transitions, parts.adjust).register(app)
     register_views(

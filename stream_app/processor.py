@@ -144,7 +144,7 @@ class Processor:
             if applied and self.learner is not None:
                 pos = state.position_of(event.event_id, event.ts, event.item_id)
                 prev = state.records[pos - 1].item_id if pos > 0 else None
-                self.learner.learn_one(prev, event.item_id, src.partition)
+                self.learner.learn_one(prev, event.item_id, src.partition, src.offset)
             if applied and self.adjust is not None:
                 self.adjust.observe(
                     user_id, event.item_id, event.event_type, event.ts, event.category_id

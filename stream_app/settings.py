@@ -248,6 +248,18 @@ class Settings(BaseSettings):
         description="how the model explains each recommendation: `grad_x_input`, "
         "`leave_one_out` (slow) or `none`",
     )
+    stream_batch_max: int = Field(
+        1000,
+        ge=1,
+        description="Markov worker: most input events taken as one batch (state written, "
+        "outputs sent and offsets acked once per batch); 1 processes one event at a time",
+    )
+    stream_batch_wait_ms: float = Field(
+        50.0,
+        gt=0,
+        description="Markov worker: a batch is processed at most this long after the "
+        "worker started waiting for it, full or not",
+    )
     batch_max_size: int = Field(64, ge=1, description="micro-batcher: most requests per batch")
     batch_max_delay_ms: float = Field(
         5.0,

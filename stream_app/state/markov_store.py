@@ -17,15 +17,20 @@ import msgpack
 from models.markov import ItemRow, PopularityIndex
 
 
-def encode_row(row: ItemRow) -> bytes:
-    return msgpack.packb([row.count, row.successors], use_bin_type=True)
+def encode_row(row: ItemRow, offset: int = -1) -> bytes:
+    return msgpack.packb([row.count, row.successors, offset], use_bin_type=True)
 
 
 def decode_row(raw: bytes | None) -> ItemRow:
+    return decode_row_offset(raw)[0]
+
+
+def decode_row_offset(raw: bytes | None) -> tuple[ItemRow, int]:
+    """The row and the last input offset counted into it (-1: unknown)."""
     if not raw:
-        return ItemRow()
-    count, successors = msgpack.unpackb(raw, raw=False)
-    return ItemRow(count, successors)
+        return ItemRow(), -1
+    count, successors, *rest = msgpack.unpackb(raw, raw=False)
+    return ItemRow(count, successors), (rest[0] if rest else -1)
 
 
 def row_key(partition: int, item: str) -> bytes:
@@ -51,21 +56,33 @@ class TableTransitionStore:
         self._merged: dict[str, dict[str, int]] = {}
         self.cache_size = cache_size
 
-    def record(self, prev_item: str | None, item: str, partition: int) -> None:
+    def record(
+        self, prev_item: str | None, item: str, partition: int, offset: int | None = None
+    ) -> None:
         """Count into ``partition``'s rows: Faust writes to the changelog partition of
-        the event being processed, which must be the partition the row is keyed by."""
+        the event being processed, which must be the partition the row is keyed by.
+
+        A row keeps the last input ``offset`` counted into it: a partition's events
+        come in offset order, so a row at or past ``offset`` already holds this
+        event (its changelog record was delivered before the user's, whose
+        ``last_offset`` would otherwise have stopped the replay) and is left alone.
+        """
         popularity = self.popularity  # build it before the write it would count twice
         key = row_key(partition, item)
-        row = decode_row(self.table.get(key))
-        row.count += 1
-        self.table[key] = encode_row(row)
-        popularity.add(item)
+        row, row_at = decode_row_offset(self.table.get(key))
+        fresh = offset is None or row_at < offset
+        if fresh:
+            row.count += 1
+            self.table[key] = encode_row(row, row_at if offset is None else offset)
+            popularity.add(item)
         if prev_item is not None:
             pkey = row_key(partition, prev_item)
-            prev = decode_row(self.table.get(pkey))
-            prev.add_successor(item, self.max_successors)
-            self.table[pkey] = encode_row(prev)
-            self._merged.pop(prev_item, None)
+            prev, prev_at = decode_row_offset(self.table.get(pkey))
+            # item -> item: the row just counted, judged by what it held before
+            if fresh if pkey == key else offset is None or prev_at < offset:
+                prev.add_successor(item, self.max_successors)
+                self.table[pkey] = encode_row(prev, prev_at if offset is None else offset)
+                self._merged.pop(prev_item, None)
 
     def successors(self, item: str) -> Mapping[str, int]:
         merged = self._merged.get(item)

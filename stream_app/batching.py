@@ -1,0 +1,159 @@
+"""The Markov worker's batch loop: state, outputs and acks once per batch of input.
+
+Faust hands the agent up to ``STREAMREC_STREAM_BATCH_MAX`` events at a time
+(``noack_take``: nothing is acked unless the loop acks it). Each event goes, in
+arrival order and as Faust's current event, through the same
+:meth:`Processor.ingest` and scoring as the one-at-a-time path, so it reads the
+same state and yields the same recommendation. Table writes are held by
+:class:`~stream_app.state.write_back.WriteBack` (one changelog record per changed
+key) and outputs are queued without waiting. Then, in order:
+
+1. the Markov counts' changelog records are delivered, then written locally;
+2. the users' and the feedback lists' changelog records and the outputs are
+   delivered, then the tables written locally;
+3. every event of the batch is acked, in input order.
+
+A user's state, holding the last input offset applied, is thus delivered only
+after the counts its events made: a replay skips an event the user already
+holds, and the counts skip what their rows already hold (they keep an offset
+too). A batch that fails after its sends began acks nothing and the process
+exits: Faust never delivers an unacked event to the same process again, so the
+next owner of its partitions processes the batch again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import faust
+
+from stream_app import monitoring
+from stream_app.outgoing import Outgoing
+from stream_app.processor import Processor, ScoreRequest, Source
+from stream_app.settings import Settings
+from stream_app.state.write_back import WriteBack, event_context
+from stream_app.topology import Topology
+
+log = logging.getLogger(__name__)
+
+EXIT_BATCH_FAILED = 75  # the process exits with this when a batch's delivery failed
+
+Ingest = Callable[[Any], tuple[Source, ScoreRequest | list[Outgoing]]]
+
+
+class Processed:
+    """What processing a batch produced, before anything was sent."""
+
+    __slots__ = ("outputs", "partitions", "published")
+
+    def __init__(self) -> None:
+        self.outputs: list[Outgoing] = []
+        self.published: list[tuple[float, int]] = []  # (consumed_at, event_ts) per recommendation
+        self.partitions: dict[int, Any] = {}  # one event per input partition, for its store
+
+
+class BatchLoop:
+    """``counts``: the tables delivered first (the Markov counts); ``rest``: the others."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topology: Topology,
+        processor: Processor,
+        ingest: Ingest,
+        counts: Sequence[WriteBack],
+        rest: Sequence[WriteBack],
+    ) -> None:
+        self.settings = settings
+        self.topology = topology
+        self.processor = processor
+        self.ingest = ingest
+        self.counts = counts
+        self.rest = rest
+
+    async def run(self, stream: faust.StreamT) -> None:
+        s = self.settings
+        log.info("input in batches of up to %d events", s.stream_batch_max)
+        batches = stream.noack_take(  # type: ignore[attr-defined]  # Stream has it, StreamT not
+            s.stream_batch_max, within=s.stream_batch_wait_ms / 1000
+        )
+        async for events in batches:
+            try:
+                await self.handle(events)
+            except Exception:
+                log.critical(
+                    "a batch of %d events failed; none acked, stopping the worker",
+                    len(events),
+                    exc_info=True,
+                )
+                logging.shutdown()
+                os._exit(EXIT_BATCH_FAILED)
+
+    async def handle(self, events: Sequence[Any]) -> None:
+        app = self.topology.app
+        live = []
+        for event in events:
+            # Fetched before a rebalance: Faust's own iteration skips and acks these.
+            if event.message.generation_id != app.consumer_generation_id:
+                event.ack()
+            else:
+                live.append(event)
+        if not live:
+            return
+        stores = (*self.counts, *self.rest)
+        for store in stores:
+            store.begin()
+        try:
+            done = self.process(live)
+            await self.deliver(self.counts, [], done)
+            await self.deliver(self.rest, done.outputs, done)
+        finally:
+            for store in stores:
+                store.abort()
+        for event in live:
+            event.ack()
+        for consumed_at, event_ts in done.published:
+            monitoring.observe_published(consumed_at, event_ts)
+
+    def process(self, events: Sequence[Any]) -> Processed:
+        """Each event through ingest and scoring, in order, as Faust's current event."""
+        processor = self.processor
+        done = Processed()
+        for event in events:
+            consumed_at = time.monotonic()
+            done.partitions.setdefault(event.message.partition, event)
+            with event_context(event):
+                src, result = self.ingest(event)
+                if isinstance(result, list):
+                    done.outputs += result
+                    continue
+                try:
+                    out = processor.recommend([result])
+                except Exception as exc:
+                    log.exception("scoring failed at %s:%d:%d", *src.coordinates)
+                    done.outputs.append(processor.failed(event.value, src, exc))
+                    continue
+            done.outputs += out
+            done.published.append((consumed_at, result.event_ts))
+        return done
+
+    async def deliver(
+        self, stores: Sequence[WriteBack], outputs: list[Outgoing], done: Processed
+    ) -> None:
+        """Send the stores' changelog records and ``outputs``, wait until every one is
+        delivered (a failed send raises), then write the stores locally."""
+        sent = [await store.send() for store in stores]
+        topics = self.topology.topics
+        futures: list[Any] = [f for fs in sent for f in fs]
+        for m in outputs:
+            fut = await topics[m.topic].send(key=m.key, value=m.value, headers=m.headers)
+            futures.append(fut)
+        if futures:
+            await asyncio.gather(*futures)
+        for store, fs in zip(stores, sent, strict=True):
+            store.apply(done.partitions, fs)

@@ -1,0 +1,158 @@
+"""Table writes once per changed key per batch, for the batch worker.
+
+:class:`WriteBack` is a bytes->bytes mapping over one Faust table. Outside a
+batch every operation goes to the table, as before. Between :meth:`~WriteBack.begin`
+and :meth:`~WriteBack.apply` writes and deletions are held per (input partition,
+key) and reads see them first, then the partition's local store: exactly what
+per-event ``table[k] = v`` would have shown, since a Faust store reads the
+current event's partition. At the batch's end :meth:`~WriteBack.send` sends one
+changelog record per changed key (a tombstone for a deletion, as Faust's
+``del table[k]``) and returns the delivery futures; once they are delivered,
+:meth:`~WriteBack.apply` writes the local store and then the persisted changelog
+offset. The local store is thus never ahead of the changelog: a crash before
+delivery leaves both where they were, and the batch is processed again.
+
+Faust 0.15.3 writes a RocksDB table only while an event is current
+(``Store._set`` takes the partition from ``current_event()``), and reads the
+current event's partition. That event is a private ContextVar of
+``faust.streams``; :func:`event_context` is the one place that sets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+import faust
+from faust import streams as _faust_streams
+
+_CURRENT_EVENT = _faust_streams._current_event  # private: see the module docstring
+
+
+@contextmanager
+def event_context(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event (what stream iteration does per event)."""
+    token = _CURRENT_EVENT.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _CURRENT_EVENT.reset(token)
+
+
+def current_partition() -> int:
+    """The input partition of the current event (there must be one)."""
+    event = _faust_streams.current_event()
+    if event is None:
+        raise RuntimeError("a table is written in a batch outside event_context")
+    return int(event.message.partition)
+
+
+class WriteBack(MutableMapping[bytes, bytes]):
+    def __init__(self, table: faust.Table) -> None:
+        self.table = table
+        self._pending: dict[tuple[int, bytes], bytes | None] | None = None
+
+    @property
+    def batching(self) -> bool:
+        return self._pending is not None
+
+    def begin(self) -> None:
+        self._pending = {}
+
+    def abort(self) -> None:
+        """Forget the batch's writes (nothing was written locally)."""
+        self._pending = None
+
+    # -- the mapping --------------------------------------------------------------
+    def __getitem__(self, key: bytes) -> bytes:
+        if self._pending is None:
+            return self.table[key]
+        slot = (current_partition(), key)
+        if slot in self._pending:
+            value = self._pending[slot]
+            if value is None:
+                raise KeyError(key)
+            return value
+        return self.table.data[key]
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        if self._pending is None:
+            return self.table.get(key, default)
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        if self._pending is None:
+            self.table[key] = value
+        else:
+            self._pending[(current_partition(), key)] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        if self._pending is None:
+            del self.table[key]
+            return
+        self[key]  # KeyError when absent, as a table raises
+        self._pending[(current_partition(), key)] = None
+
+    def _merged(self) -> dict[bytes, bytes]:
+        """Every key of the partitions held, with this batch's writes applied."""
+        out = dict(self.table.items())
+        for (_, key), value in (self._pending or {}).items():
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = value
+        return out
+
+    def items(self) -> Any:
+        return self.table.items() if self._pending is None else self._merged().items()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.table) if self._pending is None else iter(self._merged())
+
+    def __len__(self) -> int:
+        return len(self.table) if self._pending is None else len(self._merged())
+
+    # -- the batch's end ----------------------------------------------------------
+    async def send(self) -> list[asyncio.Future[Any]]:
+        """One changelog record per changed key, to its partition; futures of delivery."""
+        assert self._pending is not None, "send() outside a batch"
+        topic = self.table.changelog_topic
+        futures: list[asyncio.Future[Any]] = []
+        for (partition, key), value in self._pending.items():
+            if value is None:
+                fut = await topic.send(
+                    key=key, value=None, partition=partition, value_serializer="raw"
+                )
+            else:
+                fut = await topic.send(key=key, value=value, partition=partition)
+            futures.append(asyncio.ensure_future(fut))
+        return futures
+
+    def apply(self, events: Mapping[int, Any], delivered: list[asyncio.Future[Any]]) -> None:
+        """After every record of :meth:`send` was delivered: write the local store
+        (``events``: one event per input partition written), then the persisted
+        changelog offsets (``delivered``: the futures :meth:`send` returned). Ends
+        the batch."""
+        assert self._pending is not None, "apply() outside a batch"
+        store = self.table.data
+        for (partition, key), value in self._pending.items():
+            with event_context(events[partition]):
+                if value is None:
+                    store.pop(key, None)
+                else:
+                    store[key] = value
+        last: dict[Any, int] = {}
+        for fut in delivered:
+            meta = fut.result()
+            tp = meta.topic_partition
+            last[tp] = max(last.get(tp, -1), meta.offset)
+        for tp, offset in last.items():
+            with event_context(events[tp.partition]):
+                store.set_persisted_offset(tp, offset)
+        self._pending = None

@@ -1,0 +1,121 @@
+"""The batch worker's table layer, without a broker: :mod:`stream_app.state.write_back`
+over a real Faust RocksDB store, and the Markov rows' replay guard."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+from faust.types import TP
+import pytest
+
+from stream_app.state.markov_store import TableTransitionStore, decode_row_offset
+from stream_app.state.write_back import WriteBack, event_context
+
+
+class FakeEvent:
+    """What a store asks of Faust's current event (weak-referenceable, as an Event is)."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(partition=partition)
+
+
+def fake_event(partition: int) -> Any:
+    return FakeEvent(partition)
+
+
+class FakeChangelog:
+    """What ``table.changelog_topic.send`` is asked, and delivery futures for it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sent: list[tuple[int, bytes, bytes | None]] = []
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+    async def send(self, *, key: bytes, value: bytes | None, partition: int, **kw: Any) -> Any:
+        self.sent.append((partition, key, value))
+        fut = asyncio.get_running_loop().create_future()
+        tp = TP(self.name, partition)
+        fut.set_result(SimpleNamespace(topic_partition=tp, offset=len(self.sent) - 1))
+        return fut
+
+
+@pytest.fixture
+def table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A Faust table on Faust's RocksDB store (never started: no broker), its
+    changelog replaced by a recorder."""
+    app = faust.App("wb-test", store="rocksdb://", datadir=str(tmp_path))
+    t = app.Table("users", partitions=4, key_type=bytes, value_type=bytes)
+    held = {TP(t.changelog_topic_name, p) for p in range(4)}
+    changelog = FakeChangelog(t.changelog_topic_name)
+    monkeypatch.setattr(type(t), "changelog_topic", property(lambda self: changelog))
+    app.assignor.__dict__["assigned_actives"] = lambda: held  # what iteration covers
+    return t
+
+
+def test_rocksdb_store_needs_the_event_context(table: Any) -> None:
+    """The private dependency: a RocksDB store writes only with a current event,
+    to that event's partition, and reads that partition."""
+    with pytest.raises(AssertionError):
+        table.data[b"k"] = b"v"
+    with event_context(fake_event(1)):
+        table.data[b"k"] = b"v"
+        assert table.data.get(b"k") == b"v"
+    with event_context(fake_event(2)):
+        assert table.data.get(b"k") is None  # another partition's store
+    assert dict(table.data.items()) == {b"k": b"v"}
+
+
+def test_batch_writes_are_held_then_sent_once_per_key(table: Any) -> None:
+    wb = WriteBack(table)
+    p1, p2 = fake_event(1), fake_event(2)
+    with event_context(p1):
+        table.data[b"gone"] = b"old"
+        table.data[b"kept"] = b"old"
+    wb.begin()
+    with event_context(p1):
+        wb[b"u"] = b"1"
+        wb[b"u"] = b"2"  # the batch's reads see its own writes
+        assert wb.get(b"u") == b"2"
+        del wb[b"gone"]
+        assert wb.get(b"gone") is None
+        with pytest.raises(KeyError):
+            del wb[b"never"]
+        assert dict(wb.items()) == {b"u": b"2", b"kept": b"old"}
+    with event_context(p2):
+        assert wb.get(b"u") is None  # as Faust reads: the current partition only
+        wb[b"v"] = b"x"
+    assert table.data.get(b"v") is None  # nothing local before delivery
+
+    async def end() -> None:
+        futures = await wb.send()
+        await asyncio.gather(*futures)
+        wb.apply({1: p1, 2: p2}, futures)
+
+    asyncio.run(end())
+    assert table.changelog_topic.sent == [(1, b"u", b"2"), (1, b"gone", None), (2, b"v", b"x")]
+    assert dict(table.data.items()) == {b"u": b"2", b"kept": b"old", b"v": b"x"}
+    assert not wb.batching
+    assert table.data.persisted_offset(TP("t", 1)) == 1
+    assert table.data.persisted_offset(TP("t", 2)) == 2
+
+
+def test_markov_rows_count_a_replayed_offset_once() -> None:
+    table: dict[bytes, bytes] = {}
+    store = TableTransitionStore(table, lambda: [0])
+    store.record(None, "a", partition=0, offset=5)
+    store.record("a", "a", partition=0, offset=6)  # a -> a: one row, counted and followed
+    store.record("a", "a", partition=0, offset=6)  # the same event again: no change
+    store.record("a", "b", partition=0, offset=6)  # rows at 6 hold it: only b's row is new
+    row, at = decode_row_offset(table[b"0:a"])
+    assert (row.count, row.successors, at) == (2, {"a": 1}, 6)
+    b_row, b_at = decode_row_offset(table[b"0:b"])
+    assert (b_row.count, b_at) == (1, 6)
+    store.record(None, "c", partition=0)  # no offset: always counted
+    store.record(None, "c", partition=0)
+    assert decode_row_offset(table[b"0:c"])[0].count == 2
