@@ -9,8 +9,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import faust
-from faust.types import TP
 import pytest
+from faust.types import TP
 
 from stream_app.state.markov_store import TableTransitionStore, decode_row_offset
 from stream_app.state.write_back import WriteBack, event_context
