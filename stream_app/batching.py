@@ -148,11 +148,10 @@ class BatchLoop:
         """Send the stores' changelog records and ``outputs``, wait until every one is
         delivered (a failed send raises), then write the stores locally."""
         sent = [await store.send() for store in stores]
-        topics = self.topology.topics
+        send = self.topology.app.producer.send  # as WriteBack.send: no per-record bookkeeping
         futures: list[Any] = [f for fs in sent for f in fs]
         for m in outputs:
-            fut = await topics[m.topic].send(key=m.key, value=m.value, headers=m.headers)
-            futures.append(fut)
+            futures.append(await send(m.topic, m.key, m.value, None, None, m.headers or None))
         if futures:
             await asyncio.gather(*futures)
         for store, fs in zip(stores, sent, strict=True):

@@ -27,34 +27,33 @@ def fake_event(partition: int) -> Any:
     return FakeEvent(partition)
 
 
-class FakeChangelog:
-    """What ``table.changelog_topic.send`` is asked, and delivery futures for it."""
+class FakeProducer:
+    """What the app's producer is asked, and delivery futures for it."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self) -> None:
         self.sent: list[tuple[int, bytes, bytes | None]] = []
 
-    def get_topic_name(self) -> str:
-        return self.name
-
-    async def send(self, *, key: bytes, value: bytes | None, partition: int, **kw: Any) -> Any:
+    async def send(
+        self, topic: str, key: bytes, value: bytes | None, partition: int, *rest: Any
+    ) -> Any:
         self.sent.append((partition, key, value))
         fut = asyncio.get_running_loop().create_future()
-        tp = TP(self.name, partition)
-        fut.set_result(SimpleNamespace(topic_partition=tp, offset=len(self.sent) - 1))
+        fut.set_result(
+            SimpleNamespace(topic_partition=TP(topic, partition), offset=len(self.sent) - 1)
+        )
         return fut
 
 
 @pytest.fixture
 def table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """A Faust table on Faust's RocksDB store (never started: no broker), its
-    changelog replaced by a recorder."""
+    """A Faust table on Faust's RocksDB store (never started: no broker), its app's
+    producer replaced by a recorder."""
     app = faust.App("wb-test", store="rocksdb://", datadir=str(tmp_path))
     t = app.Table("users", partitions=4, key_type=bytes, value_type=bytes)
     held = {TP(t.changelog_topic_name, p) for p in range(4)}
-    changelog = FakeChangelog(t.changelog_topic_name)
-    monkeypatch.setattr(type(t), "changelog_topic", property(lambda self: changelog))
     app.assignor.__dict__["assigned_actives"] = lambda: held  # what iteration covers
+    producer = FakeProducer()
+    monkeypatch.setattr(type(app), "producer", property(lambda self: producer))
     return t
 
 
@@ -98,7 +97,7 @@ def test_batch_writes_are_held_then_sent_once_per_key(table: Any) -> None:
         wb.apply({1: p1, 2: p2}, futures)
 
     asyncio.run(end())
-    assert table.changelog_topic.sent == [(1, b"u", b"2"), (1, b"gone", None), (2, b"v", b"x")]
+    assert table.app.producer.sent == [(1, b"u", b"2"), (1, b"gone", None), (2, b"v", b"x")]
     assert dict(table.data.items()) == {b"u": b"2", b"kept": b"old", b"v": b"x"}
     assert not wb.batching
     assert table.data.persisted_offset(TP("t", 1)) == 1

@@ -51,6 +51,7 @@ class TableTransitionStore:
         self.local_partitions = local_partitions
         self.max_successors = max_successors
         self._popularity: PopularityIndex | None = None
+        self._held: list[int] | None = None  # local_partitions(), until invalidate()
         # Merged successor counts per item, dropped when the item's row changes:
         # scoring reads many more rows than learning writes.
         self._merged: dict[str, dict[str, int]] = {}
@@ -89,7 +90,9 @@ class TableTransitionStore:
         if merged is not None:
             return merged
         merged = {}
-        for p in self.local_partitions():
+        if self._held is None:
+            self._held = list(self.local_partitions())
+        for p in self._held:
             raw = self.table.get(row_key(p, item))
             if raw:
                 for nxt, c in decode_row(raw).successors.items():
@@ -120,4 +123,5 @@ class TableTransitionStore:
     def invalidate(self) -> None:
         """Forget derived data; call when partitions are assigned or revoked."""
         self._popularity = None
+        self._held = None
         self._merged.clear()

@@ -120,17 +120,17 @@ class WriteBack(MutableMapping[bytes, bytes]):
 
     # -- the batch's end ----------------------------------------------------------
     async def send(self) -> list[asyncio.Future[Any]]:
-        """One changelog record per changed key, to its partition; futures of delivery."""
+        """One changelog record per changed key, to its partition; futures of delivery.
+
+        Straight to the app's producer (Faust's ``ProducerT.send``): a table's
+        changelog is raw bytes, and ``topic.send()``'s per-record bookkeeping cost
+        more than the batch's processing."""
         assert self._pending is not None, "send() outside a batch"
-        topic = self.table.changelog_topic
+        topic = self.table.changelog_topic.get_topic_name()
+        send = self.table.app.producer.send
         futures: list[asyncio.Future[Any]] = []
         for (partition, key), value in self._pending.items():
-            if value is None:
-                fut = await topic.send(
-                    key=key, value=None, partition=partition, value_serializer="raw"
-                )
-            else:
-                fut = await topic.send(key=key, value=value, partition=partition)
+            fut = await send(topic, key, value, partition, None, None)
             futures.append(asyncio.ensure_future(fut))
         return futures
 

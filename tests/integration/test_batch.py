@@ -21,9 +21,9 @@ import msgpack
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from stream_app.app import internal_topic_specs
 from stream_app.control import forget_headers, sweep_headers
 from stream_app.erasure import ForgetRequest
-from stream_app.app import internal_topic_specs
 from stream_app.harness import Stack
 from stream_app.kafka.admin import ensure_topics
 from stream_app.state.markov_store import decode_row
