@@ -2,7 +2,7 @@
 
 ``recommend`` reads the input topic: each event goes through the pipeline
 (:class:`~stream_app.processor.Processor`) and what comes out is published; with
-the Markov model, a batch at a time (:mod:`stream_app.batching`) unless
+the Markov model, a batch at a time (:mod:`stream_app.batch_loop`) unless
 ``STREAMREC_STREAM_BATCH_MAX`` is 1.
 ``erasure`` forwards erasure requests from the control topic to the input.
 """
@@ -18,7 +18,7 @@ from typing import Any
 import faust
 
 from stream_app import monitoring
-from stream_app.batching import BatchLoop
+from stream_app.batch_loop import BatchLoop
 from stream_app.control import forget_headers
 from stream_app.erasure import ForgetRequest, InvalidRequest
 from stream_app.outbox import Outbox

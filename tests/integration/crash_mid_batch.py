@@ -16,25 +16,25 @@ import os
 import sys
 from typing import Any
 
-from stream_app import batching
+from stream_app import batch_loop
 from stream_app.cli import main
 
 CRASH_EXIT = 86
 AT = int(os.environ.get("CRASH_AT_BATCH", "3"))
 PHASE = os.environ.get("CRASH_PHASE", "counts")
 
-_handle = batching.BatchLoop.handle
-_deliver = batching.BatchLoop.deliver
+_handle = batch_loop.BatchLoop.handle
+_deliver = batch_loop.BatchLoop.deliver
 _batches = 0
 
 
-async def handle(self: batching.BatchLoop, events: Any) -> None:
+async def handle(self: batch_loop.BatchLoop, events: Any) -> None:
     global _batches
     _batches += 1
     await _handle(self, events)
 
 
-async def deliver(self: batching.BatchLoop, stores: Any, outputs: Any, done: Any) -> None:
+async def deliver(self: batch_loop.BatchLoop, stores: Any, outputs: Any, done: Any) -> None:
     last_phase = stores is self.rest
     if _batches == AT and last_phase:
         if PHASE == "sent":
@@ -48,8 +48,8 @@ async def deliver(self: batching.BatchLoop, stores: Any, outputs: Any, done: Any
     await _deliver(self, stores, outputs, done)
 
 
-batching.BatchLoop.handle = handle  # type: ignore[method-assign]
-batching.BatchLoop.deliver = deliver  # type: ignore[method-assign]
+batch_loop.BatchLoop.handle = handle  # type: ignore[method-assign]
+batch_loop.BatchLoop.deliver = deliver  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     sys.argv = [sys.argv[0], "worker"]

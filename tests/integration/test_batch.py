@@ -1,4 +1,4 @@
-"""The Markov worker's batch path (:mod:`stream_app.batching`) against the one-at-a-time one.
+"""The Markov worker's batch path (:mod:`stream_app.batch_loop`) against the one-at-a-time one.
 
 * Equivalence: one log (users seen many times in one batch, an idle-user sweep
   and an erasure in the middle, a few invalid events) through both paths gives
