@@ -54,6 +54,7 @@ class WriteBack(MutableMapping[bytes, bytes]):
     def __init__(self, table: faust.Table) -> None:
         self.table = table
         self._pending: dict[tuple[int, bytes], bytes | None] | None = None
+        self._read: dict[tuple[int, bytes], bytes | None] = {}  # the store, as read this batch
 
     @property
     def batching(self) -> bool:
@@ -61,10 +62,12 @@ class WriteBack(MutableMapping[bytes, bytes]):
 
     def begin(self) -> None:
         self._pending = {}
+        self._read = {}
 
     def abort(self) -> None:
         """Forget the batch's writes (nothing was written locally)."""
         self._pending = None
+        self._read = {}
 
     # -- the mapping --------------------------------------------------------------
     def __getitem__(self, key: bytes) -> bytes:
@@ -73,10 +76,14 @@ class WriteBack(MutableMapping[bytes, bytes]):
         slot = (current_partition(), key)
         if slot in self._pending:
             value = self._pending[slot]
-            if value is None:
-                raise KeyError(key)
-            return value
-        return self.table.data[key]
+        elif slot in self._read:
+            value = self._read[slot]
+        else:
+            # Nothing else writes the store during a batch: one read per key is enough.
+            value = self._read[slot] = self.table.data.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
 
     def get(self, key: bytes, default: Any = None) -> Any:
         if self._pending is None:
@@ -155,4 +162,4 @@ class WriteBack(MutableMapping[bytes, bytes]):
         for tp, offset in last.items():
             with event_context(events[tp.partition]):
                 store.set_persisted_offset(tp, offset)
-        self._pending = None
+        self.abort()
