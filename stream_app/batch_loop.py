@@ -91,7 +91,8 @@ class BatchLoop:
                     len(events),
                     exc_info=True,
                 )
-                logging.shutdown()
+                for handler in logging.getLogger().handlers:
+                    handler.flush()  # os._exit skips it
                 os._exit(EXIT_BATCH_FAILED)
 
     async def handle(self, events: Sequence[Any]) -> None:

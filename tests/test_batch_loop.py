@@ -1,0 +1,106 @@
+"""The batch loop's order of sends and acks, without a broker (:mod:`stream_app.batch_loop`)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from stream_app import batch_loop
+from stream_app.batch_loop import BatchLoop
+from stream_app.outgoing import Outgoing
+from stream_app.processor import Source
+from stream_app.settings import Settings
+
+Log = list[tuple[str, Any]]
+
+
+class Event:
+    def __init__(self, offset: int, log: Log, generation: int = 1) -> None:
+        self.message = SimpleNamespace(
+            topic="in", partition=offset % 2, offset=offset, key=b"k", generation_id=generation
+        )
+        self.value = f"v{offset}".encode()
+        self.log = log
+
+    def ack(self) -> bool:
+        self.log.append(("ack", self.message.offset))
+        return True
+
+
+class Producer:
+    """Delivers (or fails) each send a moment later, and logs it."""
+
+    def __init__(self, log: Log, fail: bool = False) -> None:
+        self.log = log
+        self.fail = fail
+
+    async def send(self, topic: str, key: Any, value: Any, *rest: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+
+        def done() -> None:
+            self.log.append(("delivered", value))
+            if self.fail:
+                fut.set_exception(RuntimeError("broker said no"))
+            else:
+                fut.set_result(None)
+
+        loop.call_later(0.01, done)
+        return fut
+
+
+def loop_with(log: Log, fail: bool = False) -> BatchLoop:
+    app = SimpleNamespace(consumer_generation_id=1, producer=Producer(log, fail))
+    topology: Any = SimpleNamespace(app=app)
+
+    def ingest(event: Any) -> tuple[Source, list[Outgoing]]:
+        m = event.message
+        log.append(("processed", m.offset))
+        return Source(m.topic, m.partition, m.offset), [Outgoing("out", b"k", event.value)]
+
+    processor: Any = None  # every event here yields its messages at once
+    return BatchLoop(Settings(), topology, processor, ingest, (), ())
+
+
+def test_acks_in_order_after_every_delivery() -> None:
+    log: Log = []
+    events = [Event(n, log) for n in range(5)]
+    events.insert(2, Event(99, log, generation=0))  # fetched before a rebalance
+    asyncio.run(loop_with(log).handle(events))
+    assert [x for x in log if x[0] == "processed"] == [("processed", n) for n in range(5)]
+    acks = [i for i, x in enumerate(log) if x[0] == "ack" and x[1] != 99]
+    delivered = [i for i, x in enumerate(log) if x[0] == "delivered"]
+    assert len(delivered) == 5 and max(delivered) < min(acks)
+    assert [log[i][1] for i in acks] == list(range(5))
+    assert ("ack", 99) in log and ("processed", 99) not in log  # skipped, as Faust does
+
+
+class Stream:
+    def __init__(self, batches: list[list[Event]]) -> None:
+        self.batches = batches
+
+    async def noack_take(self, max_: int, within: float) -> Any:
+        for b in self.batches:
+            yield b
+
+
+def test_a_failed_delivery_acks_nothing_and_stops_the_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log: Log = []
+
+    class Exited(Exception):
+        pass
+
+    def exit_(code: int) -> None:
+        raise Exited(code)
+
+    monkeypatch.setattr(batch_loop.os, "_exit", exit_)
+    stream: Any = Stream([[Event(n, log) for n in range(3)]])
+    with pytest.raises(Exited) as exited:
+        asyncio.run(loop_with(log, fail=True).run(stream))
+    assert exited.value.args == (batch_loop.EXIT_BATCH_FAILED,)
+    assert not [x for x in log if x[0] == "ack"]
