@@ -1,11 +1,23 @@
 """End-to-end benchmarks of one streamrec worker, with the broker on the same machine.
 
-``compare`` (default): throughput vs a bare Faust agent, in one run. For each
-contender: pre-produce N events (the Beauty replay) to fresh topics, start one
-worker process, and time the output topic from the first output message to the
-N-th. Results go to ``results/bench_pipeline.json``.
+``compare`` (default): throughput of streamrec's worker in several variants, each
+against a bare Faust agent (one table update and one send per event) measured in
+the same round: the bare agent first, then each variant, ``--rounds`` times. Each
+run pre-produces N events (the Beauty replay) to fresh topics, starts the worker(s)
+and times the output topic from the first output to the N-th. ``--variants``:
 
-    .venv/bin/python scripts/bench_pipeline.py --events 40000
+- ``default``: Markov scorer, adjuster on, msgpack input;
+- ``adjust-off``: the same with ``STREAMREC_ADJUST=false``;
+- ``json``: the input encoded as JSON (``produce --format json``);
+- ``workers2``: two workers in one consumer group, the partitions shared;
+- ``reroute``: the input placed as librdkafka's default partitioner
+  (``consistent_random``: CRC32 of the key) places it, so the worker forwards
+  each event whose partition is not its user's (about 3 of 4).
+
+Results, with each variant's ratio to the bare agent of its round, the machine
+and the commit, go to ``results/bench_pipeline.json``.
+
+    .venv/bin/python scripts/bench_pipeline.py --events 40000 --rounds 2
 
 ``--workers 1,2``: scale-out instead: the streamrec worker alone, run with 1
 then 2 worker processes in one consumer group (same app id, the input's
@@ -30,27 +42,102 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stream_app.harness import Stack, broker_running, broker_settings, isolated_env
+from stream_app.events import event_value
+from stream_app.harness import Stack, broker_running, broker_settings, isolated_env, settings_env
 from stream_app.kafka import clients
-from stream_app.kafka.producer import produce
+from stream_app.kafka.producer import dataset_events, produce
+from stream_app.routing import partition_for
+from stream_app.serializers import Format, encode_value
 from stream_app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT.parent / "shared/datasets/amazon-beauty/sequences.txt"
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One contender: the bare agent or streamrec's worker, its settings and its input."""
+
+    name: str
+    about: str = ""
+    fields: dict[str, object] = field(default_factory=dict)  # worker settings
+    fmt: Format = "msgpack"  # the input's value encoding
+    workers: int = 1
+    crc32: bool = False  # input placed by librdkafka's default partitioner
+    bare: bool = False  # the bare Faust agent instead of streamrec
+
+    def command(self) -> list[str]:
+        if self.bare:
+            return [sys.executable, str(ROOT / "scripts/baseline_agent.py")]
+        return [sys.executable, "-m", "stream_app", "worker"]
+
+
+BARE = Variant("baseline", "bare Faust agent: one table update and one send per event", bare=True)
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("default", "streamrec, Markov, adjuster on, msgpack input"),
+        Variant("adjust-off", "streamrec, Markov, STREAMREC_ADJUST=false", {"adjust": False}),
+        Variant("json", "streamrec, Markov, adjuster on, JSON input", fmt="json"),
+        Variant("workers2", "streamrec, default, two workers in one consumer group", workers=2),
+        Variant("reroute", "streamrec, default, input on CRC32 partitions", crc32=True),
+    )
+}
+
+
 def isolated(base: Settings, prefix: str, data_dir: Path) -> dict[str, str]:
     """A benchmark run's variables: fresh topics on ``base``'s cluster, quiet logs."""
     return isolated_env(prefix, kafka_bootstrap=base.bootstrap, data_dir=data_dir, log_level="warn")
+
+
+def crc32_partition(key: bytes, partitions: int) -> int:
+    """librdkafka's ``consistent_random`` for a non-empty key: CRC32 of the key
+    modulo the partition count (kcat's and confluent-kafka's default)."""
+    return zlib.crc32(key) % partitions
+
+
+async def produce_crc32(settings: Settings, n: int, fmt: Format) -> int:
+    """Send ``n`` events as :func:`produce` does, but each on the partition librdkafka's
+    default partitioner would choose; return how many are off their user's partition."""
+    producer = clients.producer(settings)
+    await producer.start()
+    run, last_ts, misplaced = uuid.uuid4().hex[:8], 0, 0
+    pending: list[asyncio.Future[Any]] = []
+    try:
+        events = dataset_events(DATASET if DATASET.exists() else None)
+        for i, (user, item, event_type, _, category) in enumerate(itertools.islice(events, n)):
+            last_ts = max(last_ts + 1, int(time.time() * 1000))
+            value = event_value(user, item, event_type, last_ts, f"{run}-{i}", category)
+            key = user.encode()
+            partition = crc32_partition(key, settings.partitions)
+            misplaced += partition != partition_for(key, settings.partitions)
+            pending.append(
+                await producer.send(
+                    settings.input_topic, encode_value(value, fmt), key=key, partition=partition
+                )
+            )
+            if len(pending) >= 1000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return misplaced
 
 
 async def time_outputs(settings: Settings, n: int, timeout: float) -> dict[str, float]:
@@ -78,31 +165,107 @@ async def time_outputs(settings: Settings, n: int, timeout: float) -> dict[str, 
     }
 
 
-def run_one(
-    name: str, cmd: list[str], base: Settings, n: int, timeout: float, workers: int = 1
-) -> dict[str, Any]:
-    """Pre-produce ``n`` events, start ``workers`` processes in one group, time the output."""
+def run_one(v: Variant, base: Settings, n: int, timeout: float) -> dict[str, Any]:
+    """Pre-produce ``n`` events, start ``v.workers`` processes in one group, time the output."""
     with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(isolated(base, f"bench-{name}", Path(tmp)), Path(tmp), cwd=ROOT, argv=cmd)
+        env = {**isolated(base, f"bench-{v.name}", Path(tmp)), **settings_env(**v.fields)}
+        stack = Stack(env, Path(tmp), cwd=ROOT, argv=v.command())
         settings = stack.settings
         stack.create_topics()
-        asyncio.run(produce(settings, DATASET if DATASET.exists() else None, 0, n))
-        procs = stack.start_workers(workers, wait=False)
+        misplaced = None
+        if v.crc32:
+            misplaced = asyncio.run(produce_crc32(settings, n, v.fmt))
+        else:
+            data = DATASET if DATASET.exists() else None
+            asyncio.run(produce(settings, data, 0, n, v.fmt))
+        procs = stack.start_workers(v.workers, wait=False)
         try:
-            result = asyncio.run(time_outputs(settings, n, timeout))
+            result: dict[str, Any] = dict(asyncio.run(time_outputs(settings, n, timeout)))
         finally:
             stack.stop()
         if result["outputs"] < n:  # say why, before the logs go with the temp dir
             for w in procs:
-                print(f"{name}: {result['outputs']} of {n} outputs; {w.log_path.name}:")
+                print(f"{v.name}: {result['outputs']} of {n} outputs; {w.log_path.name}:")
                 print(w.log_tail(20))
-    result["name"] = name
-    result["workers"] = workers
-    print(
-        f"{name:>10}: {result['outputs']} outputs, {result['events_per_s']:.0f} events/s",
-        flush=True,
-    )
+    result.update(name=v.name, about=v.about, events=n, workers=v.workers, input_format=v.fmt)
+    if misplaced is not None:
+        result["events_off_their_users_partition"] = misplaced
+    print(f"{v.name:>10}: {result['outputs']} outputs, {result['events_per_s']:.0f} events/s")
+    sys.stdout.flush()
     return result
+
+
+def git_commit() -> str:
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return out.stdout.strip() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def compare(
+    base: Settings, names: list[str], rounds: int, n: int, timeout: float
+) -> dict[str, Any]:
+    """``rounds`` rounds of the bare agent then each variant; every run, and each
+    variant's ratio to the bare agent of its round."""
+    report: dict[str, Any] = {
+        "benchmark": "end-to-end events/s against a bare Faust agent of the same round, "
+        "input pre-produced, broker and workers on the same machine",
+        "events": n,
+        "partitions": base.partitions,
+        "rounds": rounds,
+        "variants": {name: VARIANTS[name].about for name in names},
+        "commit": git_commit(),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "runs": [],
+    }
+    with broker_running(base):
+        for r in range(1, rounds + 1):
+            bare = run_one(BARE, base, n, timeout)
+            report["runs"].append({**bare, "round": r})
+            for name in names:
+                run = run_one(VARIANTS[name], base, n, timeout)
+                ratio = run["events_per_s"] / max(bare["events_per_s"], 1e-9)
+                report["runs"].append({**run, "round": r, "ratio_to_baseline": ratio})
+    report["load_average_at_end"] = list(os.getloadavg())
+    report["summary"] = summary(report["runs"], names)
+    return report
+
+
+def summary(runs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Per contender: its rates and ratios by round, and their medians."""
+    out: dict[str, Any] = {}
+    for name in [BARE.name, *names]:
+        mine = [r for r in runs if r["name"] == name]
+        rates = [r["events_per_s"] for r in mine]
+        entry: dict[str, Any] = {"events_per_s": rates, "median_events_per_s": median(rates)}
+        if name != BARE.name:
+            ratios = [r["ratio_to_baseline"] for r in mine]
+            entry.update(ratio_to_baseline=ratios, median_ratio=median(ratios))
+        entry["all_outputs"] = all(r["outputs"] >= r.get("events", 0) for r in mine)
+        out[name] = entry
+    return out
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else 0.0
+
+
+def print_summary(report: dict[str, Any]) -> None:
+    print(f"commit {report['commit']}, {report['events']} events, {report['rounds']} round(s)")
+    for name, s in report["summary"].items():
+        rates = ", ".join(f"{x:.0f}" for x in s["events_per_s"])
+        ratio = ", ".join(f"{x:.2f}x" for x in s.get("ratio_to_baseline", []))
+        print(f"{name:>10}: {rates} events/s" + (f"  ({ratio} of the bare agent)" if ratio else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=40_000)
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--out", type=Path, help="default: results/bench_pipeline.json")
+    ap.add_argument("--rounds", type=int, default=1, help="bare agent then variants, N times")
+    ap.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)",
+    )
     ap.add_argument(
         "--workers",
         help="comma-separated worker counts (e.g. 1,2): scale-out mode, streamrec only",
@@ -125,31 +294,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers:
         counts = [int(c) for c in args.workers.split(",")]
         return scale_out(base, counts, args.events, args.timeout, args.out)
-    args.out = args.out or ROOT / "results/bench_pipeline.json"
-    with broker_running(base):
-        py = sys.executable
-        runs = [
-            run_one(
-                "baseline",
-                [py, str(ROOT / "scripts/baseline_agent.py")],
-                base,
-                args.events,
-                args.timeout,
-            ),
-            run_one(
-                "streamrec", [py, "-m", "stream_app", "worker"], base, args.events, args.timeout
-            ),
-        ]
-    report = {
-        "benchmark": "end-to-end events/s, one worker, Markov scorer, input pre-produced",
-        "events": args.events,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "runs": runs,
-        "ratio_streamrec_vs_baseline": runs[1]["events_per_s"] / max(runs[0]["events_per_s"], 1e-9),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"ratio streamrec/baseline: {report['ratio_streamrec_vs_baseline']:.2f} -> {args.out}")
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if unknown := [v for v in names if v not in VARIANTS]:
+        ap.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    report = compare(base, names, args.rounds, args.events, args.timeout)
+    out = args.out or ROOT / "results/bench_pipeline.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print_summary(report)
+    print(f"-> {out}")
     return 0
 
 
@@ -157,8 +310,7 @@ def scale_out(base: Settings, counts: list[int], n: int, timeout: float, out: Pa
     """The streamrec worker with each worker count, on the same broker and box."""
     out = out or ROOT / "results/bench_workers.json"
     with broker_running(base):
-        cmd = [sys.executable, "-m", "stream_app", "worker"]
-        runs = [run_one(f"workers{c}", cmd, base, n, timeout, workers=c) for c in counts]
+        runs = [run_one(Variant(f"workers{c}", workers=c), base, n, timeout) for c in counts]
     report = {
         "benchmark": "end-to-end events/s by worker count, one consumer group, Markov scorer, "
         "input pre-produced, broker and workers on the same machine",
