@@ -12,10 +12,11 @@ and times the output topic from the first output to the N-th. ``--variants``:
 - ``workers2``: two workers in one consumer group, the partitions shared;
 - ``reroute``: the input placed as librdkafka's default partitioner
   (``consistent_random``: CRC32 of the key) places it, so the worker forwards
-  each event whose partition is not its user's (about 3 of 4).
+  each event whose partition is not its user's (about 3 of 4);
+- ``one-at-a-time``: ``STREAMREC_STREAM_BATCH_MAX=1`` (no batch loop).
 
-Results, with each variant's ratio to the bare agent of its round, the machine
-and the commit, go to ``results/bench_pipeline.json``.
+Every run, each variant's ratio to the bare agent of its round, the machine and
+the commit go to ``results/bench_pipeline.json``.
 
     .venv/bin/python scripts/bench_pipeline.py --events 40000 --rounds 2
 
@@ -26,8 +27,8 @@ partitions shared), each count on fresh topics. Results go to
 
     .venv/bin/python scripts/bench_pipeline.py --workers 1,2 --events 20000
 
-``rates``: one worker per scorer (the online Markov scorer, and the Transformer
-checkpoint served through the micro-batcher), fed at rising steady rates. A
+``rates``: one worker per scorer (Markov, and the Transformer checkpoint served
+through the micro-batcher), fed at rising steady rates. A
 step is *sustained* when every event of the step got its recommendation within
 ``--grace`` seconds of the step's end and p99 latency stayed under ``--bound-ms``.
 Latency is from the event's ``ts`` (the producer's wall clock at sending) to the
@@ -96,6 +97,11 @@ VARIANTS = {
         Variant("json", "streamrec, Markov, adjuster on, JSON input", fmt="json"),
         Variant("workers2", "streamrec, default, two workers in one consumer group", workers=2),
         Variant("reroute", "streamrec, default, input on CRC32 partitions", crc32=True),
+        Variant(
+            "one-at-a-time",
+            "streamrec, default, STREAMREC_STREAM_BATCH_MAX=1",
+            {"stream_batch_max": 1},
+        ),
     )
 }
 
