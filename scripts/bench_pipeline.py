@@ -196,7 +196,7 @@ def run_one(v: Variant, base: Settings, n: int, timeout: float) -> dict[str, Any
     result.update(name=v.name, about=v.about, events=n, workers=v.workers, input_format=v.fmt)
     if misplaced is not None:
         result["events_off_their_users_partition"] = misplaced
-    print(f"{v.name:>10}: {result['outputs']} outputs, {result['events_per_s']:.0f} events/s")
+    print(f"{v.name:>13}: {result['outputs']} outputs, {result['events_per_s']:.0f} events/s")
     sys.stdout.flush()
     return result
 
@@ -271,7 +271,7 @@ def print_summary(report: dict[str, Any]) -> None:
     for name, s in report["summary"].items():
         rates = ", ".join(f"{x:.0f}" for x in s["events_per_s"])
         ratio = ", ".join(f"{x:.2f}x" for x in s.get("ratio_to_baseline", []))
-        print(f"{name:>10}: {rates} events/s" + (f"  ({ratio} of the bare agent)" if ratio else ""))
+        print(f"{name:>13}: {rates} events/s" + (f"  ({ratio} of the bare agent)" if ratio else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
