@@ -14,7 +14,9 @@ from scripts import bench_pipeline
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
-def test_compare_one_variant(bootstrap: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_compare_one_variant(
+    bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("STREAMREC_KAFKA_BOOTSTRAP", bootstrap)
     out = tmp_path / "bench.json"
     argv = ["--events", "500", "--variants", "adjust-off", "--timeout", "120", "--out", str(out)]
