@@ -1,0 +1,217 @@
+"""Where the worker's time goes per event, in-process, without Faust and Kafka.
+
+Runs the worker's per-event path as :mod:`stream_app.batch_loop` does:
+:meth:`Processor.ingest` then :meth:`Processor.recommend` of the one request,
+over the pipeline of :func:`~stream_app.components.build_components` with dict
+state (as ``replay-eval`` builds it), on the events ``scripts/bench_pipeline.py``
+produces (the Beauty replay, msgpack, keyed by user, wall-clock-like timestamps
+one millisecond apart). Two passes over fresh pipelines:
+
+- *clean*: nothing wrapped, the total per event;
+- *staged*: each stage wrapped in a timer (a little overhead, ~0.3 µs a stage):
+  decode (``events.parse``), state (the rest of ``ingest``: history, validation),
+  Markov learn, adjust learn (``OnlineAdjustment.observe``), score (Markov),
+  adjust re-rank (``OnlineAdjustment.rerank``), render (building the message),
+  encode (``encode_value``).
+
+The clock the messages carry (``emitted_ts``) is pinned, so that every output
+message is reproducible: ``--digest`` prints the SHA-256 of all of them, and
+``--against DIR`` runs this script on the code in ``DIR`` (e.g. ``/work/main``)
+in a subprocess and checks both digests agree.
+
+    PYTHONPATH=. .venv/bin/python scripts/profile_worker.py --events 20000 \
+        --against ../main --cprofile results/profile_worker.prof
+    # -> results/profile_worker.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import itertools
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASET = ROOT.parent / "shared/datasets/amazon-beauty/sequences.txt"
+T0 = 1_780_000_000_000  # the first event's ts (ms); the pinned clock is a day later
+STAGES = ("decode", "state", "markov_learn", "adjust_learn", "score", "adjust_rerank")
+STAGES += ("render", "encode")
+
+
+def messages(n: int) -> list[tuple[bytes, Any]]:
+    """The bench's input as the worker consumes it: (value, Source) per event."""
+    from stream_app.events import event_value
+    from stream_app.kafka.producer import dataset_events
+    from stream_app.processor import Source
+    from stream_app.routing import partition_for
+    from stream_app.settings import Settings
+
+    s = Settings()
+    offsets = [0] * s.partitions
+    out = []
+    events = dataset_events(DATASET if DATASET.exists() else None, 0)
+    for i, (user, item, kind, _, category) in enumerate(itertools.islice(events, n)):
+        value = event_value(user, item, kind, T0 + i, f"bench-{i}", category)
+        p = partition_for(user.encode(), s.partitions)
+        out.append((msgpack.packb(value, use_bin_type=True), Source(s.input_topic, p, offsets[p])))
+        offsets[p] += 1
+    return out
+
+
+def pipeline() -> Any:
+    """The worker's Processor over dict state, the clock it reads pinned."""
+    import stream_app.processor as proc
+    from models.markov import DictTransitionStore
+    from stream_app.components import State, build_components
+    from stream_app.settings import Settings
+
+    pinned = T0 + 86_400_000
+    proc.time = types.SimpleNamespace(time=lambda: pinned / 1000)  # type: ignore[attr-defined]
+    s = Settings().model_copy(update={"adjust": True})
+    state = State(users={}, transitions=DictTransitionStore(s.markov_max_successors), feedback={})
+    return build_components(s, state).processor
+
+
+def run(processor: Any, msgs: list[tuple[bytes, Any]], sink: Callable[[Any], None]) -> float:
+    """The batch loop's per-event path; seconds taken."""
+    from stream_app.processor import ScoreRequest
+
+    ingest, recommend = processor.ingest, processor.recommend
+    start = time.perf_counter()
+    for raw, src in msgs:
+        result = ingest(raw, src)
+        out = recommend([result]) if isinstance(result, ScoreRequest) else result
+        for m in out:
+            sink(m)
+    return time.perf_counter() - start
+
+
+def digest(n: int) -> str:
+    h = hashlib.sha256()
+
+    def sink(m: Any) -> None:
+        h.update(repr((m.topic, m.key, m.headers)).encode())
+        h.update(m.value)
+
+    run(pipeline(), messages(n), sink)
+    return h.hexdigest()
+
+
+class Timers:
+    """Wraps callables so each call's time adds to its stage."""
+
+    def __init__(self) -> None:
+        self.spent = dict.fromkeys((*STAGES, "ingest", "recommend"), 0.0)
+
+    def wrap(self, stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        spent, clock = self.spent, time.perf_counter
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[stage] += clock() - start
+
+        return timed
+
+
+def staged(msgs: list[tuple[bytes, Any]]) -> dict[str, float]:
+    """Seconds per stage (``state`` and ``render``: what their calls leave over)."""
+    import stream_app.processor as proc
+
+    p = pipeline()
+    t = Timers()
+    saved = proc.parse, proc.encode_value
+    proc.parse = t.wrap("decode", proc.parse)  # type: ignore[attr-defined]
+    proc.encode_value = t.wrap("encode", proc.encode_value)  # type: ignore[attr-defined]
+    try:
+        p.learner.learn_one = t.wrap("markov_learn", p.learner.learn_one)
+        p.adjust.observe = t.wrap("adjust_learn", p.adjust.observe)
+        p.adjust.rerank = t.wrap("adjust_rerank", p.adjust.rerank)
+        p.score = t.wrap("score", p.score)
+        p.ingest = t.wrap("ingest", p.ingest)
+        p.render = t.wrap("render_all", p.render)
+        t.spent["render_all"] = 0.0
+        run(p, msgs, lambda m: None)
+    finally:
+        proc.parse, proc.encode_value = saved  # type: ignore[attr-defined]
+    s = t.spent
+    s["state"] = s["ingest"] - s["decode"] - s["markov_learn"] - s["adjust_learn"]
+    s["render"] = s.pop("render_all") - s["adjust_rerank"] - s["encode"]
+    return {k: s[k] for k in STAGES}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--repeat", type=int, default=3, help="clean passes; the best is kept")
+    ap.add_argument("--digest", action="store_true", help="print the outputs' SHA-256 only")
+    ap.add_argument("--against", type=Path, help="a tree whose outputs must be the same")
+    ap.add_argument("--cprofile", type=Path, help="write cProfile stats of one pass here")
+    ap.add_argument("--bench", type=float, help="bench_pipeline events/s, for Faust's share")
+    ap.add_argument("--out", type=Path, default=ROOT / "results/profile_worker.json")
+    args = ap.parse_args(argv)
+    if args.digest:
+        print(digest(args.events))
+        return 0
+    msgs = messages(args.events)
+    clean = min(run(pipeline(), msgs, lambda m: None) for _ in range(args.repeat))
+    # Per stage, the best of the passes: the machine is shared, a pass can be slowed.
+    passes = [staged(msgs) for _ in range(args.repeat)]
+    stages = {k: min(p[k] for p in passes) for k in STAGES}
+    if args.cprofile:
+        args.cprofile.parent.mkdir(parents=True, exist_ok=True)
+        prof = cProfile.Profile()
+        p = pipeline()
+        prof.runcall(run, p, msgs, lambda m: None)
+        prof.dump_stats(args.cprofile)
+    us = 1e6 / args.events
+    report: dict[str, Any] = {
+        "events": args.events,
+        "total_us": clean * us,
+        "events_per_s": args.events / clean,
+        "stages_us": {k: v * us for k, v in stages.items()},
+        "staged_total_us": sum(stages.values()) * us,
+        "repeat": args.repeat,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load_average": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    if args.bench:
+        report["bench_events_per_s"] = args.bench
+        report["faust_kafka_us"] = 1e6 / args.bench - report["total_us"]
+    if args.against:
+        ours = digest(args.events)
+        env = {**os.environ, "PYTHONPATH": str(args.against.resolve())}
+        cmd = [sys.executable, __file__, "--digest", "--events", str(args.events)]
+        theirs = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+        report["outputs_sha256"] = ours
+        report["outputs_identical_to"] = {str(args.against): theirs.stdout.strip() == ours}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    for k, v in report["stages_us"].items():
+        print(f"{k:>14} {v:8.1f} µs")
+    print(f"{'staged total':>14} {report['staged_total_us']:8.1f} µs")
+    rate = report["events_per_s"]
+    print(f"{'clean total':>14} {report['total_us']:8.1f} µs ({rate:.0f} events/s)")
+    if args.against:
+        print(f"outputs identical to {args.against}: {report['outputs_identical_to']}")
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
