@@ -201,7 +201,14 @@ class MarkovScorer:
                 scores[item] = get(item, 0.0) + pw * c / top_count
 
         # sorted()[:k] is nlargest's documented equivalent, and faster on these sizes.
-        top = sorted(scores.items(), key=_score_then_item, reverse=True)[:k]
+        # Only items scoring at least the k-th best score can be in the top k: sort
+        # those (a sort of bare floats finds that score, several times cheaper than
+        # sorting every item by a tuple key).
+        ranked: Iterable[tuple[str, float]] = scores.items()
+        if len(scores) > k > 0:
+            cut = sorted(scores.values(), reverse=True)[k - 1]
+            ranked = [pair for pair in ranked if pair[1] >= cut]
+        top = sorted(ranked, key=_score_then_item, reverse=True)[:k]
         influence = [0.0] * n
         if contrib:
             top_ids = [i for i, _ in top]

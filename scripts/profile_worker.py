@@ -12,10 +12,11 @@ one millisecond apart). Two passes over fresh pipelines:
   decode (``events.parse``), state (the rest of ``ingest``: history, validation),
   Markov learn, adjust learn (``OnlineAdjustment.observe``), score (Markov),
   adjust re-rank (``OnlineAdjustment.rerank``), render (building the message),
-  encode (``encode_value``).
+  encode (the Processor's encoder, or ``encode_value`` in older trees).
 
 The clock the messages carry (``emitted_ts``) is pinned, so that every output
-message is reproducible: ``--digest`` prints the SHA-256 of all of them, and
+message is reproducible: ``--digest`` prints the SHA-256 of all of them and of
+the users' and the feedback tables at the end, and
 ``--against DIR`` runs this script on the code in ``DIR`` (e.g. ``/work/main``)
 in a subprocess and checks both digests agree.
 
@@ -105,7 +106,13 @@ def digest(n: int) -> str:
         h.update(repr((m.topic, m.key, m.headers)).encode())
         h.update(m.value)
 
-    run(pipeline(), messages(n), sink)
+    p = pipeline()
+    run(p, messages(n), sink)
+    # And what the tables hold at the end (their changelogs' last records).
+    for table in (p.users, p.adjust.feedback.store):
+        for key in sorted(table):
+            h.update(key)
+            h.update(table[key])
     return h.hexdigest()
 
 
@@ -134,9 +141,12 @@ def staged(msgs: list[tuple[bytes, Any]]) -> dict[str, float]:
 
     p = pipeline()
     t = Timers()
-    saved = proc.parse, proc.encode_value
+    saved = proc.parse, getattr(proc, "encode_value", None)
     proc.parse = t.wrap("decode", proc.parse)  # type: ignore[attr-defined]
-    proc.encode_value = t.wrap("encode", proc.encode_value)  # type: ignore[attr-defined]
+    if hasattr(p, "_encode"):  # the Processor's own encoder
+        p._encode = t.wrap("encode", p._encode)
+    else:
+        proc.encode_value = t.wrap("encode", proc.encode_value)  # type: ignore[attr-defined]
     try:
         p.learner.learn_one = t.wrap("markov_learn", p.learner.learn_one)
         p.adjust.observe = t.wrap("adjust_learn", p.adjust.observe)
@@ -147,7 +157,9 @@ def staged(msgs: list[tuple[bytes, Any]]) -> dict[str, float]:
         t.spent["render_all"] = 0.0
         run(p, msgs, lambda m: None)
     finally:
-        proc.parse, proc.encode_value = saved  # type: ignore[attr-defined]
+        proc.parse = saved[0]  # type: ignore[attr-defined]
+        if saved[1] is not None:
+            proc.encode_value = saved[1]  # type: ignore[attr-defined]
     s = t.spent
     s["state"] = s["ingest"] - s["decode"] - s["markov_learn"] - s["adjust_learn"]
     s["render"] = s.pop("render_all") - s["adjust_rerank"] - s["encode"]

@@ -34,7 +34,7 @@ from models.rerank.base import Adjuster
 from models.rerank.drift import DriftWatch, log_loss
 from models.rerank.feedback import Example, FeedbackJoin
 from models.rerank.logreg import LogRegAdjuster
-from models.rerank.propensity import PURCHASE_FEATURES, PurchasePropensity, purchase_features
+from models.rerank.propensity import PurchasePropensity, purchase_features
 from models.rerank.quality import ClassificationQuality, Prequential
 from models.rerank.ranker import Ranker
 from models.rerank.signals import ItemSignals
@@ -58,7 +58,7 @@ class _Last(NamedTuple):
     adjusted: list[str]
     base: list[str]
     purchase: float | None = None  # P(next event is a purchase), not yet scored
-    purchase_x: tuple[float, ...] = ()  # its features, in PURCHASE_FEATURES order
+    purchase_x: dict[str, float] | None = None  # its features (not changed after)
 
 
 class OnlineAdjustment:
@@ -111,15 +111,16 @@ class OnlineAdjustment:
         (``category``: the item's, if the event names it)."""
         last = self._last.get(user)
         refresh = last is not None and last.item == item
-        if last is not None and last.purchase is not None:
+        if last is not None and last.purchase is not None and last.purchase_x is not None:
             self.score_purchase(last.purchase, last.purchase_x, event_type == "purchase")
         if last is not None and not refresh:
             for name, ranked in (("adjusted", last.adjusted), ("base", last.base)):
                 q = self.quality[name]
                 hit, ndcg = q.add(ranked, item)
                 hits, ndcgs, window_hr, window_ndcg = self._live[name]
-                hits.inc(hit)
-                ndcgs.inc(ndcg)
+                if hit:  # most lists miss: adding 0 takes the counter's lock for nothing
+                    hits.inc(hit)
+                    ndcgs.inc(ndcg)
                 if q.events % 10 == 0:  # a gauge over 1,000 events: fresh enough
                     window_hr.set(q.window_hr)
                     window_ndcg.set(q.window_ndcg)
@@ -128,7 +129,6 @@ class OnlineAdjustment:
             monitoring.LIVE_EVALUATED.inc()
         if not refresh:
             self.learn(self.feedback.observe(user, item, event_type, ts))
-            monitoring.ADJUSTER_EXAMPLES.set(self.adjuster.examples)
         self.signals.observe(item, ts, category)
         self._observed += 1
         if self._observed % 100_000 == 0:
@@ -136,10 +136,11 @@ class OnlineAdjustment:
         if last is not None:
             self._last[user] = _Last(item, last.adjusted, last.base)
 
-    def score_purchase(self, p: float, x: tuple[float, ...], bought: bool) -> None:
-        """Score a purchase prediction against what the user did next, then learn it."""
+    def score_purchase(self, p: float, x: dict[str, float], bought: bool) -> None:
+        """Score a purchase prediction against what the user did next, then learn it
+        (``x``: its features, in :data:`PURCHASE_FEATURES` order)."""
         self.purchase_quality.add(bought, p)
-        self.purchase.learn_one(dict(zip(PURCHASE_FEATURES, x, strict=True)), bought)
+        self.purchase.learn_one(x, bought)
         monitoring.PURCHASE_EVALUATED.inc()
         if self.purchase_quality.events % 100 == 0:  # river's metrics cost a little to read
             summary = self.purchase_quality.summary()
@@ -157,7 +158,7 @@ class OnlineAdjustment:
         learning, goes to the drift watch; on a rise (drift) the adjuster is reset
         first. (One detector update per event, not per example: a third of the cost.)"""
         if not examples:
-            return
+            return  # nothing learned: the examples gauge stands
         ps = self.adjuster.predict_many([x for x, _, _ in examples])
         loss = sum(log_loss(p, y) for p, (_, y, _) in zip(ps, examples, strict=True))
         if self.drift.update_loss(loss / len(examples)):
@@ -166,6 +167,7 @@ class OnlineAdjustment:
             self.adjuster.reset()
         for x, y, w in examples:
             self.adjuster.learn_one(x, y, w)
+        monitoring.ADJUSTER_EXAMPLES.set(self.adjuster.examples)
 
     def rerank(self, user: str, history: Sequence[Interaction], base: Scored) -> Scored:
         ranked = self.ranker.rank(self.adjuster, history, base, self.k)
@@ -175,9 +177,8 @@ class OnlineAdjustment:
         adjusted = [i for i, _ in ranked.items]
         x = purchase_features(history)
         purchase = self.purchase.predict_one(x)
-        self._last[user] = _Last(
-            current, adjusted, [i for i, _ in base.items[: self.k]], purchase, tuple(x.values())
-        )
+        base_items = [i for i, _ in base.items[: self.k]]
+        self._last[user] = _Last(current, adjusted, base_items, purchase, x)
         self._last.move_to_end(user)
         if len(self._last) > self.max_users:
             self._last.popitem(last=False)

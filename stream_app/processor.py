@@ -25,7 +25,7 @@ from stream_app.events import InvalidEvent, parse
 from stream_app.outgoing import Header, Outgoing
 from stream_app.pseudonym import Pseudonymizer
 from stream_app.routing import REROUTED_HEADER, partition_for
-from stream_app.serializers import encode_value
+from stream_app.serializers import value_encoder
 from stream_app.settings import Settings
 from stream_app.state.user_state import UserState
 
@@ -90,6 +90,7 @@ class Processor:
         self.learner = learner
         self.adjust = adjust
         self.pseudonymize = Pseudonymizer.from_settings(settings)
+        self._encode = value_encoder(settings.output_format)
 
     # -- ingest -----------------------------------------------------------------
     def ingest(self, raw: bytes | None, src: Source) -> ScoreRequest | list[Outgoing]:
@@ -249,6 +250,7 @@ class Processor:
         loop, like :meth:`ingest`: the adjuster is not shared with another thread."""
         s = self.settings
         adjust = self.adjust
+        encode = self._encode
         out = []
         now = int(time.time() * 1000)
         for req, (res, model) in zip(requests, answers, strict=True):
@@ -259,8 +261,8 @@ class Processor:
                 "user_id": req.user_id,
                 "items": [{"item_id": i, "score": sc} for i, sc in res.items],
                 "influences": [
-                    {"item_id": h.item_id, "event_type": h.event_type, "ts": h.ts, "weight": w}
-                    for h, w in zip(req.history, res.influences, strict=True)
+                    {"item_id": item, "event_type": kind, "ts": ts, "weight": w}
+                    for (item, kind, ts), w in zip(req.history, res.influences, strict=True)
                 ],
                 "model": model,
                 "source_event_id": req.event_id,
@@ -269,7 +271,5 @@ class Processor:
             }
             if res.purchase is not None:
                 rec["purchase_propensity"] = res.purchase
-            out.append(
-                Outgoing(s.output_topic, req.user_id.encode(), encode_value(rec, s.output_format))
-            )
+            out.append(Outgoing(s.output_topic, req.user_id.encode(), encode(rec)))
         return out

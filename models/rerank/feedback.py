@@ -45,6 +45,7 @@ from models.rerank.features import TYPE_WEIGHT
 
 X = tuple[float, ...]
 Example = tuple[X, bool, float]
+_MAX_PACKED = 100_000  # shared descriptions whose bytes are kept
 
 
 @dataclass(slots=True)
@@ -64,9 +65,23 @@ class _Open:
         width = len(xs) // len(self.items)
         return tuple(xs[i * width : (i + 1) * width])
 
-    def packed(self) -> bytes:
+    def packed(self, cache: dict[X, bytes] | None = None) -> bytes:
+        """The descriptions as float64 bytes, row-major; ``cache``: each shared
+        tuple's bytes, kept from list to list (a few thousand slots recur)."""
         xs = self.xs
-        return (xs if isinstance(xs, array) else array("d", chain.from_iterable(xs))).tobytes()
+        if isinstance(xs, array):
+            return xs.tobytes()
+        if cache is None:
+            return array("d", chain.from_iterable(xs)).tobytes()
+        if len(cache) > _MAX_PACKED:  # descriptions that do not recur: start again
+            cache.clear()
+        out = []
+        for x in xs:
+            b = cache.get(x)
+            if b is None:
+                b = cache[x] = array("d", x).tobytes()
+            out.append(b)
+        return b"".join(out)
 
 
 class FeedbackJoin:
@@ -88,6 +103,7 @@ class FeedbackJoin:
         self.negatives_per_list = negatives_per_list
         self.max_users = max_users
         self._open: OrderedDict[str, deque[_Open]] = OrderedDict()
+        self._packed: dict[X, bytes] | None = None if pack else {}
 
     def publish(self, user: str, ts: int, items: Sequence[str], xs: Sequence[X]) -> None:
         """Open a list of ``items``, described by ``xs`` (one ``x`` per item)."""
@@ -101,7 +117,7 @@ class FeedbackJoin:
         if len(self._open) > self.max_users:
             self._open.popitem(last=False)  # still in the store, if there is one
         if self.store is not None:
-            self.store[user.encode()] = _encode(lists)
+            self.store[user.encode()] = _encode(lists, self._packed)
 
     def observe(self, user: str, item: str, event_type: str, ts: int) -> list[Example]:
         """Count one event of ``user``; return the examples of every list it closes.
@@ -173,8 +189,8 @@ class FeedbackJoin:
 FORMAT = 3  # 1: with feature names; 2: slots before the category flag
 
 
-def _encode(lists: deque[_Open]) -> bytes:
-    rows = [[o.ts, list(o.items), o.packed(), o.seen, o.hits] for o in lists]
+def _encode(lists: deque[_Open], cache: dict[X, bytes] | None = None) -> bytes:
+    rows = [[o.ts, list(o.items), o.packed(cache), o.seen, o.hits] for o in lists]
     return msgpack.packb([FORMAT, *rows])
 
 

@@ -124,15 +124,16 @@ class SlotAdjuster(Adjuster):
             else:
                 c = category_of(item)
                 near = 0 if c is None else 2 if c == current else 1 if c in mine_in else 0
+            # (conditionals, not min(): a builtin call per candidate costs more)
             mine = seen.get(item)
             if mine is not None:
-                rank = min(CAP, mine[0])
-                key: X = (RECENT_BAND[rank], near, rank, min(3, mine[3]))
+                rank = mine[0] if mine[0] < CAP else CAP
+                key: X = (RECENT_BAND[rank], near, rank, mine[3] if mine[3] < 3 else 3)
             elif (r := rank_of.get(item)) is not None:
-                rank = min(CAP, r)
+                rank = r if r < CAP else CAP
                 key = (BASE + BASE_BAND[rank], near, BASE + rank, 0)
             elif item not in trending and (r := category_rank.get(item)) is not None:
-                rank = min(CAP, r)
+                rank = r if r < CAP else CAP
                 key = (CATEGORY + BASE_BAND[rank], near, CATEGORY + rank, 0)
             else:
                 key = (TRENDING, near, TRENDING, 0)
