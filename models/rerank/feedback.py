@@ -165,8 +165,12 @@ class FeedbackJoin:
         return lists
 
     def _label(self, o: _Open) -> list[Example]:
-        pos = [(o.x(i), True, o.hits[c]) for i, c in enumerate(o.items) if c in o.hits]
-        neg_all = [i for i, c in enumerate(o.items) if c not in o.hits]
+        hits = o.hits
+        if hits:
+            pos = [(o.x(i), True, hits[c]) for i, c in enumerate(o.items) if c in hits]
+            neg_all = [i for i, c in enumerate(o.items) if c not in hits]
+        else:  # the usual case: nothing engaged with
+            pos, neg_all = [], list(range(len(o.items)))
         # A uniform sample, the same on every replay: a hash of (list, item). Every
         # candidate has the same chance, wherever it stands in the list. (A stride
         # over the list never picked its last candidates, the trending ones, as
