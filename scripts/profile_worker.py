@@ -169,6 +169,29 @@ def staged(msgs: list[tuple[bytes, Any]]) -> dict[str, float]:
     return {k: s[k] for k in STAGES}
 
 
+def plot(reports: dict[str, dict[str, Any]], path: Path) -> None:
+    """Grouped bars: µs per event of each stage, one bar per report (e.g. before/after)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    width = 0.8 / len(reports)
+    for n, (label, report) in enumerate(reports.items()):
+        us = [report["stages_us"][k] for k in STAGES]
+        xs = [i + (n - (len(reports) - 1) / 2) * width for i in range(len(STAGES))]
+        bars = ax.bar(xs, us, width, label=f"{label}: {report['total_us']:.0f} µs/event")
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)
+    ax.set_xticks(range(len(STAGES)), [k.replace("_", "\n") for k in STAGES])
+    ax.set_ylabel("µs per event (CPU time)")
+    ax.set_title(f"streamrec worker, per-event path in-process ({reports[label]['events']} events)")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=20_000)
@@ -178,9 +201,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cprofile", type=Path, help="write cProfile stats of one pass here")
     ap.add_argument("--bench", type=float, help="bench_pipeline events/s, for Faust's share")
     ap.add_argument("--out", type=Path, default=ROOT / "results/profile_worker.json")
+    ap.add_argument(
+        "--plot",
+        nargs="+",
+        metavar="LABEL=JSON",
+        help="draw these reports (e.g. main=a.json branch=b.json) to --png, and stop",
+    )
+    ap.add_argument("--png", type=Path, default=ROOT / "docs/profile-worker.png")
     args = ap.parse_args(argv)
     if args.digest:
         print(digest(args.events))
+        return 0
+    if args.plot:
+        named = (spec.split("=", 1) for spec in args.plot)
+        plot({label: json.loads(Path(f).read_text()) for label, f in named}, args.png)
+        print(f"-> {args.png}")
         return 0
     msgs = messages(args.events)
     clean = min(run(pipeline(), msgs, lambda m: None) for _ in range(args.repeat))
