@@ -153,6 +153,7 @@ class MarkovScorer:
         self.window = window
         self.decay = decay
         self.popularity_weight = popularity_weight
+        self._weights: dict[tuple[int, float], tuple[list[float], float]] = {}
 
     @property
     def version(self) -> str:
@@ -172,9 +173,9 @@ class MarkovScorer:
     ) -> Scored:
         n = len(seq)
         start = max(0, n - self.window)
-        weights = [self.decay ** (n - 1 - t) for t in range(start, n)]
-        wsum = sum(weights) or 1.0
+        weights, wsum = self._recency(n - start)
         w_trans = 1.0 - self.popularity_weight
+        successors = self.store.successors
 
         # Per-event transition distributions, weighted by recency: event t adds
         # count * scale[t] to each of its successors.
@@ -182,7 +183,7 @@ class MarkovScorer:
         scores: dict[str, float] = {}
         get = scores.get
         for t, w in enumerate(weights, start):
-            succ = self.store.successors(seq[t].item_id)
+            succ = successors(seq[t].item_id)
             total = sum(succ.values())
             if not total:
                 continue
@@ -208,11 +209,31 @@ class MarkovScorer:
         if len(scores) > k > 0:
             cut = sorted(scores.values(), reverse=True)[k - 1]
             ranked = [pair for pair in ranked if pair[1] >= cut]
-        top = sorted(ranked, key=_score_then_item, reverse=True)[:k]
+        top = sorted(ranked, key=_score_then_item, reverse=True)[:k]  # (item, float) pairs
+        if not contrib:
+            return Scored(items=top, influences=normalise([0.0] * n))
+        top_ids = [i for i, _ in top]
+        zeros = [0.0] * len(top_ids)
+        shares = {
+            t: sum(map(scale.__mul__, map(succ.get, top_ids, zeros)))
+            for t, (succ, scale) in contrib.items()
+        }
+        # normalise() of the whole list, without its zeros: adding 0.0 to a float sum
+        # changes nothing, and 0.0 / total is 0.0.
+        share_sum = float(sum(shares.values()))
+        if share_sum <= 0.0:
+            return Scored(items=top, influences=[1.0 / n] * n)
         influence = [0.0] * n
-        if contrib:
-            top_ids = [i for i, _ in top]
-            zeros = [0.0] * len(top_ids)
-            for t, (succ, scale) in contrib.items():
-                influence[t] = sum(map(scale.__mul__, map(succ.get, top_ids, zeros)))
-        return Scored(items=[(i, float(s)) for i, s in top], influences=normalise(influence))
+        for t, share in shares.items():
+            influence[t] = share / share_sum
+        return Scored(items=top, influences=influence)
+
+    def _recency(self, m: int) -> tuple[list[float], float]:
+        """The weights of the last ``m`` events, oldest first, and their sum (or 1.0):
+        the same for every user with ``m`` events in the window, so computed once."""
+        key = (m, self.decay)
+        cached = self._weights.get(key)
+        if cached is None:
+            weights = [self.decay ** (m - 1 - j) for j in range(m)]
+            cached = self._weights[key] = (weights, sum(weights) or 1.0)
+        return cached
