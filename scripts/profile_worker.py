@@ -169,6 +169,16 @@ def staged(msgs: list[tuple[bytes, Any]]) -> dict[str, float]:
     return {k: s[k] for k in STAGES}
 
 
+def code_commit() -> str | None:
+    """The commit of the tree whose ``stream_app`` is imported (PYTHONPATH decides)."""
+    import stream_app
+
+    tree = Path(stream_app.__file__).resolve().parents[1]
+    cmd = ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return done.stdout.strip() or None
+
+
 def plot(reports: dict[str, dict[str, Any]], path: Path) -> None:
     """Grouped bars: µs per event of each stage, one bar per report (e.g. before/after)."""
     import matplotlib
@@ -236,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "stages_us": {k: v * us for k, v in stages.items()},
         "staged_total_us": sum(stages.values()) * us,
         "repeat": args.repeat,
+        "commit": code_commit(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "load_average": os.getloadavg(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
