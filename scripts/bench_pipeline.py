@@ -52,18 +52,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stream_app.events import event_value
 from stream_app.harness import Stack, broker_running, broker_settings, isolated_env, settings_env
 from stream_app.kafka import clients
 from stream_app.kafka.producer import dataset_events, produce
 from stream_app.routing import partition_for
-from stream_app.serializers import Format, encode_value
+from stream_app.serializers import Format
 from stream_app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,33 +115,11 @@ def crc32_partition(key: bytes, partitions: int) -> int:
     return zlib.crc32(key) % partitions
 
 
-async def produce_crc32(settings: Settings, n: int, fmt: Format) -> int:
-    """Send ``n`` events as :func:`produce` does, but each on the partition librdkafka's
-    default partitioner would choose; return how many are off their user's partition."""
-    producer = clients.producer(settings)
-    await producer.start()
-    run, last_ts, misplaced = uuid.uuid4().hex[:8], 0, 0
-    pending: list[asyncio.Future[Any]] = []
-    try:
-        events = dataset_events(DATASET if DATASET.exists() else None)
-        for i, (user, item, event_type, _, category) in enumerate(itertools.islice(events, n)):
-            last_ts = max(last_ts + 1, int(time.time() * 1000))
-            value = event_value(user, item, event_type, last_ts, f"{run}-{i}", category)
-            key = user.encode()
-            partition = crc32_partition(key, settings.partitions)
-            misplaced += partition != partition_for(key, settings.partitions)
-            pending.append(
-                await producer.send(
-                    settings.input_topic, encode_value(value, fmt), key=key, partition=partition
-                )
-            )
-            if len(pending) >= 1000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return misplaced
+def misplaced_by_crc32(n: int, partitions: int) -> int:
+    """How many of the first ``n`` events CRC32 puts off their user's partition."""
+    events = dataset_events(DATASET if DATASET.exists() else None)
+    keys = (user.encode() for user, *_ in itertools.islice(events, n))
+    return sum(crc32_partition(k, partitions) != partition_for(k, partitions) for k in keys)
 
 
 async def time_outputs(settings: Settings, n: int, timeout: float) -> dict[str, float]:
@@ -178,12 +154,10 @@ def run_one(v: Variant, base: Settings, n: int, timeout: float) -> dict[str, Any
         stack = Stack(env, Path(tmp), cwd=ROOT, argv=v.command())
         settings = stack.settings
         stack.create_topics()
-        misplaced = None
-        if v.crc32:
-            misplaced = asyncio.run(produce_crc32(settings, n, v.fmt))
-        else:
-            data = DATASET if DATASET.exists() else None
-            asyncio.run(produce(settings, data, 0, n, v.fmt))
+        data = DATASET if DATASET.exists() else None
+        placed = crc32_partition if v.crc32 else None
+        asyncio.run(produce(settings, data, 0, n, v.fmt, partitioner=placed))
+        misplaced = misplaced_by_crc32(n, settings.partitions) if v.crc32 else None
         procs = stack.start_workers(v.workers, wait=False)
         try:
             result: dict[str, Any] = dict(asyncio.run(time_outputs(settings, n, timeout)))

@@ -7,7 +7,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ from stream_app.serializers import Format, encode_value
 from stream_app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+Partitioner = Callable[[bytes, int], int]  # (key, partition count) -> partition
 
 
 class Pacer:
@@ -57,12 +59,15 @@ async def send_event(
     ts: int | None = None,
     fmt: Format = "msgpack",
     category: str | None = None,
+    partition: int | None = None,
 ) -> asyncio.Future[Any]:
-    """Send one event keyed by its user (``ts`` defaults to the wall clock, in ms);
-    returns the delivery future."""
+    """Send one event keyed by its user (``ts`` defaults to the wall clock, in ms), on
+    ``partition`` or where the client's partitioner puts the key; returns the delivery
+    future."""
     when = int(time.time() * 1000) if ts is None else ts
     value = event_value(user, item, event_type, when, event_id, category)
-    return await producer.send(topic, encode_value(value, fmt), key=user.encode())
+    key = user.encode()
+    return await producer.send(topic, encode_value(value, fmt), key=key, partition=partition)
 
 
 def dataset_events(
@@ -88,8 +93,12 @@ async def produce(
     fmt: Format = "msgpack",
     seed: int = 0,
     log_format: str | None = None,
+    partitioner: Partitioner | None = None,
 ) -> int:
     """Send events, keyed by user; return how many were sent.
+
+    ``partitioner(key, partitions)`` places each event; by default the client's
+    (murmur2, like the Java client's).
 
     Timestamps are the wall clock at sending, strictly increasing; Taobao's
     original gaps are not reproduced, its order is. ``rate`` <= 0 sends as fast
@@ -119,6 +128,7 @@ async def produce(
                     last_ts,
                     fmt,
                     category,
+                    partitioner(user.encode(), settings.partitions) if partitioner else None,
                 )
             )
             sent += 1
