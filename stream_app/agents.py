@@ -70,12 +70,22 @@ class Agents:
             log.exception("processing failed at %s:%d:%d", *src.coordinates)
             return src, [self.processor.failed(event.value, src, exc)]
 
+    def handle(self, event: Any) -> tuple[list[Outgoing], int | None]:
+        """One event through ingest and scoring, as the current event: the messages to
+        publish, and the event's ts when it got its recommendation."""
+        src, result = self.ingest(event)
+        if isinstance(result, list):
+            return result, None
+        try:
+            return self.processor.recommend([result]), result.event_ts
+        except Exception as exc:
+            log.exception("scoring failed at %s:%d:%d", *src.coordinates)
+            return [self.processor.failed(event.value, src, exc)], None
+
     async def recommend(self, stream: faust.StreamT) -> None:
         if self.server is None and self.settings.stream_batch_max > 1:
             counts, rest = self.write_back
-            loop = BatchLoop(
-                self.settings, self.topology, self.processor, self.ingest, counts, rest
-            )
+            loop = BatchLoop(self.settings, self.topology, self.handle, counts, rest)
             await loop.run(stream)
         elif self.server is None:
             await self.recommend_inline(stream)
@@ -84,21 +94,12 @@ class Agents:
 
     async def recommend_inline(self, stream: faust.StreamT) -> None:
         """Markov: score at once (it reads the tables, so it stays on the loop)."""
-        processor = self.processor
         async for event in stream.events():
             consumed_at = time.monotonic()
-            src, result = self.ingest(event)
-            if isinstance(result, list):
-                await self.publish(result)
-                continue
-            try:
-                out = processor.recommend([result])
-            except Exception as exc:
-                log.exception("scoring failed at %s:%d:%d", *src.coordinates)
-                await self.publish([processor.failed(event.value, src, exc)])
-                continue
+            out, event_ts = self.handle(event)
             await self.publish(out)
-            monitoring.observe_published(consumed_at, result.event_ts)
+            if event_ts is not None:
+                monitoring.observe_published(consumed_at, event_ts)
 
     async def recommend_batched(self, stream: faust.StreamT, server: ModelServer) -> None:
         """Model: many events in flight, so the micro-batcher can fill its batches.

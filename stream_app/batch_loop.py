@@ -3,8 +3,8 @@
 Faust hands the agent up to ``STREAMREC_STREAM_BATCH_MAX`` events at a time
 (``noack_take``: nothing is acked unless the loop acks it). Each event goes, in
 arrival order and as Faust's current event, through the same
-:meth:`Processor.ingest` and scoring as the one-at-a-time path, so it reads the
-same state and yields the same recommendation. Table writes are held by
+:meth:`~stream_app.agents.Agents.handle` (ingest, then scoring) as the one-at-a-time
+path, so it reads the same state and yields the same recommendation. Table writes are held by
 :class:`~stream_app.state.write_back.WriteBack` (one changelog record per changed
 key) and outputs are queued without waiting. Then, in order:
 
@@ -34,7 +34,6 @@ import faust
 
 from stream_app import monitoring
 from stream_app.outgoing import Outgoing
-from stream_app.processor import Processor, ScoreRequest, Source
 from stream_app.settings import Settings
 from stream_app.state.write_back import WriteBack, event_context
 from stream_app.topology import Topology
@@ -43,7 +42,8 @@ log = logging.getLogger(__name__)
 
 EXIT_BATCH_FAILED = 75  # the process exits with this when a batch's delivery failed
 
-Ingest = Callable[[Any], tuple[Source, ScoreRequest | list[Outgoing]]]
+# One event through ingest and scoring: its messages, and its ts when it was recommended.
+Handle = Callable[[Any], tuple[list[Outgoing], int | None]]
 
 
 class Processed:
@@ -64,15 +64,13 @@ class BatchLoop:
         self,
         settings: Settings,
         topology: Topology,
-        processor: Processor,
-        ingest: Ingest,
+        handle: Handle,
         counts: Sequence[WriteBack],
         rest: Sequence[WriteBack],
     ) -> None:
         self.settings = settings
         self.topology = topology
-        self.processor = processor
-        self.ingest = ingest
+        self.handle_event = handle
         self.counts = counts
         self.rest = rest
 
@@ -123,24 +121,15 @@ class BatchLoop:
 
     def process(self, events: Sequence[Any]) -> Processed:
         """Each event through ingest and scoring, in order, as Faust's current event."""
-        processor = self.processor
         done = Processed()
         for event in events:
             consumed_at = time.monotonic()
             done.partitions.setdefault(event.message.partition, event)
             with event_context(event):
-                src, result = self.ingest(event)
-                if isinstance(result, list):
-                    done.outputs += result
-                    continue
-                try:
-                    out = processor.recommend([result])
-                except Exception as exc:
-                    log.exception("scoring failed at %s:%d:%d", *src.coordinates)
-                    done.outputs.append(processor.failed(event.value, src, exc))
-                    continue
+                out, event_ts = self.handle_event(event)
             done.outputs += out
-            done.published.append((consumed_at, result.event_ts))
+            if event_ts is not None:
+                done.published.append((consumed_at, event_ts))
         return done
 
     async def deliver(

@@ -11,7 +11,6 @@ import pytest
 from stream_app import batch_loop
 from stream_app.batch_loop import BatchLoop
 from stream_app.outgoing import Outgoing
-from stream_app.processor import Source
 from stream_app.settings import Settings
 
 Log = list[tuple[str, Any]]
@@ -56,13 +55,11 @@ def loop_with(log: Log, fail: bool = False) -> BatchLoop:
     app = SimpleNamespace(consumer_generation_id=1, producer=Producer(log, fail))
     topology: Any = SimpleNamespace(app=app)
 
-    def ingest(event: Any) -> tuple[Source, list[Outgoing]]:
-        m = event.message
-        log.append(("processed", m.offset))
-        return Source(m.topic, m.partition, m.offset), [Outgoing("out", b"k", event.value)]
+    def handle(event: Any) -> tuple[list[Outgoing], int | None]:
+        log.append(("processed", event.message.offset))
+        return [Outgoing("out", b"k", event.value)], None  # no recommendation timed
 
-    processor: Any = None  # every event here yields its messages at once
-    return BatchLoop(Settings(), topology, processor, ingest, (), ())
+    return BatchLoop(Settings(), topology, handle, (), ())
 
 
 def test_acks_in_order_after_every_delivery() -> None:
