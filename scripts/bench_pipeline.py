@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import itertools
 import json
 import os
@@ -52,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,8 +149,11 @@ async def time_outputs(settings: Settings, n: int, timeout: float) -> dict[str, 
     }
 
 
-def run_one(v: Variant, base: Settings, n: int, timeout: float) -> dict[str, Any]:
-    """Pre-produce ``n`` events, start ``v.workers`` processes in one group, time the output."""
+def run_one(
+    v: Variant, base: Settings, n: int, timeout: float, profile: Path | None = None
+) -> dict[str, Any]:
+    """Pre-produce ``n`` events, start ``v.workers`` processes in one group, time the output
+    (``profile``: a folder for py-spy's stacks of the first worker, and their stages)."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**isolated(base, f"bench-{v.name}", Path(tmp)), **settings_env(**v.fields)}
         stack = Stack(env, Path(tmp), cwd=ROOT, argv=v.command())
@@ -159,10 +164,15 @@ def run_one(v: Variant, base: Settings, n: int, timeout: float) -> dict[str, Any
         asyncio.run(produce(settings, data, 0, n, v.fmt, partitioner=placed))
         misplaced = misplaced_by_crc32(n, settings.partitions) if v.crc32 else None
         procs = stack.start_workers(v.workers, wait=False)
+        stacks = profile / f"{v.name}-{int(time.time())}.txt" if profile else None
+        spy = flame().attach(procs[0].pid, stacks) if stacks else None
         try:
             result: dict[str, Any] = dict(asyncio.run(time_outputs(settings, n, timeout)))
         finally:
             stack.stop()
+        if spy is not None and stacks is not None:
+            spy.wait(60)
+            result.update(py_spy_stacks=str(stacks), stages=flame().shares(stacks))
         if result["outputs"] < n:  # say why, before the logs go with the temp dir
             for w in procs:
                 print(f"{v.name}: {result['outputs']} of {n} outputs; {w.log_path.name}:")
@@ -173,6 +183,12 @@ def run_one(v: Variant, base: Settings, n: int, timeout: float) -> dict[str, Any
     print(f"{v.name:>13}: {result['outputs']} outputs, {result['events_per_s']:.0f} events/s")
     sys.stdout.flush()
     return result
+
+
+def flame() -> types.ModuleType:
+    """:mod:`scripts.worker_flame` (this file may run as a script, outside the package)."""
+    sys.path.insert(0, str(ROOT))
+    return importlib.import_module("scripts.worker_flame")
 
 
 def git_commit() -> str:
@@ -192,7 +208,12 @@ def machine() -> dict[str, Any]:
 
 
 def compare(
-    base: Settings, names: list[str], rounds: int, n: int, timeout: float
+    base: Settings,
+    names: list[str],
+    rounds: int,
+    n: int,
+    timeout: float,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """``rounds`` rounds of the bare agent then each variant; every run, and each
     variant's ratio to the bare agent of its round."""
@@ -210,10 +231,10 @@ def compare(
     }
     with broker_running(base):
         for r in range(1, rounds + 1):
-            bare = run_one(BARE, base, n, timeout)
+            bare = run_one(BARE, base, n, timeout, profile)
             report["runs"].append({**bare, "round": r})
             for name in names:
-                run = run_one(VARIANTS[name], base, n, timeout)
+                run = run_one(VARIANTS[name], base, n, timeout, profile)
                 ratio = run["events_per_s"] / max(bare["events_per_s"], 1e-9)
                 report["runs"].append({**run, "round": r, "ratio_to_baseline": ratio})
     report["load_average_at_end"] = list(os.getloadavg())
@@ -269,7 +290,14 @@ def main(argv: list[str] | None = None) -> int:
         "--workers",
         help="comma-separated worker counts (e.g. 1,2): scale-out mode, streamrec only",
     )
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        help="folder: record each run's worker with py-spy (scripts/worker_flame.py)",
+    )
     args = ap.parse_args(argv)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     base = broker_settings(19192)
     if args.workers:
         counts = [int(c) for c in args.workers.split(",")]
@@ -277,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     if unknown := [v for v in names if v not in VARIANTS]:
         ap.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    report = compare(base, names, args.rounds, args.events, args.timeout)
+    report = compare(base, names, args.rounds, args.events, args.timeout, args.profile)
     out = args.out or ROOT / "results/bench_pipeline.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

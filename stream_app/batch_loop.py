@@ -6,7 +6,9 @@ arrival order and as Faust's current event, through the same
 :meth:`~stream_app.agents.Agents.handle` (ingest, then scoring) as the one-at-a-time
 path, so it reads the same state and yields the same recommendation. Table writes are held by
 :class:`~stream_app.state.write_back.WriteBack` (one changelog record per changed
-key) and outputs are queued without waiting. Then, in order:
+key) and outputs are queued without waiting. Records go out as one Kafka record
+batch per topic-partition (:class:`~stream_app.kafka.batches.BatchSender`).
+Then, in order:
 
 1. the Markov counts' changelog records are delivered, then written locally;
 2. the users' and the feedback lists' changelog records and the outputs are
@@ -27,12 +29,13 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 import faust
 
 from stream_app import monitoring
+from stream_app.kafka.batches import BatchSender, Record, last_offsets
 from stream_app.outgoing import Outgoing
 from stream_app.settings import Settings
 from stream_app.state.write_back import WriteBack, event_context
@@ -44,6 +47,12 @@ EXIT_BATCH_FAILED = 75  # the process exits with this when a batch's delivery fa
 
 # One event through ingest and scoring: its messages, and its ts when it was recommended.
 Handle = Callable[[Any], tuple[list[Outgoing], int | None]]
+
+
+class Sender(Protocol):
+    """Sends records; (delivery future, records it covers) per request unit."""
+
+    async def send(self, records: Iterable[Record]) -> list[tuple[asyncio.Future[Any], int]]: ...
 
 
 class Processed:
@@ -67,12 +76,14 @@ class BatchLoop:
         handle: Handle,
         counts: Sequence[WriteBack],
         rest: Sequence[WriteBack],
+        sender: Sender | None = None,
     ) -> None:
         self.settings = settings
         self.topology = topology
         self.handle_event = handle
         self.counts = counts
         self.rest = rest
+        self.sender = sender or BatchSender(topology.app, settings.producer_batch_bytes)
 
     async def run(self, stream: faust.StreamT) -> None:
         s = self.settings
@@ -137,12 +148,11 @@ class BatchLoop:
     ) -> None:
         """Send the stores' changelog records and ``outputs``, wait until every one is
         delivered (a failed send raises), then write the stores locally."""
-        sent = [await store.send() for store in stores]
-        send = self.topology.app.producer.send  # as WriteBack.send: no per-record bookkeeping
-        futures: list[Any] = [f for fs in sent for f in fs]
-        for m in outputs:
-            futures.append(await send(m.topic, m.key, m.value, None, None, m.headers or None))
-        if futures:
-            await asyncio.gather(*futures)
-        for store, fs in zip(stores, sent, strict=True):
-            store.apply(done.partitions, fs)
+        records = [r for store in stores for r in store.records()]
+        records += [(m.topic, None, m.key, m.value, m.headers) for m in outputs]
+        sent = await self.sender.send(records) if records else []
+        if sent:
+            await asyncio.gather(*(fut for fut, _ in sent))
+        last = last_offsets(sent)
+        for store in stores:
+            store.apply(done.partitions, last)

@@ -175,6 +175,12 @@ class Settings(BaseSettings):
         description="how often processed input offsets are committed (after `kill -9`, at "
         "most about this much work is replayed)",
     )
+    producer_batch_bytes: int = Field(
+        512 * 1024,
+        ge=16 * 1024,
+        description="the batch worker sends each partition's records in Kafka record batches "
+        "of up to this size (keep it under the brokers' message.max.bytes, 1 MiB by default)",
+    )
     producer_linger_ms: int = Field(
         5,
         ge=0,

@@ -29,37 +29,40 @@ class Event:
         return True
 
 
-class Producer:
-    """Delivers (or fails) each send a moment later, and logs it."""
+class Sender:
+    """Delivers (or fails) each record a moment later, and logs it."""
 
     def __init__(self, log: Log, fail: bool = False) -> None:
         self.log = log
         self.fail = fail
 
-    async def send(self, topic: str, key: Any, value: Any, *rest: Any) -> asyncio.Future[Any]:
+    async def send(self, records: Any) -> list[tuple[asyncio.Future[Any], int]]:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
+        out: list[tuple[asyncio.Future[Any], int]] = []
+        for _, _, _, value, _ in records:
+            fut: asyncio.Future[Any] = loop.create_future()
 
-        def done() -> None:
-            self.log.append(("delivered", value))
-            if self.fail:
-                fut.set_exception(RuntimeError("broker said no"))
-            else:
-                fut.set_result(None)
+            def done(fut: asyncio.Future[Any] = fut, value: Any = value) -> None:
+                self.log.append(("delivered", value))
+                if self.fail:
+                    fut.set_exception(RuntimeError("broker said no"))
+                else:
+                    fut.set_result(SimpleNamespace(topic_partition=("out", 0), offset=0))
 
-        loop.call_later(0.01, done)
-        return fut
+            loop.call_later(0.01, done)
+            out.append((fut, 1))
+        return out
 
 
 def loop_with(log: Log, fail: bool = False) -> BatchLoop:
-    app = SimpleNamespace(consumer_generation_id=1, producer=Producer(log, fail))
+    app = SimpleNamespace(consumer_generation_id=1)
     topology: Any = SimpleNamespace(app=app)
 
     def handle(event: Any) -> tuple[list[Outgoing], int | None]:
         log.append(("processed", event.message.offset))
         return [Outgoing("out", b"k", event.value)], None  # no recommendation timed
 
-    return BatchLoop(Settings(), topology, handle, (), ())
+    return BatchLoop(Settings(), topology, handle, (), (), Sender(log, fail))
 
 
 def test_acks_in_order_after_every_delivery() -> None:

@@ -3,7 +3,6 @@ over a real Faust RocksDB store, and the Markov rows' replay guard."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,33 +26,13 @@ def fake_event(partition: int) -> Any:
     return FakeEvent(partition)
 
 
-class FakeProducer:
-    """What the app's producer is asked, and delivery futures for it."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[int, bytes, bytes | None]] = []
-
-    async def send(
-        self, topic: str, key: bytes, value: bytes | None, partition: int, *rest: Any
-    ) -> Any:
-        self.sent.append((partition, key, value))
-        fut = asyncio.get_running_loop().create_future()
-        fut.set_result(
-            SimpleNamespace(topic_partition=TP(topic, partition), offset=len(self.sent) - 1)
-        )
-        return fut
-
-
 @pytest.fixture
 def table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """A Faust table on Faust's RocksDB store (never started: no broker), its app's
-    producer replaced by a recorder."""
+    """A Faust table on Faust's RocksDB store (never started: no broker)."""
     app = faust.App("wb-test", store="rocksdb://", datadir=str(tmp_path))
     t = app.Table("users", partitions=4, key_type=bytes, value_type=bytes)
     held = {TP(t.changelog_topic_name, p) for p in range(4)}
     app.assignor.__dict__["assigned_actives"] = lambda: held  # what iteration covers
-    producer = FakeProducer()
-    monkeypatch.setattr(type(app), "producer", property(lambda self: producer))
     return t
 
 
@@ -91,13 +70,15 @@ def test_batch_writes_are_held_then_sent_once_per_key(table: Any) -> None:
         wb[b"v"] = b"x"
     assert table.data.get(b"v") is None  # nothing local before delivery
 
-    async def end() -> None:
-        futures = await wb.send()
-        await asyncio.gather(*futures)
-        wb.apply({1: p1, 2: p2}, futures)
-
-    asyncio.run(end())
-    assert table.app.producer.sent == [(1, b"u", b"2"), (1, b"gone", None), (2, b"v", b"x")]
+    topic = table.changelog_topic_name
+    assert wb.records() == [
+        (topic, 1, b"u", b"2", None),
+        (topic, 1, b"gone", None, None),
+        (topic, 2, b"v", b"x", None),
+    ]
+    assert table.data.get(b"v") is None  # still nothing local: not yet delivered
+    delivered = {TP(topic, 1): 1, TP(topic, 2): 2, TP("another-topic", 1): 9}
+    wb.apply({1: p1, 2: p2}, delivered)
     assert dict(table.data.items()) == {b"u": b"2", b"kept": b"old", b"v": b"x"}
     assert not wb.batching
     assert table.data.persisted_offset(TP("t", 1)) == 1

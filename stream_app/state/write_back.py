@@ -5,9 +5,9 @@ batch every operation goes to the table, as before. Between :meth:`~WriteBack.be
 and :meth:`~WriteBack.apply` writes and deletions are held per (input partition,
 key) and reads see them first, then the partition's local store: exactly what
 per-event ``table[k] = v`` would have shown, since a Faust store reads the
-current event's partition. At the batch's end :meth:`~WriteBack.send` sends one
+current event's partition. At the batch's end :meth:`~WriteBack.records` gives one
 changelog record per changed key (a tombstone for a deletion, as Faust's
-``del table[k]``) and returns the delivery futures; once they are delivered,
+``del table[k]``) for the batch loop to send; once they are delivered,
 :meth:`~WriteBack.apply` writes the local store and then the persisted changelog
 offset. The local store is thus never ahead of the changelog: a crash before
 delivery leaves both where they were, and the batch is processed again.
@@ -20,7 +20,6 @@ current event's partition. That event is a private ContextVar of
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -28,6 +27,8 @@ from typing import Any
 
 import faust
 from faust import streams as _faust_streams
+
+from stream_app.kafka.batches import Record
 
 _CURRENT_EVENT = _faust_streams._current_event  # private: see the module docstring
 
@@ -126,26 +127,18 @@ class WriteBack(MutableMapping[bytes, bytes]):
         return len(self.table) if self._pending is None else len(self._merged())
 
     # -- the batch's end ----------------------------------------------------------
-    async def send(self) -> list[asyncio.Future[Any]]:
-        """One changelog record per changed key, to its partition; futures of delivery.
-
-        Straight to the app's producer (Faust's ``ProducerT.send``): a table's
-        changelog is raw bytes, and ``topic.send()``'s per-record bookkeeping cost
-        more than the batch's processing."""
-        assert self._pending is not None, "send() outside a batch"
+    def records(self) -> list[Record]:
+        """One changelog record per changed key, to its partition (a tombstone for a
+        deletion), for :class:`~stream_app.kafka.batches.BatchSender`."""
+        assert self._pending is not None, "records() outside a batch"
         topic = self.table.changelog_topic.get_topic_name()
-        send = self.table.app.producer.send
-        futures: list[asyncio.Future[Any]] = []
-        for (partition, key), value in self._pending.items():
-            fut = await send(topic, key, value, partition, None, None)
-            futures.append(asyncio.ensure_future(fut))
-        return futures
+        return [(topic, p, key, value, None) for (p, key), value in self._pending.items()]
 
-    def apply(self, events: Mapping[int, Any], delivered: list[asyncio.Future[Any]]) -> None:
-        """After every record of :meth:`send` was delivered: write the local store
+    def apply(self, events: Mapping[int, Any], last_offsets: Mapping[Any, int]) -> None:
+        """After every record of :meth:`records` was delivered: write the local store
         (``events``: one event per input partition written), then the persisted
-        changelog offsets (``delivered``: the futures :meth:`send` returned). Ends
-        the batch."""
+        changelog offsets (``last_offsets``: the highest offset delivered per
+        topic-partition; other topics' are ignored). Ends the batch."""
         assert self._pending is not None, "apply() outside a batch"
         store = self.table.data
         for (partition, key), value in self._pending.items():
@@ -154,12 +147,9 @@ class WriteBack(MutableMapping[bytes, bytes]):
                     store.pop(key, None)
                 else:
                     store[key] = value
-        last: dict[Any, int] = {}
-        for fut in delivered:
-            meta = fut.result()
-            tp = meta.topic_partition
-            last[tp] = max(last.get(tp, -1), meta.offset)
-        for tp, offset in last.items():
-            with event_context(events[tp.partition]):
-                store.set_persisted_offset(tp, offset)
+        topic = self.table.changelog_topic.get_topic_name()
+        for tp, offset in last_offsets.items():
+            if tp.topic == topic:
+                with event_context(events[tp.partition]):
+                    store.set_persisted_offset(tp, offset)
         self.abort()

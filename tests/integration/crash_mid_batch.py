@@ -38,10 +38,9 @@ async def deliver(self: batch_loop.BatchLoop, stores: Any, outputs: Any, done: A
     last_phase = stores is self.rest
     if _batches == AT and last_phase:
         if PHASE == "sent":
-            for store in stores:
-                await store.send()
-            for m in outputs:
-                await self.topology.topics[m.topic].send(key=m.key, value=m.value)
+            records = [r for store in stores for r in store.records()]
+            records += [(m.topic, None, m.key, m.value, m.headers) for m in outputs]
+            await self.sender.send(records)
             await asyncio.sleep(0.5)
         print(f"crash_mid_batch: dying in batch {AT} ({PHASE})", flush=True)
         os._exit(CRASH_EXIT)
