@@ -1,9 +1,9 @@
 """The worker's Faust agents, each a small loop over one topic.
 
 ``recommend`` reads the input topic: each event goes through the pipeline
-(:class:`~stream_app.processor.Processor`) and what comes out is published; with
-the Markov model, a batch at a time (:mod:`stream_app.batch_loop`) unless
-``STREAMREC_STREAM_BATCH_MAX`` is 1.
+(:class:`~stream_app.processor.Processor`) and what comes out is published, a
+batch at a time (:mod:`stream_app.batch_loop`) unless ``STREAMREC_STREAM_BATCH_MAX``
+is 1 (then one event at a time, or with a served model, through the outbox).
 ``erasure`` forwards erasure requests from the control topic to the input.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import faust
 
 from stream_app import monitoring
-from stream_app.batch_loop import BatchLoop
+from stream_app.batch_loop import BatchLoop, Handled
 from stream_app.control import forget_headers
 from stream_app.erasure import ForgetRequest, InvalidRequest
 from stream_app.outbox import Outbox
@@ -27,7 +27,7 @@ from stream_app.processor import Processor, ScoreRequest, Source
 from stream_app.routing import partition_for
 from stream_app.served_model import ModelServer
 from stream_app.settings import Settings
-from stream_app.state.write_back import WriteBack
+from stream_app.state.write_back import WriteBack, event_context
 from stream_app.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class Agents:
             log.exception("processing failed at %s:%d:%d", *src.coordinates)
             return src, [self.processor.failed(event.value, src, exc)]
 
-    def handle(self, event: Any) -> tuple[list[Outgoing], int | None]:
+    def handle(self, event: Any) -> Handled:
         """One event through ingest and scoring, as the current event: the messages to
         publish, and the event's ts when it got its recommendation."""
         src, result = self.ingest(event)
@@ -82,10 +82,49 @@ class Agents:
             log.exception("scoring failed at %s:%d:%d", *src.coordinates)
             return [self.processor.failed(event.value, src, exc)], None
 
+    async def handle_inline(self, events: Sequence[Any]) -> list[Handled]:
+        """A batch through :meth:`handle`, one event after another (the Markov model)."""
+        out = []
+        for event in events:
+            with event_context(event):
+                out.append(self.handle(event))
+        return out
+
+    async def handle_served(self, server: ModelServer, events: Sequence[Any]) -> list[Handled]:
+        """A batch with a served model: every event ingested in order, the batch's
+        requests scored in one submission to the micro-batcher, then each answer
+        adjusted and rendered in order (as the outbox path does, one at a time)."""
+        ingested = []
+        for event in events:
+            with event_context(event):
+                ingested.append(self.ingest(event))
+        requests = [r for _, r in ingested if not isinstance(r, list)]
+        answers = iter(await server.score_all(requests))
+        out: list[Handled] = []
+        for event, (src, result) in zip(events, ingested, strict=True):
+            if isinstance(result, list):
+                out.append((result, None))
+                continue
+            answer = next(answers)
+            with event_context(event):
+                try:
+                    if isinstance(answer, BaseException):
+                        raise answer
+                    out.append((self.processor.render([result], [answer]), result.event_ts))
+                except Exception as exc:
+                    log.exception("scoring failed at %s:%d:%d", *src.coordinates)
+                    out.append(([self.processor.failed(event.value, src, exc)], None))
+        return out
+
     async def recommend(self, stream: faust.StreamT) -> None:
-        if self.server is None and self.settings.stream_batch_max > 1:
+        if self.settings.stream_batch_max > 1:
             counts, rest = self.write_back
-            loop = BatchLoop(self.settings, self.topology, self.handle, counts, rest)
+            steps = (
+                self.handle_inline
+                if self.server is None
+                else partial(self.handle_served, self.server)
+            )
+            loop = BatchLoop(self.settings, self.topology, steps, counts, rest)
             await loop.run(stream)
         elif self.server is None:
             await self.recommend_inline(stream)

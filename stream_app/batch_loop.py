@@ -1,10 +1,13 @@
-"""The Markov worker's batch loop: state, outputs and acks once per batch of input.
+"""The worker's batch loop: state, outputs and acks once per batch of input.
 
 Faust hands the agent up to ``STREAMREC_STREAM_BATCH_MAX`` events at a time
-(``noack_take``: nothing is acked unless the loop acks it). Each event goes, in
-arrival order and as Faust's current event, through the same
-:meth:`~stream_app.agents.Agents.handle` (ingest, then scoring) as the one-at-a-time
-path, so it reads the same state and yields the same recommendation. Table writes are held by
+(``noack_take``: nothing is acked unless the loop acks it). The agent's batch
+handler takes each event, in arrival order and as Faust's current event, through
+ingest and scoring: with the Markov model the same
+:meth:`~stream_app.agents.Agents.handle` as the one-at-a-time path, so it reads
+the same state and yields the same recommendation; with a served model every
+request of the batch goes to the micro-batcher at once
+(:meth:`~stream_app.agents.Agents.handle_served`). Table writes are held by
 :class:`~stream_app.state.write_back.WriteBack` (one changelog record per changed
 key) and outputs are queued without waiting. Records go out as one Kafka record
 batch per topic-partition (:class:`~stream_app.kafka.batches.BatchSender`).
@@ -29,7 +32,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import faust
@@ -38,15 +41,17 @@ from stream_app import monitoring
 from stream_app.kafka.batches import BatchSender, Record, last_offsets
 from stream_app.outgoing import Outgoing
 from stream_app.settings import Settings
-from stream_app.state.write_back import WriteBack, event_context
+from stream_app.state.write_back import WriteBack
 from stream_app.topology import Topology
 
 log = logging.getLogger(__name__)
 
 EXIT_BATCH_FAILED = 75  # the process exits with this when a batch's delivery failed
 
-# One event through ingest and scoring: its messages, and its ts when it was recommended.
-Handle = Callable[[Any], tuple[list[Outgoing], int | None]]
+# Per event: its messages, and its ts when it was recommended (else None).
+Handled = tuple[list[Outgoing], int | None]
+# A batch's events through ingest and scoring, each as Faust's current event, in order.
+HandleBatch = Callable[[Sequence[Any]], Awaitable[list[Handled]]]
 
 
 class Sender(Protocol):
@@ -73,14 +78,14 @@ class BatchLoop:
         self,
         settings: Settings,
         topology: Topology,
-        handle: Handle,
+        handle: HandleBatch,
         counts: Sequence[WriteBack],
         rest: Sequence[WriteBack],
         sender: Sender | None = None,
     ) -> None:
         self.settings = settings
         self.topology = topology
-        self.handle_event = handle
+        self.handle_batch = handle
         self.counts = counts
         self.rest = rest
         self.sender = sender or BatchSender(topology.app, settings.producer_batch_bytes)
@@ -119,7 +124,7 @@ class BatchLoop:
         for store in stores:
             store.begin()
         try:
-            done = self.process(live)
+            done = await self.process(live)
             await self.deliver(self.counts, [], done)
             await self.deliver(self.rest, done.outputs, done)
         finally:
@@ -130,14 +135,13 @@ class BatchLoop:
         for consumed_at, event_ts in done.published:
             monitoring.observe_published(consumed_at, event_ts)
 
-    def process(self, events: Sequence[Any]) -> Processed:
-        """Each event through ingest and scoring, in order, as Faust's current event."""
+    async def process(self, events: Sequence[Any]) -> Processed:
+        """Each event through ingest and scoring, in order (``handle_batch``)."""
         done = Processed()
+        consumed_at = time.monotonic()
         for event in events:
-            consumed_at = time.monotonic()
             done.partitions.setdefault(event.message.partition, event)
-            with event_context(event):
-                out, event_ts = self.handle_event(event)
+        for out, event_ts in await self.handle_batch(events):
             done.outputs += out
             if event_ts is not None:
                 done.published.append((consumed_at, event_ts))

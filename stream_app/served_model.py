@@ -24,7 +24,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from models.base import Scorer
@@ -76,6 +76,12 @@ class ModelServer:
         # need the other cores, and OpenMP teams driven from a second thread were
         # measured slower than one thread here (scripts/bench_batcher.py).
         torch.set_num_threads(self.settings.torch_threads)
+
+    async def score_all(self, requests: Sequence[ScoreRequest]) -> list[Answer | BaseException]:
+        """Every request's answer (or the exception its scoring raised), in order,
+        submitted to the micro-batcher together."""
+        submitted = (self.batcher.submit(r) for r in requests)
+        return await asyncio.gather(*submitted, return_exceptions=True)
 
     async def recommend(self, request: ScoreRequest) -> list[Outgoing]:
         answer = await self.batcher.submit(request)

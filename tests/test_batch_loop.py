@@ -58,9 +58,12 @@ def loop_with(log: Log, fail: bool = False) -> BatchLoop:
     app = SimpleNamespace(consumer_generation_id=1)
     topology: Any = SimpleNamespace(app=app)
 
-    def handle(event: Any) -> tuple[list[Outgoing], int | None]:
-        log.append(("processed", event.message.offset))
-        return [Outgoing("out", b"k", event.value)], None  # no recommendation timed
+    async def handle(events: Any) -> list[tuple[list[Outgoing], int | None]]:
+        out: list[tuple[list[Outgoing], int | None]] = []
+        for event in events:
+            log.append(("processed", event.message.offset))
+            out.append(([Outgoing("out", b"k", event.value)], None))  # no recommendation timed
+        return out
 
     return BatchLoop(Settings(), topology, handle, (), (), Sender(log, fail))
 

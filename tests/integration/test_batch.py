@@ -31,6 +31,7 @@ from stream_app.state.user_state import UserState
 from stream_app.topology import TABLES
 from tests.conftest import new_stack, wait_for
 from tests.integration.kafka_io import decoded, read_all, read_n, send_all
+from tests.integration.test_neural_serving import train_tiny
 from tests.integration.test_pipeline import event
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -51,18 +52,23 @@ async def send_log(bootstrap: str, topic: str, messages: list[Message]) -> None:
         await producer.stop()
 
 
-def equivalence_log(now: int) -> tuple[list[Message], int]:
-    """The log, and how many of its events must be recommended."""
+def equivalence_log(now: int, item: str = "i") -> tuple[list[Message], int]:
+    """The log, and how many of its events must be recommended (``item``: the item
+    ids' prefix)."""
     out: list[Message] = []
     old = now - 3 * 3600 * 1000  # idle for longer than the test's TTL: swept
     for n in range(40):
         u = f"old{n % 8}"
-        out.append((u.encode(), event(u, f"i{n % 13}", old + n, f"o{n}"), []))
+        out.append((u.encode(), event(u, f"{item}{n % 13 + 1}", old + n, f"o{n}"), []))
     for n in range(1500):
         u = f"u{n % 12}"
         kind = TYPES[n % 4]
         out.append(
-            (u.encode(), event(u, f"i{(n * 7) % 23}", now - 5000 + n, f"e{n}", event_type=kind), [])
+            (
+                u.encode(),
+                event(u, f"{item}{(n * 7) % 23 + 1}", now - 5000 + n, f"e{n}", event_type=kind),
+                [],
+            )
         )
         if n == 700:
             out.append((None, b"", sweep_headers()))
@@ -88,8 +94,11 @@ async def final_tables(s: Any) -> dict[str, dict[bytes, bytes]]:
     return out
 
 
-async def run_log(bootstrap: str, tmp: Path, batch_max: int, log: list[Message], n: int) -> Any:
+async def run_log(
+    bootstrap: str, tmp: Path, batch_max: int, log: list[Message], n: int, **fields: Any
+) -> Any:
     tmp.mkdir()
+    fields = {"adjust": True, **fields}
     stack = new_stack(
         bootstrap,
         tmp,
@@ -97,7 +106,7 @@ async def run_log(bootstrap: str, tmp: Path, batch_max: int, log: list[Message],
         stream_batch_max=batch_max,
         user_ttl_s=3600,
         sweep_interval_s=3600,
-        adjust=True,
+        **fields,
     )
     s = stack.settings
     try:
@@ -138,6 +147,42 @@ async def test_batches_give_the_same_recommendations_and_state(
     assert len(one[1]) == 1, "no erasure audit entry"
     for t in TABLES:
         assert tables_one[t] == tables_many[t], t
+
+
+def same_answer(a: dict, b: dict) -> bool:
+    """The same items and influences; scores equal up to float rounding (a batch of
+    another size may sum in another order)."""
+    if comparable({**a, "items": 0, "influences": 0}) != comparable(
+        {**b, "items": 0, "influences": 0}
+    ):
+        return False
+    pairs = (
+        [(x["item_id"], x["score"]) for x in a["items"]],
+        [(x["item_id"], x["score"]) for x in b["items"]],
+    )
+    weights = [x["weight"] for x in a["influences"]], [x["weight"] for x in b["influences"]]
+    return (
+        [i for i, _ in pairs[0]] == [i for i, _ in pairs[1]]
+        and all(abs(x - y) < 1e-4 for (_, x), (_, y) in zip(*pairs, strict=True))
+        and len(weights[0]) == len(weights[1])
+        and all(abs(x - y) < 1e-4 for x, y in zip(*weights, strict=True))
+    )
+
+
+async def test_a_served_model_answers_the_same_in_batches(bootstrap: str, tmp_path: Path) -> None:
+    """A served Transformer: each batch's requests go to the micro-batcher together,
+    and every event gets the answer the one-at-a-time (outbox) path gives it."""
+    model = str(train_tiny(tmp_path))
+    log, n = equivalence_log(int(time.time() * 1000), item="")
+    served = {"model_dir": model, "adjust": False}
+    one = await run_log(bootstrap, tmp_path / "one", 1, log, n, **served)
+    many = await run_log(bootstrap, tmp_path / "many", 1000, log, n, **served)
+    assert len(one[0]) == n and len(many[0]) == n
+    assert all(r["model"]["name"] != "markov" for r in many[0])
+    for a, b in zip(one[0], many[0], strict=True):
+        assert same_answer(a, b), (a, b)
+    assert one[1:3] == many[1:3]
+    assert one[3] == many[3]
 
 
 # -- kill -9 in the middle of a batch -----------------------------------------------
