@@ -15,6 +15,11 @@ and times the output topic from the first output to the N-th. ``--variants``:
   each event whose partition is not its user's (about 3 of 4);
 - ``one-at-a-time``: ``STREAMREC_STREAM_BATCH_MAX=1`` (no batch loop).
 
+``--against COMMIT`` runs each variant on that commit's code too (a temporary git
+worktree), before this tree's, in the same round. ``--profile DIR`` records each
+run's (first) worker with py-spy and adds its time by stage
+(``scripts/worker_flame.py``) to the report.
+
 Every run, each variant's ratio to the bare agent of its round, the machine and
 the commit go to ``results/bench_pipeline.json``.
 
@@ -43,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import itertools
 import json
@@ -55,6 +61,7 @@ import tempfile
 import time
 import types
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +88,21 @@ class Variant:
     workers: int = 1
     crc32: bool = False  # input placed by librdkafka's default partitioner
     bare: bool = False  # the bare Faust agent instead of streamrec
+    code: Path | None = None  # the worker's code from this tree (another commit's)
+
+    def at(self, commit: str, tree: Path) -> Variant:
+        """This variant run on the code of ``tree`` (a checkout of ``commit``)."""
+        about = f"{self.about}, the code of {commit}"
+        return Variant(
+            f"{self.name}@{commit}",
+            about,
+            self.fields,
+            self.fmt,
+            self.workers,
+            self.crc32,
+            self.bare,
+            tree,
+        )
 
     def command(self) -> list[str]:
         if self.bare:
@@ -156,7 +178,9 @@ def run_one(
     (``profile``: a folder for py-spy's stacks of the first worker, and their stages)."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**isolated(base, f"bench-{v.name}", Path(tmp)), **settings_env(**v.fields)}
-        stack = Stack(env, Path(tmp), cwd=ROOT, argv=v.command())
+        if v.code is not None:
+            env["PYTHONPATH"] = str(v.code)
+        stack = Stack(env, Path(tmp), cwd=v.code or ROOT, argv=v.command())
         settings = stack.settings
         stack.create_topics()
         data = DATASET if DATASET.exists() else None
@@ -185,6 +209,22 @@ def run_one(
     return result
 
 
+@contextlib.contextmanager
+def checkout(commit: str | None) -> Iterator[Path | None]:
+    """A temporary git worktree of ``commit`` (nothing when None)."""
+    if commit is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "against"
+        git = ["git", "-C", str(ROOT), "worktree"]
+        subprocess.run([*git, "add", "--detach", str(tree), commit], check=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run([*git, "remove", "--force", str(tree)], check=False)
+
+
 def flame() -> types.ModuleType:
     """:mod:`scripts.worker_flame` (this file may run as a script, outside the package)."""
     sys.path.insert(0, str(ROOT))
@@ -209,7 +249,7 @@ def machine() -> dict[str, Any]:
 
 def compare(
     base: Settings,
-    names: list[str],
+    variants: list[Variant],
     rounds: int,
     n: int,
     timeout: float,
@@ -223,7 +263,7 @@ def compare(
         "events": n,
         "partitions": base.partitions,
         "rounds": rounds,
-        "variants": {name: VARIANTS[name].about for name in names},
+        "variants": {v.name: v.about for v in variants},
         "commit": git_commit(),
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -233,12 +273,12 @@ def compare(
         for r in range(1, rounds + 1):
             bare = run_one(BARE, base, n, timeout, profile)
             report["runs"].append({**bare, "round": r})
-            for name in names:
-                run = run_one(VARIANTS[name], base, n, timeout, profile)
+            for v in variants:
+                run = run_one(v, base, n, timeout, profile)
                 ratio = run["events_per_s"] / max(bare["events_per_s"], 1e-9)
                 report["runs"].append({**run, "round": r, "ratio_to_baseline": ratio})
     report["load_average_at_end"] = list(os.getloadavg())
-    report["summary"] = summary(report["runs"], names)
+    report["summary"] = summary(report["runs"], [v.name for v in variants])
     return report
 
 
@@ -290,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         "--workers",
         help="comma-separated worker counts (e.g. 1,2): scale-out mode, streamrec only",
     )
+    ap.add_argument("--against", help="git commit: run each variant on its code too, in turns")
     ap.add_argument(
         "--profile",
         type=Path,
@@ -305,7 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     if unknown := [v for v in names if v not in VARIANTS]:
         ap.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    report = compare(base, names, args.rounds, args.events, args.timeout, args.profile)
+    with checkout(args.against) as tree:
+        variants = [VARIANTS[name] for name in names]
+        if tree is not None:  # each variant on the other commit's code, then on this tree's
+            variants = [x for v in variants for x in (v.at(args.against, tree), v)]
+        report = compare(base, variants, args.rounds, args.events, args.timeout, args.profile)
     out = args.out or ROOT / "results/bench_pipeline.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

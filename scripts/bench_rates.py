@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bound-ms", type=float, default=1000.0, help="p99 bound of a sustained step")
     ap.add_argument("--markov-rates", default=",".join(map(str, MARKOV_RATES)))
     ap.add_argument("--model-rates", default=",".join(map(str, MODEL_RATES)))
+    ap.add_argument("--adjust", default="on,off", help="the adjuster: on, off or both")
     ap.add_argument("--out", type=Path, default=ROOT / "results/bench_rates.json")
     args = ap.parse_args(argv)
     base = broker_settings(19192)
@@ -198,14 +199,18 @@ def main(argv: list[str] | None = None) -> int:
     if "transformer" in wanted and not (Path(args.model_dir) / "model.pt").exists():
         raise SystemExit(f"no checkpoint in {args.model_dir}: run `streamrec train` first")
     runs = []
+    model = settings_env(model_dir=Path(args.model_dir).resolve())
+    scorers = {
+        "markov": ({}, [int(r) for r in args.markov_rates.split(",")]),
+        "transformer": (model, [int(r) for r in args.model_rates.split(",")]),
+    }
     with broker_running(base):
-        if "markov" in wanted:
-            rates = [int(r) for r in args.markov_rates.split(",")]
-            runs.append(run_scorer("markov", {}, base, rates, args))
-        if "transformer" in wanted:
-            rates = [int(r) for r in args.model_rates.split(",")]
-            env = settings_env(model_dir=Path(args.model_dir).resolve())
-            runs.append(run_scorer("transformer", env, base, rates, args))
+        for scorer in (s for s in scorers if s in wanted):
+            env, rates = scorers[scorer]
+            for adjust in args.adjust.split(","):
+                name = f"{scorer}, adjuster {adjust}"
+                flag = settings_env(adjust=adjust == "on")
+                runs.append(run_scorer(name, {**env, **flag}, base, rates, args))
     report = {
         "benchmark": "rising steady input rates, one worker, broker on the same machine",
         "latency": "event ts (producer wall clock) -> consumer receives the recommendation",
