@@ -177,7 +177,8 @@ def run_one(
     """Pre-produce ``n`` events, start ``v.workers`` processes in one group, time the output
     (``profile``: a folder for py-spy's stacks of the first worker, and their stages)."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**isolated(base, f"bench-{v.name}", Path(tmp)), **settings_env(**v.fields)}
+        prefix = "bench-" + v.name.replace("@", "-at-")  # no @ in topic names
+        env = {**isolated(base, prefix, Path(tmp)), **settings_env(**v.fields)}
         if v.code is not None:
             env["PYTHONPATH"] = str(v.code)
         stack = Stack(env, Path(tmp), cwd=v.code or ROOT, argv=v.command())

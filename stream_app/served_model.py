@@ -80,8 +80,7 @@ class ModelServer:
     async def score_all(self, requests: Sequence[ScoreRequest]) -> list[Answer | BaseException]:
         """Every request's answer (or the exception its scoring raised), in order,
         submitted to the micro-batcher together."""
-        submitted = (self.batcher.submit(r) for r in requests)
-        return await asyncio.gather(*submitted, return_exceptions=True)
+        return await self.batcher.submit_many(requests)
 
     async def recommend(self, request: ScoreRequest) -> list[Outgoing]:
         answer = await self.batcher.submit(request)

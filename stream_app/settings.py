@@ -257,14 +257,16 @@ class Settings(BaseSettings):
     stream_batch_max: int = Field(
         1000,
         ge=1,
-        description="Markov worker: most input events taken as one batch (state written, "
-        "outputs sent and offsets acked once per batch); 1 processes one event at a time",
+        description="most input events taken as one batch (state written, outputs sent, "
+        "offsets acked and a served model's requests submitted once per batch); 1 processes "
+        "one event at a time",
     )
     stream_batch_wait_ms: float = Field(
-        50.0,
+        10.0,
         gt=0,
-        description="Markov worker: a batch is processed at most this long after the "
-        "worker started waiting for it, full or not",
+        description="a batch is processed at most this long after the worker started "
+        "waiting for it, full or not (under load batches fill at once: this bounds the "
+        "latency a light load adds)",
     )
     batch_max_size: int = Field(64, ge=1, description="micro-batcher: most requests per batch")
     batch_max_delay_ms: float = Field(

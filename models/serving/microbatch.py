@@ -11,7 +11,9 @@ worker's own event loop:
   on that thread, e.g. to set its torch thread count);
 - when a batch raises, its requests are retried one by one, so a bad request fails
   alone;
-- ``close`` dispatches everything still queued (no delay) and waits for it.
+- ``close`` dispatches everything still queued (no delay) and waits for it;
+- ``submit_many`` queues a caller's whole batch and dispatches it at once, in
+  batches of up to ``max_batch_size`` (that caller sends nothing more meanwhile).
 
 >>> import asyncio
 >>> async def main():
@@ -98,6 +100,7 @@ class MicroBatcher(Generic[T, R]):
         self._running: set[asyncio.Task[None]] = set()
         self._executor: ThreadPoolExecutor | None = None
         self._closing = False
+        self._flushing = 0  # callers of submit_many waiting: run what is pending now
 
     # -- lifecycle ----------------------------------------------------------------
     async def start(self) -> None:
@@ -151,6 +154,30 @@ class MicroBatcher(Generic[T, R]):
         self._arrived.set()
         return await request.future
 
+    async def submit_many(self, items: Sequence[T]) -> list[R | BaseException]:
+        """Queue every item and return each one's result (or the exception its batch
+        raised), in order. The batcher does not wait for fuller batches meanwhile:
+        the caller sends nothing more until these are answered."""
+        if self._gatherer is None:
+            await self.start()
+        if self._closing:
+            raise RuntimeError(f"{self.name} is closed")
+        assert self._space is not None and self._arrived is not None
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[R]] = []
+        self._flushing += 1
+        try:
+            for item in items:
+                await self._space.acquire()  # a full queue: the batches run meanwhile
+                request: _Request[T, R] = _Request(item, loop.create_future())
+                self._pending.append(request)
+                futures.append(request.future)
+                self._arrived.set()
+            self.observer.on_depth(len(self._pending))
+            return list(await asyncio.gather(*futures, return_exceptions=True))
+        finally:
+            self._flushing -= 1
+
     # -- gather and run -----------------------------------------------------------
     async def _gather(self) -> None:
         assert self._arrived is not None and self._device_free is not None
@@ -172,7 +199,7 @@ class MicroBatcher(Generic[T, R]):
     async def _wait_for_fill(self) -> None:
         assert self._arrived is not None
         deadline = self._pending[0].enqueued + self.max_delay
-        while len(self._pending) < self.max_batch_size and not self._closing:
+        while len(self._pending) < self.max_batch_size and not (self._closing or self._flushing):
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 return

@@ -123,3 +123,24 @@ async def test_next_batch_gathers_while_one_runs() -> None:
         release.set()
         assert await first == 0 and await asyncio.gather(*rest) == list(range(1, 11))
     assert sizes == [1, 10]
+
+
+async def test_submit_many_runs_at_once_in_order_and_fails_alone() -> None:
+    """A whole batch of requests: dispatched without waiting out the delay, in
+    batches of the maximum size, each result (or its own error) in order."""
+    seen: list[list[int]] = []
+
+    def fn(xs: list[int]) -> list[int]:
+        seen.append(list(xs))
+        if 13 in xs:
+            raise ValueError("bad request")
+        return [x * 2 for x in xs]
+
+    async with MicroBatcher(fn, max_batch_size=8, max_delay_ms=10_000, max_queue=4) as b:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        results = await b.submit_many(list(range(30)))
+        assert loop.time() - start < 5  # far below the 10 s delay
+    assert [r for i, r in enumerate(results) if i != 13] == [2 * i for i in range(30) if i != 13]
+    assert isinstance(results[13], ValueError)
+    assert max(len(batch) for batch in seen) <= 8
