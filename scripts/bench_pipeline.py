@@ -146,10 +146,27 @@ def misplaced_by_crc32(n: int, partitions: int) -> int:
     return sum(crc32_partition(k, partitions) != partition_for(k, partitions) for k in keys)
 
 
-async def time_outputs(settings: Settings, n: int, timeout: float) -> dict[str, float]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes used so far (their threads included)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def time_outputs(
+    settings: Settings, n: int, timeout: float, pids: list[int] | None = None
+) -> dict[str, float]:
+    """Read the output topic until ``n`` outputs; the rate from the first to the last,
+    and the CPU time ``pids`` used per output meanwhile."""
     consumer = clients.consumer(settings, settings.output_topic)
     await consumer.start()
     seen, first, last = 0, 0.0, 0.0
+    cpu_first = cpu_last = 0.0
     start = time.monotonic()
     try:
         while seen < n and time.monotonic() - start < timeout:
@@ -157,18 +174,22 @@ async def time_outputs(settings: Settings, n: int, timeout: float) -> dict[str, 
             now = time.monotonic()
             for records in batch.values():
                 if records and not first:
-                    first = now
+                    first, cpu_first = now, cpu_seconds(pids or [])
                 seen += len(records)
                 last = now if records else last
+        cpu_last = cpu_seconds(pids or [])
     finally:
         await consumer.stop()
     span = max(last - first, 1e-9)
-    return {
+    out = {
         "outputs": seen,
         "first_output_s": first - start,
         "span_s": span,
         "events_per_s": (seen - 1) / span if seen > 1 else 0.0,
     }
+    if pids and seen > 1:
+        out["worker_cpu_us_per_event"] = (cpu_last - cpu_first) / (seen - 1) * 1e6
+    return out
 
 
 def run_one(
@@ -192,12 +213,18 @@ def run_one(
         stacks = profile / f"{v.name}-{int(time.time())}.txt" if profile else None
         spy = flame().attach(procs[0].pid, stacks) if stacks else None
         try:
-            result: dict[str, Any] = dict(asyncio.run(time_outputs(settings, n, timeout)))
+            pids = [w.pid for w in procs]
+            result: dict[str, Any] = dict(asyncio.run(time_outputs(settings, n, timeout, pids)))
         finally:
             stack.stop()
         if spy is not None and stacks is not None:
             spy.wait(60)
-            result.update(py_spy_stacks=str(stacks), stages=flame().shares(stacks))
+            stages = flame().shares(stacks)
+            cpu = result.get("worker_cpu_us_per_event", 0.0)
+            result.update(py_spy_stacks=str(stacks), stages=stages)
+            timed = {k: v for k, v in stages.items() if k != flame().START}  # not start-up
+            total = sum(timed.values()) or 1.0
+            result["stage_cpu_us_per_event"] = {k: v / total * cpu for k, v in timed.items()}
         if result["outputs"] < n:  # say why, before the logs go with the temp dir
             for w in procs:
                 print(f"{v.name}: {result['outputs']} of {n} outputs; {w.log_path.name}:")
@@ -290,6 +317,7 @@ def summary(runs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
         mine = [r for r in runs if r["name"] == name]
         rates = [r["events_per_s"] for r in mine]
         entry: dict[str, Any] = {"events_per_s": rates, "median_events_per_s": median(rates)}
+        entry["worker_cpu_us_per_event"] = [r.get("worker_cpu_us_per_event", 0.0) for r in mine]
         if name != BARE.name:
             ratios = [r["ratio_to_baseline"] for r in mine]
             entry.update(ratio_to_baseline=ratios, median_ratio=median(ratios))
@@ -307,7 +335,9 @@ def print_summary(report: dict[str, Any]) -> None:
     for name, s in report["summary"].items():
         rates = ", ".join(f"{x:.0f}" for x in s["events_per_s"])
         ratio = ", ".join(f"{x:.2f}x" for x in s.get("ratio_to_baseline", []))
-        print(f"{name:>13}: {rates} events/s" + (f"  ({ratio} of the bare agent)" if ratio else ""))
+        line = f"{name:>13}: {rates} events/s" + (f"  ({ratio} of the bare agent)" if ratio else "")
+        cpu = ", ".join(f"{x:.0f}" for x in s.get("worker_cpu_us_per_event", []))
+        print(line + (f"; worker CPU {cpu} µs/event" if cpu else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -164,7 +165,10 @@ def run_scorer(
 ) -> dict[str, Any]:
     print(f"{name}:", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**isolated(base, f"bench-rates-{name}", Path(tmp)), **extra_env}
+        env = {
+            **isolated(base, "bench-rates-" + re.sub(r"[^A-Za-z0-9._-]+", "-", name), Path(tmp)),
+            **extra_env,
+        }
         with Stack(env, Path(tmp), cwd=ROOT) as stack:
             stack.create_topics()
             worker = stack.worker("worker").start()
