@@ -196,6 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markov-rates", default=",".join(map(str, MARKOV_RATES)))
     ap.add_argument("--model-rates", default=",".join(map(str, MODEL_RATES)))
     ap.add_argument("--adjust", default="on,off", help="the adjuster: on, off or both")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a worker setting for every run (e.g. stream_batch_max=1); repeatable",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "results/bench_rates.json")
     args = ap.parse_args(argv)
     base = broker_settings(19192)
@@ -213,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
             env, rates = scorers[scorer]
             for adjust in args.adjust.split(","):
                 name = f"{scorer}, adjuster {adjust}"
-                flag = settings_env(adjust=adjust == "on")
+                flag = settings_env(
+                    adjust=adjust == "on", **dict(f.split("=", 1) for f in args.set)
+                )
                 runs.append(run_scorer(name, {**env, **flag}, base, rates, args))
     report = {
         "benchmark": "rising steady input rates, one worker, broker on the same machine",
@@ -221,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         "sustained": f"all recommended within {args.grace}s of the step end, p99 <= "
         f"{args.bound_ms} ms, input rate reached",
         "seconds_per_step": args.seconds,
+        "settings": args.set,
         "dataset": str(DATASET),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "runs": runs,
