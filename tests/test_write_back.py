@@ -80,6 +80,14 @@ def test_batch_writes_are_held_then_sent_once_per_key(table: Any) -> None:
     delivered = {TP(topic, 1): 1, TP(topic, 2): 2, TP("another-topic", 1): 9}
     wb.apply({1: p1, 2: p2}, delivered)
     assert dict(table.data.items()) == {b"u": b"2", b"kept": b"old", b"v": b"x"}
+    with event_context(p1):  # Faust reads what was written, each in its partition's store
+        assert (table.data.get(b"u"), table.data.get(b"v"), table.data.get(b"gone")) == (
+            b"2",
+            None,
+            None,
+        )
+    with event_context(p2):
+        assert table.data.get(b"v") == b"x"
     assert not wb.batching
     assert table.data.persisted_offset(TP("t", 1)) == 1
     assert table.data.persisted_offset(TP("t", 2)) == 2

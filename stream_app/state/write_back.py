@@ -3,12 +3,13 @@
 :class:`WriteBack` is a bytes->bytes mapping over one Faust table. Outside a
 batch every operation goes to the table, as before. Between :meth:`~WriteBack.begin`
 and :meth:`~WriteBack.apply` writes and deletions are held per (input partition,
-key) and reads see them first, then the partition's local store: exactly what
-per-event ``table[k] = v`` would have shown, since a Faust store reads the
-current event's partition. At the batch's end :meth:`~WriteBack.records` gives one
-changelog record per changed key (a tombstone for a deletion, as Faust's
-``del table[k]``) for the batch loop to send; once they are delivered,
-:meth:`~WriteBack.apply` writes the local store and then the persisted changelog
+key) and reads see them first, then the partition's local store (its RocksDB,
+read directly): exactly what per-event ``table[k] = v`` would have shown, since
+a Faust store reads the current event's partition. At the batch's end
+:meth:`~WriteBack.records` gives one changelog record per changed key (a
+tombstone for a deletion, as Faust's ``del table[k]``) for the batch loop to
+send; once they are delivered, :meth:`~WriteBack.apply` writes the local store
+(one RocksDB write batch per partition) and then the persisted changelog
 offset. The local store is thus never ahead of the changelog: a crash before
 delivery leaves both where they were, and the batch is processed again.
 
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import faust
+import rocksdict
 from faust import streams as _faust_streams
 
 from stream_app.kafka.batches import Record
@@ -81,7 +83,8 @@ class WriteBack(MutableMapping[bytes, bytes]):
             value = self._read[slot]
         else:
             # Nothing else writes the store during a batch: one read per key is enough.
-            value = self._read[slot] = self.table.data.get(key)
+            db = self._partition_db(slot[0])
+            value = self._read[slot] = db.get(key) if db is not None else self.table.data.get(key)
         if value is None:
             raise KeyError(key)
         return value
@@ -126,6 +129,14 @@ class WriteBack(MutableMapping[bytes, bytes]):
     def __len__(self) -> int:
         return len(self.table) if self._pending is None else len(self._merged())
 
+    def _partition_db(self, partition: int) -> Any:
+        """The RocksDB of ``partition`` (Faust opens it on first use), or None for
+        another store. Private to Faust's store: its own get and set wrap each call
+        in a current-event lookup and a key-index update that cost more than the read
+        (the key index only speeds up lookups made outside stream iteration)."""
+        open_db = getattr(self.table.data, "_db_for_partition", None)
+        return None if open_db is None else open_db(partition)
+
     # -- the batch's end ----------------------------------------------------------
     def records(self) -> list[Record]:
         """One changelog record per changed key, to its partition (a tombstone for a
@@ -141,12 +152,26 @@ class WriteBack(MutableMapping[bytes, bytes]):
         topic-partition; other topics' are ignored). Ends the batch."""
         assert self._pending is not None, "apply() outside a batch"
         store = self.table.data
+        batches: dict[int, rocksdict.WriteBatch] = {}
         for (partition, key), value in self._pending.items():
-            with event_context(events[partition]):
-                if value is None:
-                    store.pop(key, None)
-                else:
-                    store[key] = value
+            if self._partition_db(partition) is None:  # not RocksDB: through the store
+                with event_context(events[partition]):
+                    if value is None:
+                        store.pop(key, None)
+                    else:
+                        store[key] = value
+                continue
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = rocksdict.WriteBatch(raw_mode=True)
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        for partition, batch in batches.items():
+            db = self._partition_db(partition)
+            assert db is not None
+            db.write(batch)  # a partition's writes at once (atomic)
         topic = self.table.changelog_topic.get_topic_name()
         for tp, offset in last_offsets.items():
             if tp.topic == topic:
