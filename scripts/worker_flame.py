@@ -73,8 +73,8 @@ def shares(stacks: Path) -> dict[str, float]:
     return {s: counts[s] / total for s in (*STAGES, OTHER, START) if s in counts}
 
 
-def plot(profiles: dict[str, dict[str, float]], png: Path) -> None:
-    """One stacked bar per profile: each stage's share."""
+def plot(profiles: dict[str, dict[str, float]], png: Path, xlabel: str | None = None) -> None:
+    """One stacked bar per profile: each stage's share (or, with ``xlabel``, its value)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,11 +84,11 @@ def plot(profiles: dict[str, dict[str, float]], png: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.6 * len(profiles)))
     left = [0.0] * len(profiles)
     for stage in stages:
-        widths = [100 * p.get(stage, 0.0) for p in profiles.values()]
+        widths = [(1 if xlabel else 100) * p.get(stage, 0.0) for p in profiles.values()]
         ax.barh(list(profiles), widths, left=left, label=stage)
         left = [a + b for a, b in zip(left, widths, strict=True)]
-    ax.set_xlabel("% of the worker's samples (py-spy, under load)")
-    ax.set_xlim(0, 100)
+    ax.set_xlabel(xlabel or "% of the worker's samples (py-spy, under load)")
+    ax.set_xlim(0, max(left) * 1.02 if xlabel else 100)
     ax.invert_yaxis()
     ax.legend(ncol=3, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.35))
     fig.tight_layout()
@@ -97,16 +97,25 @@ def plot(profiles: dict[str, dict[str, float]], png: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("stacks", nargs="+", help="LABEL=FILE or FILE: py-spy raw output")
+    ap.add_argument("stacks", nargs="*", help="LABEL=FILE or FILE: py-spy raw output")
     ap.add_argument("--plot", type=Path, help="write a PNG of the shares")
+    ap.add_argument(
+        "--bench",
+        type=Path,
+        help="instead: bench_pipeline.py --profile's JSON; plot each run's CPU µs per stage",
+    )
     args = ap.parse_args(argv)
     profiles = {}
     for spec in args.stacks:
         label, _, path = spec.rpartition("=")
         profiles[label or Path(path).stem] = shares(Path(path))
+    if args.bench:
+        runs = json.loads(args.bench.read_text())["runs"]
+        profiles = {r["name"]: r["stage_cpu_us_per_event"] for r in runs if "stages" in r}
     print(json.dumps(profiles, indent=2))
     if args.plot:
-        plot(profiles, args.plot)
+        xlabel = "worker CPU µs per event (py-spy shares x CPU time)" if args.bench else None
+        plot(profiles, args.plot, xlabel)
     return 0
 
 
