@@ -107,3 +107,24 @@ def test_markov_rows_count_a_replayed_offset_once() -> None:
     store.record(None, "c", partition=0)  # no offset: always counted
     store.record(None, "c", partition=0)
     assert decode_row_offset(table[b"0:c"])[0].count == 2
+
+
+def test_markov_rows_of_every_held_partition_are_read(table: Any) -> None:
+    """A row lives in its own partition's store; scoring sums every held partition's
+    row, whichever event is current (a Faust read sees the current partition only)."""
+    wb = WriteBack(table)
+    store = TableTransitionStore(wb, lambda: [1, 2])
+    p1, p2 = fake_event(1), fake_event(2)
+    wb.begin()
+    with event_context(p1):
+        store.record("a", "b", partition=1, offset=1)
+    with event_context(p2):
+        store.record("a", "c", partition=2, offset=1)
+        assert dict(store.successors("a")) == {"b": 1, "c": 1}  # held writes, both partitions
+    wb.apply({1: p1, 2: p2}, {})
+    store.invalidate()
+    wb.begin()
+    with event_context(p1):
+        assert dict(store.successors("a")) == {"b": 1, "c": 1}  # from both partitions' stores
+        assert wb.get(b"2:a") is None  # a plain read: the current partition's store only
+    wb.abort()

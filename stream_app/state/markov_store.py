@@ -92,8 +92,12 @@ class TableTransitionStore:
         merged = {}
         if self._held is None:
             self._held = list(self.local_partitions())
+        # Each partition's row from that partition's store (a write-back table reads
+        # any partition; a plain mapping holds them all).
+        read_in = getattr(self.table, "get_in", None)
         for p in self._held:
-            raw = self.table.get(row_key(p, item))
+            key = row_key(p, item)
+            raw = read_in(p, key) if read_in is not None else self.table.get(key)
             if raw:
                 for nxt, c in decode_row(raw).successors.items():
                     merged[nxt] = merged.get(nxt, 0) + c

@@ -97,6 +97,24 @@ class WriteBack(MutableMapping[bytes, bytes]):
         except KeyError:
             return default
 
+    def get_in(self, partition: int, key: bytes) -> bytes | None:
+        """``key`` as ``partition``'s store holds it, whichever event is current (a
+        Faust read sees the current event's partition only)."""
+        slot = (partition, key)
+        if self._pending is not None:
+            if slot in self._pending:
+                return self._pending[slot]
+            if slot in self._read:
+                return self._read[slot]
+        db = self._partition_db(partition)
+        if db is None:  # a store without partitions (memory): it holds every key
+            value: bytes | None = self.table.data.get(key)
+        else:
+            value = db.get(key)
+        if self._pending is not None:
+            self._read[slot] = value
+        return value
+
     def __setitem__(self, key: bytes, value: bytes) -> None:
         if self._pending is None:
             self.table[key] = value
