@@ -9,6 +9,7 @@ is 1 (then one event at a time, or with a served model, through the outbox).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -91,21 +92,43 @@ class Agents:
         return out
 
     async def handle_served(self, server: ModelServer, events: Sequence[Any]) -> list[Handled]:
-        """A batch with a served model: every event ingested in order, the batch's
-        requests scored in one submission to the micro-batcher, then each answer
-        adjusted and rendered in order (as the outbox path does, one at a time)."""
-        ingested = []
-        for event in events:
-            with event_context(event):
-                ingested.append(self.ingest(event))
-        requests = [r for _, r in ingested if not isinstance(r, list)]
-        answers = iter(await server.score_all(requests))
+        """A batch with a served model: the events ingested in order, a chunk of the
+        micro-batcher's size at a time, each chunk's requests submitted to it as soon as
+        they are ingested (the model scores one chunk while the loop ingests the next,
+        then renders the first), then each answer adjusted and rendered in input order
+        (as the outbox path does, one event at a time)."""
+        size = self.settings.batch_max_size
+        chunks = [events[i : i + size] for i in range(0, len(events), size)]
+        ingested: list[list[tuple[Source, ScoreRequest | list[Outgoing]]]] = []
+        scoring: list[asyncio.Future[list[Any]]] = []
+        for chunk in chunks:
+            got = []
+            for event in chunk:
+                with event_context(event):
+                    got.append(self.ingest(event))
+            ingested.append(got)
+            requests = [r for _, r in got if not isinstance(r, list)]
+            scoring.append(asyncio.ensure_future(server.score_all(requests)))
+            await asyncio.sleep(0)  # the batcher takes the chunk while the next is ingested
         out: list[Handled] = []
+        for chunk, got, answers in zip(chunks, ingested, scoring, strict=True):
+            out += self.render_served(chunk, got, await answers)
+        return out
+
+    def render_served(
+        self,
+        events: Sequence[Any],
+        ingested: list[tuple[Source, ScoreRequest | list[Outgoing]]],
+        answers: list[Any],
+    ) -> list[Handled]:
+        """Each event's messages: its answer adjusted and rendered, or what ingest gave."""
+        out: list[Handled] = []
+        left = iter(answers)
         for event, (src, result) in zip(events, ingested, strict=True):
             if isinstance(result, list):
                 out.append((result, None))
                 continue
-            answer = next(answers)
+            answer = next(left)
             with event_context(event):
                 try:
                     if isinstance(answer, BaseException):
