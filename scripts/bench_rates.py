@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from scripts.bench_pipeline import DATASET, ROOT, isolated
+from scripts.bench_pipeline import DATASET, ROOT, git_commit, isolated
 from stream_app.harness import Stack, broker_running, broker_settings, settings_env
 from stream_app.kafka import clients
 from stream_app.kafka.producer import Pacer, dataset_events, send_event
@@ -229,10 +229,16 @@ def main(argv: list[str] | None = None) -> int:
         "latency": "event ts (producer wall clock) -> consumer receives the recommendation",
         "sustained": f"all recommended within {args.grace}s of the step end, p99 <= "
         f"{args.bound_ms} ms, input rate reached",
+        "commit": git_commit(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "seconds_per_step": args.seconds,
         "settings": args.set,
         "dataset": str(DATASET),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_end": list(os.getloadavg()),
+        },
         "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
