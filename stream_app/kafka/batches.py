@@ -69,13 +69,22 @@ class BatchSender:
             if batch.append(timestamp=None, key=key, value=value, headers=headers or []) is None:
                 if n == 0:
                     raise ValueError(f"a record to {topic} is larger than any batch")
-                sent.append((await producer.send_batch(batch, topic, partition=partition), n))
+                sent.append((await self._submit(producer, batch, topic, partition), n))
                 batch, n = self._builder(producer), 0
                 batch.append(timestamp=None, key=key, value=value, headers=headers or [])
             n += 1
         if n:
-            sent.append((await producer.send_batch(batch, topic, partition=partition), n))
+            sent.append((await self._submit(producer, batch, topic, partition), n))
         return sent
+
+    @staticmethod
+    async def _submit(
+        producer: Any, batch: BatchBuilder, topic: str, partition: int
+    ) -> asyncio.Future[Any]:
+        # Closed: complete, so it is sent without lingering, and the producer's own
+        # send() never appends to it.
+        batch.close()
+        return await producer.send_batch(batch, topic, partition=partition)
 
     def _builder(self, producer: Any) -> BatchBuilder:
         accumulator = producer._message_accumulator  # for the producer's compression
