@@ -219,12 +219,9 @@ def run_one(
             stack.stop()
         if spy is not None and stacks is not None:
             spy.wait(60)
-            stages = flame().shares(stacks)
             cpu = result.get("worker_cpu_us_per_event", 0.0)
-            result.update(py_spy_stacks=str(stacks), stages=stages)
-            timed = {k: v for k, v in stages.items() if k != flame().START}  # not start-up
-            total = sum(timed.values()) or 1.0
-            result["stage_cpu_us_per_event"] = {k: v / total * cpu for k, v in timed.items()}
+            result.update(py_spy_stacks=str(stacks), stages=flame().shares(stacks))
+            result["stage_cpu_us_per_event"] = flame().stage_cpu(stacks, cpu)
         if result["outputs"] < n:  # say why, before the logs go with the temp dir
             for w in procs:
                 print(f"{v.name}: {result['outputs']} of {n} outputs; {w.log_path.name}:")

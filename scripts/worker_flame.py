@@ -8,7 +8,8 @@ river), the Markov scorer, decode, render and encode, state (the Processor's
 other work, the tables), producing (the batch's sends and the Kafka producer),
 consuming (the Kafka fetcher), Faust's own machinery (streams, consumer,
 conductor, ``mode``), and the rest (the event loop and sockets, garbage
-collection, idle); module imports count as start-up.
+collection, idle); module imports and the stores' opening, revocation and
+closing count as start-up and stop.
 ``python scripts/worker_flame.py STACKS.txt [...] --plot PNG`` prints each file's
 shares and draws them side by side.
 """
@@ -37,7 +38,9 @@ FRAMES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 STAGES = tuple(dict.fromkeys(stage for stage, _ in FRAMES))
 OTHER = "event loop, sockets, other"
-START = "start-up (imports)"
+START = "start-up and stop"
+# Module imports, and the stores opened, revoked and closed around the run.
+START_MARKS = ("importlib._bootstrap", "on_rebalance (", "Store.stop (", "_open_for_partition (")
 
 
 def attach(pid: int, out: Path, rate: int = 250) -> subprocess.Popen[bytes]:
@@ -52,7 +55,7 @@ def attach(pid: int, out: Path, rate: int = 250) -> subprocess.Popen[bytes]:
 
 
 def stage_of(stack: str) -> str:
-    if "importlib._bootstrap" in stack:
+    if any(m in stack for m in START_MARKS):
         return START
     for frame in reversed(stack.split(";")):
         for stage, marks in FRAMES:
@@ -71,6 +74,14 @@ def shares(stacks: Path) -> dict[str, float]:
             counts[stage] = counts.get(stage, 0) + int(n)
     total = sum(counts.values()) or 1
     return {s: counts[s] / total for s in (*STAGES, OTHER, START) if s in counts}
+
+
+def stage_cpu(stacks: Path, cpu_us: float) -> dict[str, float]:
+    """CPU µs per event by stage: the shares of the samples outside start-up and stop,
+    times the worker's CPU µs per event over the timed span."""
+    timed = {k: v for k, v in shares(stacks).items() if k != START}
+    total = sum(timed.values()) or 1.0
+    return {k: v / total * cpu_us for k, v in timed.items()}
 
 
 def plot(profiles: dict[str, dict[str, float]], png: Path, xlabel: str | None = None) -> None:
@@ -111,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         profiles[label or Path(path).stem] = shares(Path(path))
     if args.bench:
         runs = json.loads(args.bench.read_text())["runs"]
-        profiles = {r["name"]: r["stage_cpu_us_per_event"] for r in runs if "stages" in r}
+        profiles = {
+            r["name"]: stage_cpu(Path(r["py_spy_stacks"]), r["worker_cpu_us_per_event"])
+            for r in runs
+            if "py_spy_stacks" in r
+        }
     print(json.dumps(profiles, indent=2))
     if args.plot:
         xlabel = "worker CPU µs per event (py-spy shares x CPU time)" if args.bench else None
