@@ -1,15 +1,19 @@
 """Soak test: a steady load, warm-up and then M minutes, sampling the worker's memory.
 
 Runs the embedded broker (unless STREAMREC_KAFKA_BOOTSTRAP is set), one worker
-with the Markov scorer, and a producer replaying the Beauty sequences in a loop
-at a steady rate (the same users come back, as real users do). Every 10 s it
-samples the worker's RSS and its table sizes (``GET /tables/``). Writes
-``results/soak.json`` and ``results/soak.png``; the headline figure is RSS
-growth from the end of warm-up (one full pass over the file: every user and item
-seen), and then until the table sizes stop changing (the worker has caught up), to
-the end, ``--minutes`` later.
+with the Markov scorer and the adjuster (default caches), and a producer
+replaying a click log in a loop at a steady rate: the Taobao slice by default,
+each pass under fresh user ids (``--fresh-users``: new users keep arriving, as
+in production) with idle-user expiry on (``--user-ttl-s``, swept every
+``--sweep-s``), so the users table levels off where expiry balances arrivals.
+Every ``--every`` s it samples the worker's RSS, its table sizes and its caches
+(``GET /tables/``: RocksDB's shared cache, the Markov read cache, the
+adjuster's per-user lists). Writes ``results/soak.json`` and ``results/soak.png``.
+Warm-up is one full pass, and at least TTL + two sweeps (expiry has begun);
+without fresh users, until the table sizes stop changing. The headline figure
+is RSS growth from the end of warm-up to the end, ``--minutes`` later.
 
-    .venv/bin/python scripts/soak.py --minutes 30 --rate 300
+    .venv/bin/python scripts/soak.py --minutes 30 --rate 150
 """
 
 from __future__ import annotations
@@ -28,15 +32,18 @@ from typing import Any
 
 from tqdm import tqdm
 
-from models.datasets import interleave, read_sequences, synthetic_sequences
 from stream_app.harness import Stack, broker_settings, isolated_env
 from stream_app.kafka import clients
-from stream_app.kafka.producer import Pacer, send_event
+from stream_app.kafka.producer import Pacer, dataset_events, send_event
 from stream_app.processes import WorkerProcess
 from stream_app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASET = ROOT.parent / "shared/datasets/amazon-beauty/sequences.txt"
+DATASETS = ROOT.parent / "shared/datasets"
+DEFAULT_DATASET = DATASETS / "taobao-userbehavior/timeslice_20171126.csv.gz"
+
+# (user, item, event type, category or None), in the log's order.
+Row = tuple[str, str, str, str | None]
 
 
 def rss_bytes(pid: int) -> int:
@@ -47,33 +54,65 @@ def rss_bytes(pid: int) -> int:
 
 
 def tables(web_port: str) -> dict[str, Any]:
-    """The worker's table sizes and RocksDB memory (``GET /tables/``)."""
+    """The worker's table sizes, RocksDB memory and caches (``GET /tables/``)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/tables/", timeout=30) as r:
         return json.loads(r.read())
 
 
-def replayed() -> list[tuple[str, str]]:
-    users = list(read_sequences(DATASET)) if DATASET.exists() else list(synthetic_sequences())
-    return list(interleave(users, seed=0))
+def replayed(path: Path | None) -> list[Row]:
+    """The log's events (a generated stream when ``path`` is absent)."""
+    found = path if path is not None and path.exists() else None
+    return [(u, i, e, c) for u, i, e, _, c in dataset_events(found)]
+
+
+def passes(events: list[Row], fresh_users: bool) -> Any:
+    """The log in a loop; with ``fresh_users`` pass n renames user u to ``u~n``."""
+    for n in itertools.count():
+        for user, item, event_type, category in events:
+            yield (f"{user}~{n}" if fresh_users else user), item, event_type, category
 
 
 async def load(
-    settings: Settings, events: list[tuple[str, str]], rate: float, done: asyncio.Event, bar: tqdm
+    settings: Settings,
+    stream: Any,
+    rate: float,
+    done: asyncio.Event,
+    bar: tqdm,
 ) -> int:
     producer = clients.producer(settings)  # security from the settings, like every client
     await producer.start()
-    stream = itertools.cycle(events)
     sent, pacer = 0, Pacer(rate)
     try:
         while not done.is_set():
             await pacer.tick()
-            user, item = next(stream)
-            await send_event(producer, settings.input_topic, user, item, "purchase", f"soak-{sent}")
+            user, item, event_type, category = next(stream)
+            await send_event(
+                producer,
+                settings.input_topic,
+                user,
+                item,
+                event_type,
+                f"soak-{sent}",
+                category=category,
+            )
             sent += 1
             bar.update(1)
     finally:
         await producer.stop()
     return sent
+
+
+def snapshot(worker: WorkerProcess, t: float) -> dict[str, Any]:
+    """One sample: RSS, and what the worker's ``/tables/`` answers (if it does)."""
+    assert worker.proc is not None
+    row: dict[str, Any] = {"t": round(t, 1), "rss_bytes": rss_bytes(worker.proc.pid)}
+    with contextlib.suppress(OSError, ValueError):
+        answer = tables(worker.env["STREAMREC_WEB_PORT"])
+        row["tables"] = answer["tables"]
+        # The shared cache, which also pays for the memtables (charged to it).
+        row["rocksdb_bytes"] = answer.get("rocksdb_bytes", {}).get("block_cache", 0)
+        row["caches"] = answer.get("caches", {})
+    return row
 
 
 async def sample(
@@ -82,28 +121,26 @@ async def sample(
     warm_s: float,
     measure_s: float,
     limit_s: float,
+    settle: bool,
     done: asyncio.Event,
     out: list[dict[str, Any]],
 ) -> float | None:
-    """Sample every ``every`` s. Warm-up ends once ``warm_s`` have passed *and* the
-    table sizes stop changing (the worker has caught up with every user and item);
-    then ``measure_s`` more are sampled. Returns when warm-up ended (None: never,
-    within ``limit_s``)."""
+    """Sample every ``every`` s. Warm-up ends once ``warm_s`` have passed and, with
+    ``settle``, the table sizes stop changing (the worker has caught up with every
+    user and item); then ``measure_s`` more are sampled. Returns when warm-up ended
+    (None: never, within ``limit_s``)."""
     start = time.monotonic()
     warm_end: float | None = None
     while True:
-        assert worker.proc is not None
         t = time.monotonic() - start
-        row: dict[str, Any] = {"t": round(t, 1), "rss_bytes": rss_bytes(worker.proc.pid)}
-        with contextlib.suppress(OSError, ValueError):
-            answer = await asyncio.to_thread(tables, worker.env["STREAMREC_WEB_PORT"])
-            row["tables"] = answer["tables"]
-            # The shared cache, which also pays for the memtables (charged to it).
-            row["rocksdb_bytes"] = answer.get("rocksdb_bytes", {}).get("block_cache", 0)
+        row = await asyncio.to_thread(snapshot, worker, t)
         previous = out[-1].get("tables") if out else None
         out.append(row)
-        if warm_end is None and t >= warm_s and "tables" in row and row["tables"] == previous:
-            warm_end = out[-2]["t"]  # unchanged since the previous sample
+        if warm_end is None and t >= warm_s and "tables" in row:
+            if not settle:
+                warm_end = row["t"]
+            elif row["tables"] == previous:
+                warm_end = out[-2]["t"]  # unchanged since the previous sample
         if (warm_end is not None and t - warm_end >= measure_s) or t >= limit_s:
             done.set()
             return warm_end
@@ -128,7 +165,7 @@ def plot(samples: list[dict[str, Any]], warmup_s: float, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     t = [s["t"] / 60 for s in samples]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
     ax[0].plot(t, [s["rss_bytes"] / 2**20 for s in samples], label="RSS")
     if any("rocksdb_bytes" in s for s in samples):
         ax[0].plot(
@@ -136,13 +173,21 @@ def plot(samples: list[dict[str, Any]], warmup_s: float, path: Path) -> None:
             [(s["rss_bytes"] - s.get("rocksdb_bytes", 0)) / 2**20 for s in samples],
             label="RSS - RocksDB caches and memtables",
         )
-    ax[0].axvline(warmup_s / 60, color="grey", linestyle="--", label="end of warm-up")
-    ax[0].set(xlabel="minutes", ylabel="worker RSS (MiB)", title="memory")
-    ax[0].legend()
+        ax[0].plot(
+            t, [s.get("rocksdb_bytes", 0) / 2**20 for s in samples], label="RocksDB shared cache"
+        )
+    for a in ax:
+        a.axvline(warmup_s / 60, color="grey", linestyle="--", label="end of warm-up")
+    ax[0].set(xlabel="minutes", ylabel="MiB", title="worker memory")
     for name in ("users", "items", "feedback"):
         ax[1].plot(t, [s.get("tables", {}).get(name, float("nan")) for s in samples], label=name)
     ax[1].set(xlabel="minutes", ylabel="keys", title="table sizes")
-    ax[1].legend()
+    names = sorted({k for s in samples for k in s.get("caches", {})})
+    for name in names:
+        ax[2].plot(t, [s.get("caches", {}).get(name, float("nan")) for s in samples], label=name)
+    ax[2].set(xlabel="minutes", ylabel="entries", title="in-memory caches")
+    for a in ax:
+        a.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -150,8 +195,17 @@ def plot(samples: list[dict[str, Any]], warmup_s: float, path: Path) -> None:
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=30, help="measured minutes after warm-up")
-    ap.add_argument("--rate", type=float, default=500)
+    ap.add_argument("--rate", type=float, default=150)
     ap.add_argument("--every", type=float, default=10, help="seconds between samples")
+    ap.add_argument("--dataset", type=Path, default=DEFAULT_DATASET, help="replayed log")
+    ap.add_argument(
+        "--fresh-users",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="each pass under new user ids",
+    )
+    ap.add_argument("--user-ttl-s", type=float, default=300, help="idle users forgotten after")
+    ap.add_argument("--sweep-s", type=float, default=60, help="idle-user sweep interval")
     ap.add_argument(
         "--max-warmup-passes",
         type=float,
@@ -162,18 +216,28 @@ def parse_args() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def soak(
-    args: argparse.Namespace, events: list[tuple[str, str]], warm_min: float, measure: float
-) -> dict[str, Any]:
+def wait_answering(worker: WorkerProcess, timeout: float = 120.0) -> None:
+    """Until the worker answers ``/tables/`` (its log, at level warn, says nothing)."""
+    deadline = time.monotonic() + timeout
+    while "tables" not in snapshot(worker, 0.0):
+        if not worker.running or time.monotonic() > deadline:
+            raise SystemExit(f"the worker did not start:\n{worker.log_tail(40)}")
+        time.sleep(1)
+
+
+def soak(args: argparse.Namespace, events: list[Row], warm_s: float) -> dict[str, Any]:
     """Broker, one worker and the load; what :func:`main` reports of the run."""
     base = broker_settings(19292)
-    limit = args.max_warmup_passes * warm_min + measure
+    measure = args.minutes * 60
+    limit = args.max_warmup_passes * warm_s + measure
     samples: list[dict[str, Any]] = []
     env = isolated_env(
         "soak",
         web_port=os.environ.get("STREAMREC_WEB_PORT", "16999"),
         metrics_port=os.environ.get("STREAMREC_METRICS_PORT", "16998"),
         log_level="warn",
+        user_ttl_s=args.user_ttl_s,
+        sweep_interval_s=args.sweep_s,
     )
     with tempfile.TemporaryDirectory() as tmp, Stack(env, Path(tmp), cwd=ROOT) as stack:
         stack.use_broker(base)
@@ -181,18 +245,18 @@ def soak(
         settings = stack.settings
         worker = stack.worker("worker", ports=False).start()
         try:
-            time.sleep(5)
-            if not worker.running:
-                raise SystemExit(f"the worker did not start:\n{worker.log_tail(40)}")
+            wait_answering(worker)
 
             async def run() -> tuple[int, float | None]:
                 done = asyncio.Event()
+                settle = not args.fresh_users
                 sampler = asyncio.create_task(
-                    sample(worker, args.every, warm_min, measure, limit, done, samples)
+                    sample(worker, args.every, warm_s, measure, limit, settle, done, samples)
                 )
-                expected = int((warm_min + measure) * args.rate)
-                with tqdm(total=expected, desc="soak", unit="ev") as bar:
-                    sent = await load(settings, events, args.rate, done, bar)
+                expected = int((warm_s + measure) * args.rate)
+                stream = passes(events, args.fresh_users)
+                with tqdm(total=expected, desc="soak", unit="ev", mininterval=30) as bar:
+                    sent = await load(settings, stream, args.rate, done, bar)
                 return sent, await sampler
 
             sent, warm_end = asyncio.run(run())
@@ -200,53 +264,51 @@ def soak(
             alive = worker.running
             if not alive:
                 print(f"the worker died:\n{worker.log_tail(40)}")
-    rocksdb = {k: v for k, v in worker.env.items() if k.startswith("STREAMREC_ROCKSDB")}
-    return {
-        "sent": sent,
-        "warm_end": warm_end,
-        "alive": alive,
-        "rocksdb": rocksdb,
-        "samples": samples,
-    }
+    return {"sent": sent, "warm_end": warm_end, "alive": alive, "samples": samples}
+
+
+def growth(after: list[dict[str, Any]], value: Any) -> float | None:
+    """Relative change of ``value(sample)`` from the first to the last sample."""
+    return value(after[-1]) / value(after[0]) - 1 if len(after) > 1 else None
 
 
 def main() -> int:
     args = parse_args()
-    events = replayed()
-    warm_min = len(events) / args.rate  # one full pass: every user and item sent once
-    run = soak(args, events, warm_min, args.minutes * 60)
+    events = replayed(args.dataset)
+    one_pass = len(events) / args.rate  # every user and item sent once
+    warm_s = max(one_pass, args.user_ttl_s + 2 * args.sweep_s) if args.fresh_users else one_pass
+    run = soak(args, events, warm_s)
     samples, warm_end = run["samples"], run["warm_end"]
     warm = warm_end if warm_end is not None else float("inf")
     after = [s for s in samples if s["t"] >= warm]
-    growth = (after[-1]["rss_bytes"] / after[0]["rss_bytes"] - 1) if len(after) > 1 else None
-
-    def outside_rocksdb(s: dict[str, Any]) -> int:
-        return s["rss_bytes"] - s.get("rocksdb_bytes", 0)
-
-    growth_outside = (
-        outside_rocksdb(after[-1]) / outside_rocksdb(after[0]) - 1 if len(after) > 1 else None
-    )
+    rss = growth(after, lambda s: s["rss_bytes"])
     report = {
         "minutes": args.minutes,
         "rate": args.rate,
+        "dataset": str(args.dataset),
+        "fresh_users": args.fresh_users,
+        "user_ttl_s": args.user_ttl_s,
+        "sweep_interval_s": args.sweep_s,
         "events_sent": run["sent"],
         "events_per_pass": len(events),
         "worker_alive_at_end": run["alive"],
-        "warmup": "one full pass, then until the table sizes stop changing",
         "warmup_s": warm_end,
         "measured_s": (after[-1]["t"] - after[0]["t"]) if len(after) > 1 else 0,
         "tables_final_from_s": tables_final_from(samples),
-        "rss_growth_after_warmup": growth,
+        "rss_growth_after_warmup": rss,
         # RocksDB's caches and memtables fill up to their configured bounds slowly
         # (compactions write new blocks); the rest of the worker is what could leak.
-        "rss_outside_rocksdb_growth_after_warmup": growth_outside,
-        "settings": run["rocksdb"],
+        "rss_outside_rocksdb_growth_after_warmup": growth(
+            after, lambda s: s["rss_bytes"] - s.get("rocksdb_bytes", 0)
+        ),
+        "rss_max_after_warmup_bytes": max((s["rss_bytes"] for s in after), default=None),
+        "tables_after_warmup": [after[0].get("tables"), after[-1].get("tables")] if after else [],
         "samples": samples,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     plot(samples, warm_end or 0.0, args.out.with_suffix(".png"))
-    print(f"RSS growth after warm-up: {growth:.1%}" if growth is not None else "too few samples")
+    print(f"RSS growth after warm-up: {rss:.1%}" if rss is not None else "too few samples")
     return 0
 
 

@@ -22,6 +22,7 @@ import prometheus_client
 from models.base import Scorer
 from stream_app import compat, logs, monitoring
 from stream_app.agents import Agents
+from stream_app.caches import cache_sizes
 from stream_app.components import State, build_components
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.security import faust_credentials
@@ -118,7 +119,12 @@ def create_app(settings: Settings) -> faust.App:
     Timers(settings, topology, server).register(app)
     Rebalance(topology.users, transitions, parts.adjust).register(app)
     register_views(
-        app, topology.users, settings, parts.processor.pseudonymize, topology.local_partitions
+        app,
+        topology.users,
+        settings,
+        parts.processor.pseudonymize,
+        topology.local_partitions,
+        partial(cache_sizes, transitions, parts.adjust),
     )
     return app
 

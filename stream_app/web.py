@@ -51,16 +51,19 @@ def register_views(
     settings: Settings,
     pseudonymize: Callable[[str], str] | None,
     local_partitions: Callable[[], list[int]],
+    caches: Callable[[], dict[str, int]] | None = None,
 ) -> None:
-    """``local_partitions``: the input partitions this worker actively owns now."""
+    """``local_partitions``: the input partitions this worker actively owns now;
+    ``caches``: entries held per in-memory cache (:mod:`stream_app.caches`)."""
 
     @app.page("/tables/")
     async def tables(web: Any, request: Request) -> Response:
         """Keys held locally per table (a full scan: for soak tests, not dashboards), and
         RocksDB's shared cache in bytes (``block_cache`` includes the memtables charged
-        to it; zero with the memory store)."""
+        to it; zero with the memory store), and the in-memory caches' entries."""
         sizes = {t.name: sum(1 for _ in t) for t in app.tables.values()}
-        return web.json({"tables": sizes, "rocksdb_bytes": rocksdb.memory_usage()})
+        held = caches() if caches is not None else {}
+        return web.json({"tables": sizes, "rocksdb_bytes": rocksdb.memory_usage(), "caches": held})
 
     @app.page("/state/{user_id}/")
     class UserStateView(View):
