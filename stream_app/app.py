@@ -26,6 +26,7 @@ from stream_app.caches import cache_sizes
 from stream_app.components import State, build_components
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.security import faust_credentials
+from stream_app.kafka.wait import wait_for_kafka
 from stream_app.lifecycle import AdjusterCheckpoint, Rebalance, Timers
 from stream_app.served_model import ModelServer
 from stream_app.settings import Settings
@@ -149,7 +150,9 @@ def load_model(settings: Settings) -> Scorer:
 
 
 def run_worker(settings: Settings) -> None:
-    """Declare topics, then run one Faust worker in this process until stopped."""
+    """Wait for Kafka, declare topics, then run one Faust worker in this process until
+    stopped."""
+    asyncio.run(wait_for_kafka(settings))
     asyncio.run(ensure_topics(settings, internal_topic_specs(settings)))
     (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
     if settings.metrics_port:

@@ -63,8 +63,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
     from stream_app.kafka.admin import TopicsNotAuthorized, ensure_topics
     from stream_app.kafka.producer import produce
+    from stream_app.kafka.wait import wait_for_kafka
 
     async def go() -> int:
+        await wait_for_kafka(settings)
         await ensure_topics(settings)
         return await produce(
             settings, args.dataset, args.rate, args.limit, args.format, args.seed, args.log_format
@@ -80,8 +82,10 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 
 def _consume(args: argparse.Namespace, settings: Settings) -> int:
     from stream_app.kafka.consumer import recommendations
+    from stream_app.kafka.wait import wait_for_kafka
 
     async def go() -> None:
+        await wait_for_kafka(settings)
         async for rec in recommendations(
             settings, args.limit, args.from_beginning, args.idle_timeout
         ):
@@ -94,11 +98,11 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
 def _state(args: argparse.Namespace, settings: Settings) -> int:
     import urllib.error
 
-    from stream_app.query import fetch_state, render
+    from stream_app.query import fetch_state_waiting, render
 
     url = args.url or f"http://{settings.web_host}:{settings.web_port}"
     try:
-        doc = fetch_state(url, args.user_id)
+        doc = asyncio.run(fetch_state_waiting(url, args.user_id, settings))
     except (urllib.error.URLError, OSError) as exc:
         print(f"streamrec: cannot query a worker at {url}: {exc}", file=sys.stderr)
         return 1
@@ -110,10 +114,12 @@ def _forget(args: argparse.Namespace, settings: Settings) -> int:
     from stream_app.erasure import ForgetRequest
     from stream_app.kafka.admin import ensure_topics
     from stream_app.kafka.producer import request_erasure
+    from stream_app.kafka.wait import wait_for_kafka
 
     request = ForgetRequest.new(args.user_id)
 
     async def go() -> None:
+        await wait_for_kafka(settings)
         await ensure_topics(settings)
         await request_erasure(settings, request)
 
@@ -248,7 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"streamrec: bad configuration: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings)  # the worker's Faust re-applies the same configuration
+    from stream_app.kafka.wait import EXIT_UNAVAILABLE, Unavailable
+
     try:
         return int(args.func(args, settings))
+    except Unavailable as exc:
+        print(f"streamrec: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.error
@@ -9,6 +10,13 @@ import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
+
+from stream_app.kafka.wait import retry
+from stream_app.settings import Settings
+
+
+class NotAnswering(ConnectionError):
+    """Nothing listens at the worker's URL (yet)."""
 
 
 def fetch_state(
@@ -26,6 +34,21 @@ def fetch_state(
             if exc.code != 503 or time.monotonic() > deadline:
                 raise
         time.sleep(0.5)
+
+
+async def fetch_state_waiting(base_url: str, user_id: str, settings: Settings) -> dict[str, Any]:
+    """:func:`fetch_state`, waiting for a worker that is not listening yet as the CLI
+    waits for Kafka (``STREAMREC_KAFKA_WAIT_S``); an HTTP error answer is final."""
+
+    async def attempt() -> dict[str, Any]:
+        try:
+            return await asyncio.to_thread(fetch_state, base_url, user_id)
+        except urllib.error.HTTPError:
+            raise
+        except (urllib.error.URLError, ConnectionError) as exc:
+            raise NotAnswering(str(getattr(exc, "reason", exc))) from exc
+
+    return await retry(f"a worker at {base_url}", attempt, settings, (NotAnswering,))
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -42,6 +42,19 @@ class Settings(BaseSettings):
     )
     broker_heap: str = Field("512m", description="embedded broker JVM heap (-Xmx)")
     kafka_version: str = Field("4.1.1", description="Apache Kafka release the broker runs")
+    kafka_wait_s: float = Field(
+        300.0,
+        ge=0,
+        description="how long the worker, `produce`, `consume`, `forget` (and `state`, for a "
+        "worker's web port) wait for an unreachable broker at start, retrying with exponential "
+        "backoff, before they exit with status 69; `0` = one try",
+    )
+    kafka_retry_max_s: float = Field(
+        10.0,
+        gt=0,
+        description="longest pause between two tries while waiting for the broker (the "
+        "backoff starts at 0.5 s and doubles up to this)",
+    )
     home: Path = Field(
         default_factory=_default_home,
         description="cache for the embedded broker's jars (and its secrets, see below)",
