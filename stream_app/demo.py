@@ -1,7 +1,10 @@
 """The main job in one command: broker, worker, events in, recommendations out.
 
-Ctrl-C stops the producer, the worker and the broker, in that order; the worker
-and broker also die with this process if it is killed.
+Ctrl-C stops the producer, the worker and the broker, in that order, saying so
+and how long each took (a few seconds in all). The worker and the broker run in
+process groups of their own, so a terminal's Ctrl-C reaches only the demo: a
+broker that stopped at the same time as the worker would leave the worker's
+final commit waiting for it. They also die with this process if it is killed.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
 
 from stream_app.harness import Stack, create_topics
@@ -58,6 +62,10 @@ def run_demo(settings: Settings, dataset: Path | None, rate: float, limit: int |
     # Ctrl-C must stop the demo even when started in the background by a shell,
     # which starts asynchronous commands with SIGINT ignored (and Python keeps that).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if settings.log_level == "info":
+        # The demo's own clients' progress lines (subscriptions, metadata) would bury
+        # the recommendations; their warnings and errors still show.
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
     workdir = Path(tempfile.mkdtemp(prefix="streamrec-demo-"))
     # The worker takes everything but the cluster and its state directory from this
     # process's environment, as the settings did.
@@ -76,8 +84,30 @@ def run_demo(settings: Settings, dataset: Path | None, rate: float, limit: int |
         worker.start()
         asyncio.run(_run(settings, dataset, rate, limit))
     except KeyboardInterrupt:
-        print("\n-- stopping", flush=True)
+        print("\n-- stopping: producer and reader stopped", flush=True)
     finally:
-        stack.stop()
+        stop(stack)
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+def stop(stack: Stack) -> None:
+    """Stop the worker, then the broker, printing each step."""
+    started = time.monotonic()
+    for w in stack.workers:
+        if w.proc is None:
+            continue
+        print(
+            f"-- stopping the worker (pid {w.proc.pid}): it finishes and commits what it holds",
+            flush=True,
+        )
+        t = time.monotonic()
+        code = w.stop()
+        print(f"-- worker stopped in {time.monotonic() - t:.1f} s (exit status {code})", flush=True)
+    stack.workers.clear()
+    if stack.broker is not None:
+        print("-- stopping Kafka", flush=True)
+        t = time.monotonic()
+        stack.stop()
+        print(f"-- Kafka stopped in {time.monotonic() - t:.1f} s", flush=True)
+    print(f"-- all stopped in {time.monotonic() - started:.1f} s", flush=True)

@@ -5,6 +5,8 @@ One configuration serves both: :func:`configure` for the CLI's own commands,
 (mode's ``setup_logging``) and so also formats Faust's own lines this way.
 No log line carries a user id: events are named by ``topic:partition:offset``,
 and with pseudonymisation on, tracebacks are logged without exception messages.
+Kafka client errors that a healthy cluster answers for a moment and that the
+client retries (:data:`TRANSIENT_ERRORS`) are logged at INFO, not ERROR.
 
 >>> import json, logging
 >>> rec = logging.makeLogRecord({"name": "w", "levelname": "INFO", "msg": "hi %s",
@@ -50,6 +52,44 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False, default=str)
 
 
+# Retriable errors a healthy cluster answers for a moment, at start or while a
+# partition moves: a leader not yet elected or loaded, a group coordinator still
+# loading. aiokafka logs them as ERROR or WARNING, then retries.
+TRANSIENT_ERRORS = (
+    "NotLeaderForPartitionError",
+    "LeaderNotAvailableError",
+    "GroupCoordinatorNotAvailableError",
+    "GroupLoadInProgressError",
+    "NotCoordinatorForGroupError",
+)
+
+
+class TransientClientErrors(logging.Filter):
+    """aiokafka's lines about :data:`TRANSIENT_ERRORS` go out at INFO (dropped
+    where the logger does not show INFO); anything else, as logged.
+
+    >>> f = TransientClientErrors()
+    >>> rec = logging.makeLogRecord({"name": "aiokafka.consumer.fetcher", "levelno": 40,
+    ...     "levelname": "ERROR", "msg": "Failed fetch offsets from 1: [Error 6] "
+    ...     "NotLeaderForPartitionError: TopicPartition(topic='t', partition=2)"})
+    >>> _ = f.filter(rec); rec.levelname
+    'INFO'
+    >>> real = logging.makeLogRecord({"name": "aiokafka", "levelno": 40, "levelname": "ERROR",
+    ...     "msg": "Unable connect to node with id 1"})
+    >>> f.filter(real), real.levelname
+    (True, 'ERROR')
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.INFO or not record.name.startswith("aiokafka"):
+            return True
+        message = record.getMessage()
+        if not any(name in message for name in TRANSIENT_ERRORS):
+            return True
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
 class WithholdExceptionText(logging.Filter):
     """Tracebacks keep their frames but lose each exception's message, which may
     quote input data (a user id); installed when ids are pseudonymised.
@@ -93,12 +133,15 @@ def dict_config(settings: Settings) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"streamrec": formatter},
-        "filters": {"withhold": {"()": WithholdExceptionText}},
+        "filters": {
+            "withhold": {"()": WithholdExceptionText},
+            "transient": {"()": TransientClientErrors},
+        },
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "streamrec",
-                "filters": ["withhold"] if withhold else [],
+                "filters": ["transient", "withhold"] if withhold else ["transient"],
                 "stream": "ext://sys.stderr",
             }
         },

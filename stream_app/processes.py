@@ -46,6 +46,9 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 cwd=self.cwd,
                 preexec_fn=die_with_parent,
+                # Its own process group: a terminal's Ctrl-C reaches only the parent,
+                # which stops its children in order (a broker gone first stalls the rest).
+                start_new_session=True,
             )
         return self
 

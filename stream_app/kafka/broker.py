@@ -274,6 +274,9 @@ class EmbeddedBroker:
             stdout=logfile,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
+            # Its own process group: a terminal's Ctrl-C reaches only the parent,
+            # which stops its children in order (a broker gone first stalls the rest).
+            start_new_session=True,
         )
         logfile.close()
         return proc

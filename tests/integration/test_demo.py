@@ -1,5 +1,7 @@
 """The README's main command, as a person runs it: it prints recommendations,
-and Ctrl-C leaves no broker or worker process behind."""
+its first screen shows no error, and Ctrl-C (to the whole foreground process group,
+as a terminal sends it) stops everything within seconds, saying what it stops, and
+leaves no broker or worker process behind."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from stream_app.harness import free_port, settings_env
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+STOP_BOUND_S = 20  # generous for a loaded 2-core machine; a few seconds when idle
 
 
 def children_of(pid: int) -> list[int]:
@@ -55,6 +59,7 @@ def test_demo_prints_recommendations_and_ctrl_c_stops_everything(tmp_path: Path)
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own group, as a shell gives a foreground job
     )
     lines: list[str] = []
     try:
@@ -70,9 +75,11 @@ def test_demo_prints_recommendations_and_ctrl_c_stops_everything(tmp_path: Path)
         assert all("| top: " in ln and "| because: " in ln for ln in recs)
         kids = children_of(demo.pid)
         assert len(kids) >= 2  # the broker JVM and the worker
-        demo.send_signal(signal.SIGINT)
+        os.killpg(demo.pid, signal.SIGINT)  # a terminal's Ctrl-C
+        interrupted = time.monotonic()
         # Keep draining its output: a full pipe would block the demo's last prints.
-        demo.communicate(timeout=60)
+        rest, _ = demo.communicate(timeout=60)
+        stop_s = time.monotonic() - interrupted
     finally:
         if demo.poll() is None:
             demo.kill()
@@ -80,3 +87,14 @@ def test_demo_prints_recommendations_and_ctrl_c_stops_everything(tmp_path: Path)
     assert demo.returncode == 0
     time.sleep(0.5)
     assert [k for k in kids if alive(k)] == []
+    print(f"demo stopped in {stop_s:.1f} s after Ctrl-C")
+    assert stop_s < STOP_BOUND_S, rest
+    for step in (
+        "-- stopping the worker",
+        "-- worker stopped in",
+        "(exit status 0)",
+        "-- Kafka stopped",
+    ):
+        assert step in rest, rest
+    # The first screen of a healthy start: no client error shown.
+    assert not [ln for ln in lines if " ERROR " in ln], "".join(lines)
