@@ -1,5 +1,5 @@
-"""``streamrec`` command line: broker | worker | produce | consume | state | forget |
-config | demo | train | evaluate | replay-eval.
+"""``streamrec`` command line: broker | worker | wait-kafka | produce | consume | state |
+forget | config | demo | train | evaluate | replay-eval.
 
 Settings come from ``STREAMREC_*`` variables (or ``*_FILE`` files for secrets),
 never from options: no option takes a password.
@@ -51,6 +51,14 @@ def _print_secure_clients(settings: Settings) -> None:
     for user in CLIENT_PRINCIPALS:
         env = " ".join(f"{k}={v}" for k, v in client_env(settings, user).items())
         print(f"  as {user}: {env}")
+
+
+def _wait_kafka(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_app.kafka.wait import wait_for_kafka
+
+    asyncio.run(wait_for_kafka(settings))
+    print(f"Kafka at {settings.bootstrap} answers", file=sys.stderr)
+    return 0
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -191,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="run one stream worker")
     w.set_defaults(func=_worker)
+
+    wk = sub.add_parser(
+        "wait-kafka",
+        help="wait until Kafka answers (backoff and limit as every command: "
+        "STREAMREC_KAFKA_WAIT_S); exit 69 if it never does",
+    )
+    wk.set_defaults(func=_wait_kafka)
 
     pr = sub.add_parser("produce", help="replay a dataset into the input topic")
     pr.add_argument(

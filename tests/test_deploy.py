@@ -213,3 +213,35 @@ def test_grafana_reads_the_prometheus_service() -> None:
     for url in urls:
         m = re.fullmatch(r"http://([\w-]+):(\d+)/?", url)
         assert m and m[1] == "prometheus" and m[2] in prometheus_ports, url
+
+
+def test_the_entrypoint_waits_for_kafka_and_gives_up_clearly(tmp_path: Path) -> None:
+    """The image's entrypoint, run by ``sh`` here with the venv's ``streamrec`` on the
+    PATH: a worker whose broker never answers waits (one line per attempt), then
+    exits 69 naming the broker, before the worker itself starts."""
+    import os
+    import subprocess
+    import sys
+
+    from stream_app.harness import free_port, settings_env
+    from stream_app.kafka.wait import EXIT_UNAVAILABLE
+
+    closed = f"127.0.0.1:{free_port()}"
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        **settings_env(kafka_bootstrap=closed, kafka_wait_s=2, kafka_retry_max_s=1),
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        "STREAMREC_DATA_DIR": str(tmp_path),
+    }
+    run = subprocess.run(
+        ["sh", str(DOCKER / "entrypoint.sh"), "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == EXIT_UNAVAILABLE, run.stderr
+    assert f"waiting for Kafka at {closed}, attempt 1" in run.stderr
+    assert f"Kafka at {closed} did not answer within 2 s" in run.stderr
+    assert "Worker" not in run.stderr  # the worker never started
