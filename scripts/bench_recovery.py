@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -158,7 +159,13 @@ def phases(log: str) -> dict[str, float]:
 
 
 def run_case(
-    stack: Stack, worker: WorkerProcess, case: str, users: int, n: int, probes: int
+    stack: Stack,
+    worker: WorkerProcess,
+    case: str,
+    users: int,
+    n: int,
+    probes: int,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """Stop the worker (SIGTERM, or kill -9 and wipe its state), start it again with a
     probe event for a user in the middle, and time both."""
@@ -180,8 +187,15 @@ def run_case(
     worker.start()
     thread = threading.Thread(target=go, name=f"probe-{case}")
     thread.start()
+    spy = None
+    if profile is not None and worker.proc is not None:
+        argv = ["py-spy", "record", "--format", "raw", "-r", "50", "-o", str(profile)]
+        spy = subprocess.Popen([*argv, "--pid", str(worker.proc.pid)])
     worker.wait_ready(timeout=1800)
     ready_s = time.monotonic() - started
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
+        spy.wait(60)
     thread.join(timeout=600)
     state = web(worker, f"/state/{user}/")
     log = worker.log_path.read_bytes()[log_from:].decode(errors="replace")
@@ -204,6 +218,11 @@ def main() -> int:
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--cases", default="intact,wiped")
     ap.add_argument("--out", type=Path, default=ROOT / "results/recovery.json")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        help="run the restarted worker of the wiped case under py-spy, collapsed stacks here",
+    )
     args = ap.parse_args()
     base = local_broker_settings(kafka_bootstrap=Settings().kafka_bootstrap)
     env = isolated_env("recovery", partitions=args.partitions, log_level="info", store="rocksdb")
@@ -223,7 +242,8 @@ def main() -> int:
         print(f"built {tables} from {sent} events in {build_s:.0f} s; changelogs {records}")
         cases = []
         for case in args.cases.split(","):
-            cases.append(run_case(stack, worker, case, args.users, sent, len(cases) + 1))
+            profile = args.profile if case == "wiped" else None
+            cases.append(run_case(stack, worker, case, args.users, sent, len(cases) + 1, profile))
             print(json.dumps(cases[-1]), flush=True)
     per_100k = {c["case"]: round(c["serves_s"] * 100_000 / args.users, 2) for c in cases}
     report = {
