@@ -137,6 +137,8 @@ def phases(log: str) -> dict[str, float]:
     from datetime import datetime
 
     marks = {
+        "joined_group": "Joined group",
+        "bulk_restored": "bulk-restored",
         "restoring": "Restoring state from changelog topics",
         "read_done": "Done reading from changelog topics",
         "recovery_complete": "Recovery complete",
@@ -152,9 +154,9 @@ def phases(log: str) -> dict[str, float]:
     first = at(lines[0])
     out: dict[str, float] = {}
     for name, text in marks.items():
-        hit = next((ln for ln in lines if text in ln), None)
-        if hit is not None:
-            out[name] = round(at(hit) - first, 2)
+        hits = [ln for ln in lines if text in ln]
+        if hits:  # the last table's bulk restore; the first of everything else
+            out[name] = round(at(hits[-1] if name == "bulk_restored" else hits[0]) - first, 2)
     return out
 
 
@@ -245,6 +247,8 @@ def main() -> int:
             profile = args.profile if case == "wiped" else None
             cases.append(run_case(stack, worker, case, args.users, sent, len(cases) + 1, profile))
             print(json.dumps(cases[-1]), flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(worker.log_path, args.out.with_suffix(".worker.log"))
     per_100k = {c["case"]: round(c["serves_s"] * 100_000 / args.users, 2) for c in cases}
     report = {
         "commit": commit(),

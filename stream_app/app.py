@@ -94,6 +94,8 @@ def create_app(settings: Settings) -> faust.App:
     """The worker's app. Data flows one way: an event from the input topic is applied
     to state, scored, adjusted and published (:class:`~stream_app.agents.Agents`)."""
     compat.apply()
+    if settings.store == "rocksdb" and settings.bulk_restore:
+        rocksdb.enable_bulk_restore(settings)
     app = faust.App(settings.app_id, **faust_settings(settings))
     topology = declare(app, settings, rocksdb_options(settings))
     # The pipeline writes the tables through these: at once, or once per batch.

@@ -145,6 +145,12 @@ class Settings(BaseSettings):
         "rocksdb", description="Faust table store: `rocksdb` or `memory`"
     )
     data_dir: Path = Field(Path("var"), description="worker state directory (RocksDB)")
+    bulk_restore: bool = Field(
+        True,
+        description="restore a RocksDB table partition the worker takes over with a plain "
+        "consumer and bulk writes before Faust's record-by-record recovery (which then reads "
+        "only the tail); `false` = Faust's recovery alone",
+    )
     rocksdb_write_buffer_mb: int = Field(
         4, ge=1, description="RocksDB memtable size, per table partition (two are kept)"
     )
