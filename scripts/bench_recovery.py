@@ -11,8 +11,10 @@ sent as it starts, arrives (state restored *and* used: the probe's user must
 come back with its full history).
 
   intact  SIGTERM, restart with the local RocksDB state (reads only the tail)
-  wiped   kill -9, local state deleted, restart: every table restored from its
-          changelog topic (a new host, or a crash that took the disk)
+  moved   SIGTERM, local state deleted, restart: every table restored from its
+          changelog topic (partitions moved to a new host in an orderly way)
+  wiped   kill -9, local state deleted, restart: the same after a crash that took
+          the disk; the group first waits for the dead member's session to expire
 
 Writes ``results/recovery.json``; the headline is seconds per 100,000 users for
 the wiped case.
@@ -169,14 +171,15 @@ def run_case(
     probes: int,
     profile: Path | None = None,
 ) -> dict[str, Any]:
-    """Stop the worker (SIGTERM, or kill -9 and wipe its state), start it again with a
-    probe event for a user in the middle, and time both."""
+    """Stop the worker (SIGTERM, or kill -9; its state wiped unless intact), start it
+    again with a probe event for a user in the middle, and time both."""
     settings = stack.settings
     if case == "wiped":
         worker.kill()
-        shutil.rmtree(worker.env["STREAMREC_DATA_DIR"])
     else:
         worker.stop()
+    if case in ("wiped", "moved"):
+        shutil.rmtree(worker.env["STREAMREC_DATA_DIR"])
     user = f"u{users // 2}"
     log_from = worker.log_path.stat().st_size
     box: dict[str, float] = {}
@@ -218,7 +221,7 @@ def main() -> int:
     ap.add_argument("--events-per-user", type=int, default=3)
     ap.add_argument("--items", type=int, default=20_000)
     ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument("--cases", default="intact,wiped")
+    ap.add_argument("--cases", default="intact,moved,wiped")
     ap.add_argument("--out", type=Path, default=ROOT / "results/recovery.json")
     ap.add_argument(
         "--profile",
