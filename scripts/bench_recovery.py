@@ -215,6 +215,50 @@ def run_case(
     }
 
 
+def segments(case: dict[str, Any]) -> dict[str, float]:
+    """A case's time to serve again, split: process start-up (before the first log
+    line), joining the group, restoring the tables, then until the probe is served."""
+    p = case["faust_phases_s"]
+    startup = max(0.0, case["ready_s"] - p["ready"])
+    joined = p.get("joined_group", p.get("restoring", 0.0))
+    restored = p["recovery_complete"]
+    return {
+        "start-up": startup,
+        "group join": joined,
+        "table restore": max(0.0, restored - joined),
+        "until served": max(0.0, case["serves_s"] - startup - restored),
+    }
+
+
+def plot(reports: list[tuple[str, dict[str, Any]]], path: Path) -> None:
+    """Horizontal bars, one per (run, case), split by :func:`segments`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(f"{label}: {c['case']}", segments(c)) for label, r in reports for c in r["cases"]]
+    fig, ax = plt.subplots(figsize=(10, 0.6 * len(rows) + 1.5))
+    colours = ["#bbbbbb", "#8fb3d9", "#d9822b", "#6aa84f"]
+    for i, (_, seg) in enumerate(rows):
+        left = 0.0
+        for (name, width), colour in zip(seg.items(), colours, strict=True):
+            ax.barh(i, width, left=left, color=colour, label=name if i == 0 else None)
+            left += width
+        ax.text(left + 1, i, f"{left:.1f} s", va="center")
+    ax.set_yticks(range(len(rows)), [name for name, _ in rows])
+    ax.invert_yaxis()
+    ax.set_xscale("symlog", linthresh=30)
+    longest = max(sum(seg.values()) for _, seg in rows)
+    ax.set_xlim(0, longest * 2)
+    ax.set_xlabel("seconds from the worker's start until it serves again (symlog)")
+    users = reports[0][1]["users"]
+    ax.set_title(f"recovery of one worker, {users:,} users")
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=100_000)
@@ -224,11 +268,21 @@ def main() -> int:
     ap.add_argument("--cases", default="intact,moved,wiped")
     ap.add_argument("--out", type=Path, default=ROOT / "results/recovery.json")
     ap.add_argument(
+        "--plot",
+        nargs="+",
+        metavar="LABEL=JSON",
+        help="only draw earlier reports into --out (a PNG): LABEL=path.json ...",
+    )
+    ap.add_argument(
         "--profile",
         type=Path,
         help="run the restarted worker of the wiped case under py-spy, collapsed stacks here",
     )
     args = ap.parse_args()
+    if args.plot:
+        pairs = [item.split("=", 1) for item in args.plot]
+        plot([(label, json.loads(Path(f).read_text())) for label, f in pairs], args.out)
+        return 0
     base = local_broker_settings(kafka_bootstrap=Settings().kafka_bootstrap)
     env = isolated_env("recovery", partitions=args.partitions, log_level="info", store="rocksdb")
     with tempfile.TemporaryDirectory() as tmp, Stack(env, Path(tmp), cwd=ROOT) as stack:
