@@ -4,15 +4,18 @@ whose broker never comes exits with a clear message (:mod:`stream_app.kafka.wait
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from stream_app.harness import local_broker_settings
+from stream_app.harness import local_broker_settings, settings_env
 from stream_app.kafka.broker import EmbeddedBroker
 from stream_app.kafka.wait import EXIT_UNAVAILABLE
-from tests.conftest import new_stack
+from tests.conftest import ROOT, new_stack
 from tests.integration.kafka_io import decoded, read_n, send_all
 from tests.integration.test_pipeline import event
 
@@ -63,3 +66,26 @@ def test_worker_whose_broker_never_comes_exits_with_a_clear_message(tmp_path: Pa
     assert f"waiting for Kafka at {closed.bootstrap}, attempt 2" in log
     assert f"Kafka at {closed.bootstrap} did not answer within 3 s" in log
     assert "Traceback" not in log
+
+
+@pytest.mark.parametrize(
+    "argv", [["produce", "--limit", "1"], ["consume", "--limit", "1"], ["forget", "u1"]]
+)
+def test_clients_wait_for_kafka_then_give_up_clearly(argv: list[str]) -> None:
+    closed = local_broker_settings()
+    env = {
+        **os.environ,
+        **settings_env(kafka_bootstrap=closed.bootstrap, kafka_wait_s=2, kafka_retry_max_s=1),
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "stream_app", *argv],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == EXIT_UNAVAILABLE, run.stderr
+    assert f"waiting for Kafka at {closed.bootstrap}, attempt 1" in run.stderr
+    assert f"streamrec: Kafka at {closed.bootstrap} did not answer within 2 s" in run.stderr
+    assert "Traceback" not in run.stderr
