@@ -33,6 +33,11 @@ from stream_app.settings import Settings
 log = logging.getLogger(__name__)
 
 MAX_RECORDS = 20_000  # per fetch, one write batch each
+STALL_S = 30.0  # no progress this long (a broker gone): leave the rest to Faust
+
+
+class Stalled(TimeoutError):
+    """The changelog stopped arriving before its end offset."""
 
 
 async def restore(
@@ -61,12 +66,16 @@ async def restore(
         todo = {tp for tp, start in starts.items() if start < ends[tp]}
         for tp in todo:
             consumer.seek(tp, starts[tp])
+        progress = time.monotonic()
         while todo:
             batches = await consumer.getmany(*todo, timeout_ms=1000, max_records=MAX_RECORDS)
             for tp, records in batches.items():
                 if records:
                     write(store._db_for_partition(tp.partition), records, offset_key)
                     written[tp.partition] = written.get(tp.partition, 0) + len(records)
+                    progress = time.monotonic()
+            if time.monotonic() - progress > STALL_S:
+                raise Stalled(f"no changelog records for {STALL_S:.0f} s, {len(todo)} left")
             for tp in list(todo):
                 if await consumer.position(tp) >= ends[tp]:
                     todo.discard(tp)
@@ -83,6 +92,17 @@ async def restore(
             total / max(elapsed, 1e-9),
         )
     return written
+
+
+async def restore_or_defer(
+    settings: Settings, store: Any, tps: Iterable[Any], offset_key: bytes
+) -> None:
+    """:func:`restore`; if it fails (a broker gone, a stall), what it wrote stays (each
+    write batch carries its offset) and Faust's own recovery reads the rest."""
+    try:
+        await restore(settings, store, tps, offset_key)
+    except Exception as exc:
+        log.warning("bulk restore stopped (%r); Faust's recovery reads the rest", exc)
 
 
 def write(db: rocksdict.Rdict, records: list[Any], offset_key: bytes) -> None:

@@ -126,9 +126,10 @@ class Store(faust_rocksdb.Store):
         standbys = self.app.assignor.assigned_standbys()
         mine = self.table.changelog_topic.topics
         tps = [tp for tp in newly_assigned if tp.topic in mine and tp not in standbys]
-        if tps:
-            async with self.db_lock:
-                await bulk_restore.restore(_bulk_restore[0], self, tps, self.offset_key)
+        if not tps:
+            return
+        async with self.db_lock:
+            await bulk_restore.restore_or_defer(_bulk_restore[0], self, tps, self.offset_key)
 
 
 def memory_usage() -> dict[str, int]:

@@ -86,6 +86,17 @@ async def test_a_changelog_lands_as_faust_would_write_it(stack: Stack, tmp_path:
     assert await bulk_restore.restore(stack.settings, store, [TP(0), TP(1)], OFFSET_KEY) == {}
 
 
+async def test_a_failed_bulk_restore_leaves_the_rest_to_faust(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: Any) -> dict[int, int]:
+        raise bulk_restore.Stalled("no changelog records for 30 s, 1 left")
+
+    monkeypatch.setattr(bulk_restore, "restore", broken)
+    await bulk_restore.restore_or_defer(stack.settings, FakeStore(tmp_path), [], OFFSET_KEY)
+    assert "Faust's recovery reads the rest" in caplog.text
+
+
 async def test_a_wiped_worker_restores_in_bulk_and_serves_full_histories(stack: Stack) -> None:
     s = stack.settings
     worker = stack.worker().start()
