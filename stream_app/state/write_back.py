@@ -76,15 +76,7 @@ class WriteBack(MutableMapping[bytes, bytes]):
     def __getitem__(self, key: bytes) -> bytes:
         if self._pending is None:
             return self.table[key]
-        slot = (current_partition(), key)
-        if slot in self._pending:
-            value = self._pending[slot]
-        elif slot in self._read:
-            value = self._read[slot]
-        else:
-            # Nothing else writes the store during a batch: one read per key is enough.
-            db = self._partition_db(slot[0])
-            value = self._read[slot] = db.get(key) if db is not None else self.table.data.get(key)
+        value = self.get_in(current_partition(), key)
         if value is None:
             raise KeyError(key)
         return value
@@ -92,10 +84,8 @@ class WriteBack(MutableMapping[bytes, bytes]):
     def get(self, key: bytes, default: Any = None) -> Any:
         if self._pending is None:
             return self.table.get(key, default)
-        try:
-            return self[key]
-        except KeyError:
-            return default
+        value = self.get_in(current_partition(), key)
+        return default if value is None else value
 
     def get_in(self, partition: int, key: bytes) -> bytes | None:
         """``key`` as ``partition``'s store holds it, whichever event is current (a
@@ -112,6 +102,7 @@ class WriteBack(MutableMapping[bytes, bytes]):
         else:
             value = db.get(key)
         if self._pending is not None:
+            # Nothing else writes the store during a batch: one read per key is enough.
             self._read[slot] = value
         return value
 
