@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-ARCHS = ("transformer", "lstm", "gru")
+ARCHS = ("bsarec", "transformer", "lstm", "gru")
 
 
 @dataclass(slots=True)
@@ -30,13 +30,15 @@ class BlendConfig:
 
 @dataclass(slots=True)
 class ModelConfig:
-    arch: str = "transformer"
+    arch: str = "bsarec"
     n_items: int = 0  # catalogue size (real items, without padding/unknown)
     dim: int = 64
     n_layers: int = 2
     n_heads: int = 2
-    dropout: float = 0.3
+    dropout: float = 0.5  # on hidden states and attention weights
     max_len: int = 50
+    alpha: float = 0.7  # bsarec: weight of the frequency filter against attention
+    cutoff: int = 5  # bsarec: the filter keeps cutoff // 2 + 1 low Fourier modes
     use_events: bool = False  # False: the training data had no event types
     use_time: bool = False  # False: the training data had no timestamps
     purchase_trained: bool = False

@@ -116,6 +116,15 @@ def test_tiny_transformer_beats_popularity(beauty: Path, tmp_path: Path) -> None
     assert 0.0 <= r["influence"]["rate_top_beats_random"] <= 1.0
 
 
+def test_tiny_bsarec_beats_popularity(beauty: Path, tmp_path: Path) -> None:
+    r = _train_and_evaluate(beauty, tmp_path, "bsarec", n_items=300, epochs=4)
+    pop = r["baselines"]["popularity"]
+    assert r["network_only"]["HR@10"] > pop["HR@10"]
+    assert r["network_only"]["NDCG@10"] > pop["NDCG@10"]
+    assert r["model_version"].startswith("bsarec") and r["arch"] == "bsarec"
+    assert 0.0 <= r["influence_network_only"]["rate_top_beats_random"] <= 1.0
+
+
 @pytest.mark.slow
 def test_lstm_on_a_larger_slice_beats_popularity(beauty: Path, tmp_path: Path) -> None:
     r = _train_and_evaluate(beauty, tmp_path, "lstm", n_items=1000, epochs=6)
