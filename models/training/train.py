@@ -74,7 +74,7 @@ class TrainConfig:
     device: str = "auto"
     lr: float = 1e-3
     weight_decay: float = 0.0
-    batch_size: int = 256
+    batch_size: int = 64  # users per step, ~440 positions: chosen on validation (see docs)
     patience: int = 10
     purchase_loss_weight: float = 0.5
     threads: int | None = None
