@@ -123,6 +123,8 @@ def test_tiny_bsarec_beats_popularity(beauty: Path, tmp_path: Path) -> None:
     assert r["network_only"]["NDCG@10"] > pop["NDCG@10"]
     assert r["model_version"].startswith("bsarec") and r["arch"] == "bsarec"
     assert 0.0 <= r["influence_network_only"]["rate_top_beats_random"] <= 1.0
+    assert r["influence_rank_agreement"]["users"] > 0
+    assert -1.0 <= r["influence_rank_agreement_network_only"]["spearman_raw_vs_loo"] <= 1.0
 
 
 @pytest.mark.slow
