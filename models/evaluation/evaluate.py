@@ -6,7 +6,9 @@ against the full catalogue, no sampled negatives and nothing removed from the
 ranking. The popularity and Markov-1 baselines are fitted on the training part
 of the same split and ranked by the same code. The model's test metrics are the
 top-level ``HR@K`` / ``NDCG@K`` / ``MRR`` keys; the network without the blended
-transition signal is reported under ``network_only``.
+transition signal is reported under ``network_only``, and with the blend's
+demotion of items already in the window (but no transitions) under
+``network_unseen``.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def evaluate(
         {
             "model": predictor.score,
             "network_only": predictor.network_log_probs,
+            "network_unseen": predictor.network_unseen,
             "model_frozen_transitions": frozen.score,
             "popularity": partial(popularity_scores, train_counts),
             "markov1": partial(markov_scores, observed),
@@ -94,6 +97,7 @@ def evaluate(
         "targets_outside_catalogue": int((targets < 0).sum()),
         **results["model"],
         "network_only": results["network_only"],
+        "network_unseen": results["network_unseen"],
         "model_frozen_transitions": results["model_frozen_transitions"],
         "baselines": {
             name: results[name] for name in ("popularity", "markov1", "markov1_training_part")

@@ -15,17 +15,21 @@ class BlendConfig:
     ``score_j = next_item * log P(next = j | history)``
     ``        + purchase * log P(purchase | next = j, history)``
     ``        + transition * log P_T(j | last item)``
+    ``        - seen * [j is among the events in the model window]``
 
     ``P_T`` is the Markov-1 transition estimate from training data, smoothed towards
     popularity with pseudo-count ``transition_alpha``. ``purchase`` only counts when
-    the purchase head was trained (data with event types); ``train`` tunes
-    ``transition`` and ``transition_alpha`` on the validation split.
+    the purchase head was trained (data with event types). ``seen`` demotes items
+    already in the user's window (0: repeats rank as the network says; large: never
+    re-recommend). ``train`` tunes ``transition``, ``transition_alpha`` and ``seen``
+    on the validation split.
     """
 
     next_item: float = 1.0
     purchase: float = 0.5
     transition: float = 0.0
     transition_alpha: float = 1.0
+    seen: float = 0.0
 
 
 @dataclass(slots=True)

@@ -42,7 +42,7 @@ from models.evaluation.ranking import ScoreFn, encode_examples, evaluate_ranking
 from models.nn.batching import Batch, collate, length_buckets
 from models.nn.config import ARCHS, BlendConfig, ModelConfig
 from models.nn.event_features import PURCHASE
-from models.nn.heads import blend
+from models.nn.heads import blend, seen_mask
 from models.nn.network import SequenceRecommender
 from models.nn.predictor import Predictor
 from models.nn.transitions import Transitions
@@ -64,6 +64,7 @@ from models.training.privacy import DP_ARCHS, DPConfig, PrivateTrainer, plain_ne
 TRANSITION_GRID = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 SELECT_BY = "NDCG@10"
 ALPHA_GRID = (0.1, 1.0, 10.0)
+SEEN_GRID = (0.0, 1.0, 3.0, 100.0)  # 100 in log space: never re-recommend the window
 
 
 @dataclass
@@ -164,12 +165,13 @@ def train_epoch(
 def tune_blend(
     predictor: Predictor, inputs: list[EncodedSequence], targets: np.ndarray
 ) -> tuple[BlendConfig, list[dict[str, Any]]]:
-    """Grid-search transition weight and smoothing on validation by ``SELECT_BY``."""
+    """Grid-search transition weight, smoothing and the seen demotion on validation."""
     net = predictor.network
     cfg = net.config
     if predictor.transitions is None:
         return cfg.blend, []
-    grid = [(w, a) for a in ALPHA_GRID for w in TRANSITION_GRID if w or a == ALPHA_GRID[0]]
+    pairs = [(w, a) for a in ALPHA_GRID for w in TRANSITION_GRID if w or a == ALPHA_GRID[0]]
+    grid = [(w, a, s) for s in SEEN_GRID for w, a in pairs]
     metrics = {g: RankingMetrics() for g in grid}
     net.eval()
     for idx in length_buckets([len(s.items) for s in inputs], 512, rng=None):
@@ -177,16 +179,25 @@ def tune_blend(
         h = net.last_state(net(batch), batch.lengths)
         purchase = net.purchase_logits(h) if cfg.purchase_trained else None
         base = blend(net.next_logits(h), purchase, None, cfg.blend)
+        seen = seen_mask(batch.items, base.shape[1])
         t = torch.from_numpy(targets[idx]).to(predictor.device)
         for alpha in ALPHA_GRID:
             tlogp = predictor.transition_logp(batch, alpha)
-            for w in TRANSITION_GRID:
-                if (w, alpha) in metrics:
-                    metrics[(w, alpha)].update(target_ranks(base + w * tlogp, t))  # type: ignore[operator]
-    rows = [{"transition": w, "transition_alpha": a, **metrics[(w, a)].result()} for w, a in grid]
+            assert tlogp is not None
+            for w, a, s in grid:
+                if a == alpha:
+                    metrics[(w, a, s)].update(target_ranks(base + w * tlogp - s * seen, t))
+    rows = [
+        {"transition": w, "transition_alpha": a, "seen": s, **metrics[(w, a, s)].result()}
+        for w, a, s in grid
+    ]
     best = max(rows, key=lambda r: r[SELECT_BY])
     tuned = BlendConfig(
-        cfg.blend.next_item, cfg.blend.purchase, best["transition"], best["transition_alpha"]
+        cfg.blend.next_item,
+        cfg.blend.purchase,
+        best["transition"],
+        best["transition_alpha"],
+        best["seen"],
     )
     return tuned, rows
 
@@ -427,6 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
+        "--retune-blend",
+        action="store_true",
+        help="keep the network in --out; search its blend again on validation and rewrite it",
+    )
+    p.add_argument(
         "--dp-epsilon",
         type=float,
         default=None,
@@ -464,6 +480,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.retune_blend:
+        from models.training.retune import retune_blend
+
+        device = (
+            ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
+        )
+        report = retune_blend(a.dataset, a.out, device)
+        print(json.dumps({k: report[k] for k in ("version", "valid_blended")}, indent=2))
+        return 0
     arch = a.arch or (DP_ARCHS[0] if a.dp_epsilon is not None else ModelConfig().arch)
     model_cfg = ModelConfig(
         arch=arch,

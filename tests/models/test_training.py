@@ -135,6 +135,29 @@ def test_lstm_on_a_larger_slice_beats_popularity(beauty: Path, tmp_path: Path) -
     assert r["network_only"]["NDCG@10"] > pop["NDCG@10"]
 
 
+def test_retune_blend_keeps_the_network_and_rewrites_the_blend(
+    beauty: Path, tmp_path: Path
+) -> None:
+    data = _slice(beauty, tmp_path, 200)
+    out = tmp_path / "m"
+    args = ["--dataset", str(data), "--arch", "gru", "--out", str(out), "--epochs", "1",
+            "--dim", "16", "--layers", "1", "--max-len", "10", "--threads", "1"]  # fmt: skip
+    assert train.main(args) == 0
+    weights = (out / "model.pt").read_bytes()
+    (out / "config.json").write_text(  # as an older checkpoint: no seen term, no blend
+        json.dumps({**json.loads((out / "config.json").read_text()), "blend": {}})
+    )
+    assert train.main([*args, "--retune-blend"]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    blend = json.loads((out / "config.json").read_text())["blend"]
+    assert (out / "model.pt").read_bytes() == weights
+    assert {"transition", "transition_alpha", "seen"} <= set(blend)
+    assert report["retune_seconds"] > 0 and report["history"]
+    assert {r["seen"] for r in report["blend_grid"]} == set(train.SEEN_GRID)
+    best = max(report["blend_grid"], key=lambda r: r["NDCG@10"])
+    assert (blend["transition"], blend["seen"]) == (best["transition"], best["seen"])
+
+
 def test_same_seed_gives_the_same_checkpoint(beauty: Path, tmp_path: Path) -> None:
     data = _slice(beauty, tmp_path, 200)
     versions = []
