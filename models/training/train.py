@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.datasets import load_sequences
-from models.evaluation.metrics import RankingMetrics, target_ranks
+from models.evaluation.metrics import RankingMetrics, ranks_under_demotion
 from models.evaluation.ranking import ScoreFn, encode_examples, evaluate_ranking
 from models.nn.batching import Batch, collate, length_buckets
 from models.nn.config import ARCHS, BlendConfig, ModelConfig
@@ -184,9 +184,12 @@ def tune_blend(
         for alpha in ALPHA_GRID:
             tlogp = predictor.transition_logp(batch, alpha)
             assert tlogp is not None
-            for w, a, s in grid:
+            for w, a in pairs:
                 if a == alpha:
-                    metrics[(w, a, s)].update(target_ranks(base + w * tlogp - s * seen, t))
+                    x = torch.add(base, tlogp, alpha=w) if w else base
+                    ranks = ranks_under_demotion(x, t, seen, SEEN_GRID)
+                    for s, r in zip(SEEN_GRID, ranks, strict=True):
+                        metrics[(w, a, s)].update(r)
     rows = [
         {"transition": w, "transition_alpha": a, "seen": s, **metrics[(w, a, s)].result()}
         for w, a, s in grid
