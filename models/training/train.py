@@ -1,10 +1,12 @@
-"""Train a sequence model: ``streamrec train --dataset F --arch transformer --out DIR``.
+"""Train a sequence model: ``streamrec train --dataset F --out DIR`` (``--arch`` bsarec).
 
 Next-item loss is the full softmax cross-entropy at every position of every
-training sequence (leave-one-out: each user's last two events are held out).
-Early stopping watches validation NDCG@10 of the network alone; afterwards the
-blend with transitions is tuned on the same validation split (never on test),
-and DIR receives the checkpoint, ``metrics.json`` and ``curves.png``.
+training window in one pass (for causal encoders the same as every prefix as a
+sample; leave-one-out: each user's last two events are held out). Early
+stopping watches validation NDCG@10 of the network alone; afterwards the blend
+(transition weight and smoothing, seen demotion) is tuned on the same validation
+split (never on test), and DIR receives the checkpoint, ``metrics.json`` and
+``curves.png``.
 
 With ``--dp-epsilon`` the network is trained with DP-SGD instead
 (:mod:`models.training.privacy`): exactly ``--epochs`` epochs are planned up front (the
