@@ -1,6 +1,6 @@
 """Micro-batcher benchmark: sequences/s and latency, unbatched vs dynamic batching, in one run.
 
-Serves a trained checkpoint (default: the Transformer trained on Beauty) on real
+Serves a trained checkpoint (default: the BSARec-style model trained on Beauty) on real
 Beauty histories, exactly as the worker does: ``NeuralScorer.score`` (top-k over the
 full catalogue plus grad x input influences) behind :class:`models.serving.microbatch.MicroBatcher`.
 
@@ -14,7 +14,10 @@ full catalogue plus grad x input influences) behind :class:`models.serving.micro
 
 Writes ``results/bench_batcher.json`` and ``results/bench_batcher.png``.
 
-    .venv/bin/python scripts/bench_batcher.py --model-dir runs/beauty-transformer
+    .venv/bin/python scripts/bench_batcher.py --model-dir runs/beauty-bsarec \
+        --baseline-dir runs/beauty-transformer
+
+``--baseline-dir`` measures a second checkpoint the same way, under ``baseline``.
 """
 
 from __future__ import annotations
@@ -55,9 +58,11 @@ def flops_per_sequence(scorer: NeuralScorer, width: int) -> dict[str, float]:
     """Multiply-adds of one served sequence at a bucket width (forward, and input-grad backward)."""
     cfg = scorer.config
     d, n_items = cfg.dim, cfg.n_items
-    if cfg.arch == "transformer":
+    if cfg.arch in ("transformer", "bsarec"):
         # per layer and position: qkv 3d^2 + out d^2 + ffn 8d^2; attention QK^T and AV: 2 L d
         encoder = cfg.n_layers * width * (12 * d * d + 2 * width * d)
+        if cfg.arch == "bsarec" and cfg.alpha:
+            encoder += cfg.n_layers * width * width * d  # the causal low-pass filter
     else:
         gates = 4 if cfg.arch == "lstm" else 3
         encoder = cfg.n_layers * width * gates * 2 * d * d
@@ -197,36 +202,20 @@ def headline(result: dict[str, Any], p99_goal_ms: float) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model-dir", default=str(ROOT / "runs/beauty-transformer"))
-    ap.add_argument("--dataset", default=str(DATASET))
-    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
-    ap.add_argument("--seconds", type=float, default=4.0, help="per configuration")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads of the inference thread")
-    ap.add_argument("--quick", action="store_true", help="fewer configurations, 1 s each")
-    ap.add_argument("--out", default=str(ROOT / "results/bench_batcher.json"))
-    args = ap.parse_args(argv)
-    if not (Path(args.model_dir) / "model.pt").exists():
-        sys.exit(
-            f"no checkpoint in {args.model_dir}; train one first:\n"
-            f"  .venv/bin/streamrec train --dataset {DATASET} --arch transformer "
-            f"--out runs/beauty-transformer"
-        )
-    torch.set_num_threads(args.threads)  # "direct" runs on this thread: same count
+def measure(
+    model_dir: str, data: list[list[Interaction]], args: argparse.Namespace, gflops: float
+) -> dict[str, Any]:
+    """Every configuration on one checkpoint: the scorer alone, unbatched, dynamic batching."""
     seconds = 1.0 if args.quick else args.seconds
     settings = SETTINGS[1::2] if args.quick else SETTINGS
     concurrency = [1, 64] if args.quick else CONCURRENCY
     batch_sizes = [1, 8, 32, 128] if args.quick else [1, 4, 16, 64, 128, 256]
-
-    scorer = NeuralScorer.load(args.model_dir, device=args.device)
-    data = histories(Path(args.dataset), 5000, seed=0)
+    scorer = NeuralScorer.load(model_dir, device=args.device)
     widths = [scorer.width_for(len(h)) for h in data]
     median_width = int(np.median(widths))
-    gflops = matmul_gflops() if scorer.device.type == "cpu" else float("nan")
     flops = flops_per_sequence(scorer, median_width)
     result: dict[str, Any] = {
-        "model": {"name": scorer.name, "version": scorer.version, "dir": args.model_dir},
+        "model": {"name": scorer.name, "version": scorer.version, "dir": model_dir},
         "device": str(scorer.device),
         "torch_threads": args.threads,
         "host": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
@@ -248,19 +237,53 @@ def main(argv: list[str] | None = None) -> int:
     jobs: list[tuple[str, Any]] = [("direct", bs) for bs in batch_sizes]
     jobs += [("unbatched", (1, 0.0, c)) for c in concurrency]
     jobs += [("dynamic", (bs, d, c)) for bs, d in settings for c in concurrency if c > 1]
-    for kind, arg in tqdm(jobs, desc="configurations", unit="cfg"):
+    for kind, arg in tqdm(jobs, desc=scorer.name, unit="cfg"):
         if kind == "direct":
             rate = direct(scorer, data, arg, seconds)
             result["direct"].append({"batch_size": arg, "sequences_per_s": rate})
         else:
             result[kind].append(asyncio.run(closed_loop(scorer, data, *arg, seconds, args.threads)))
     result["headline"] = headline(result, 50.0)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model-dir", default=str(ROOT / "runs/beauty-bsarec"))
+    ap.add_argument(
+        "--baseline-dir",
+        default=None,
+        help="a second checkpoint (e.g. the older Transformer), measured the same way",
+    )
+    ap.add_argument("--dataset", default=str(DATASET))
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    ap.add_argument("--seconds", type=float, default=4.0, help="per configuration")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of the inference thread")
+    ap.add_argument("--quick", action="store_true", help="fewer configurations, 1 s each")
+    ap.add_argument("--out", default=str(ROOT / "results/bench_batcher.json"))
+    args = ap.parse_args(argv)
+    for d in filter(None, (args.model_dir, args.baseline_dir)):
+        if not (Path(d) / "model.pt").exists():
+            sys.exit(
+                f"no checkpoint in {d}; train one first:\n"
+                f"  .venv/bin/streamrec train --dataset {DATASET} --out runs/beauty-bsarec"
+            )
+    torch.set_num_threads(args.threads)  # "direct" runs on this thread: same count
+    data = histories(Path(args.dataset), 5000, seed=0)
+    gflops = matmul_gflops() if args.device != "cuda" else float("nan")
+    result = measure(args.model_dir, data, args, gflops)
+    if args.baseline_dir:
+        result["baseline"] = measure(args.baseline_dir, data, args, gflops)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     plot(result, out.with_suffix(".png"))
-    h = result["headline"]
-    print(json.dumps({"speedup": round(h["speedup"], 2), "headline": h}, indent=2))
+    summary = {"model": result["model"]["name"], "speedup": round(result["headline"]["speedup"], 2),
+               "headline": result["headline"]}  # fmt: skip
+    if "baseline" in result:
+        summary["baseline"] = {"model": result["baseline"]["model"]["name"],
+                               "headline": result["baseline"]["headline"]}  # fmt: skip
+    print(json.dumps(summary, indent=2))
     print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0
 

@@ -6,7 +6,9 @@ against the full catalogue, no sampled negatives and nothing removed from the
 ranking. The popularity and Markov-1 baselines are fitted on the training part
 of the same split and ranked by the same code. The model's test metrics are the
 top-level ``HR@K`` / ``NDCG@K`` / ``MRR`` keys; the network without the blended
-transition signal is reported under ``network_only``.
+transition signal is reported under ``network_only``, and with the blend's
+demotion of items already in the window (but no transitions) under
+``network_unseen``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 
 from models.datasets import load_sequences
+from models.evaluation.agreement import rank_agreement
 from models.evaluation.baselines import markov_scores, popularity_scores
 from models.evaluation.deletion import deletion_check
 from models.evaluation.ranking import encode_examples, evaluate_ranking
@@ -53,6 +56,7 @@ def evaluate(
     influence_users: int = 2000,
     device: str = "cpu",
     seed: int = 0,
+    agreement_users: int = 500,
 ) -> dict[str, Any]:
     t0 = time.monotonic()
     ckpt = checkpoint.load(model_dir, device)
@@ -71,6 +75,7 @@ def evaluate(
         {
             "model": predictor.score,
             "network_only": predictor.network_log_probs,
+            "network_unseen": predictor.network_unseen,
             "model_frozen_transitions": frozen.score,
             "popularity": partial(popularity_scores, train_counts),
             "markov1": partial(markov_scores, observed),
@@ -92,6 +97,7 @@ def evaluate(
         "targets_outside_catalogue": int((targets < 0).sum()),
         **results["model"],
         "network_only": results["network_only"],
+        "network_unseen": results["network_unseen"],
         "model_frozen_transitions": results["model_frozen_transitions"],
         "baselines": {
             name: results[name] for name in ("popularity", "markov1", "markov1_training_part")
@@ -109,6 +115,10 @@ def evaluate(
         alone.config.blend.transition = 0.0
         net_predictor = Predictor(alone, None, dev)
         report["influence_network_only"] = deletion_check(net_predictor, sample, method, seed)
+        window = ckpt.network.config.max_len
+        few = [s for s in sample if min(len(s.items), window) >= 3][:agreement_users]
+        report["influence_rank_agreement"] = rank_agreement(predictor, few)
+        report["influence_rank_agreement_network_only"] = rank_agreement(net_predictor, few)
     report["seconds"] = time.monotonic() - t0
     return report
 
@@ -121,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--influence", action="store_true", help="run the deletion faithfulness check")
     p.add_argument("--influence-method", choices=METHODS, default=None)
     p.add_argument("--influence-users", type=int, default=2000, help="test users to sample")
+    p.add_argument(
+        "--agreement-users",
+        type=int,
+        default=500,
+        help="of those, users whose served influences are rank-correlated with exact deletion",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -129,7 +145,14 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(a.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
     report = evaluate(
-        a.dataset, a.model, a.influence, a.influence_method, a.influence_users, device, a.seed
+        a.dataset,
+        a.model,
+        a.influence,
+        a.influence_method,
+        a.influence_users,
+        device,
+        a.seed,
+        a.agreement_users,
     )
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(report, indent=2))
@@ -137,7 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {report['model_version']}: " + " ".join(f"{k} {report[k]:.4f}" for k in keys))
     for name, m in report["baselines"].items():
         print(f"{name}: " + " ".join(f"{k} {m[k]:.4f}" for k in keys))
-    for key in ("influence", "influence_network_only"):
+    for key in (
+        "influence",
+        "influence_network_only",
+        "influence_rank_agreement",
+        "influence_rank_agreement_network_only",
+    ):
         if key in report:
             print(f"{key}:", json.dumps(report[key]))
     return 0

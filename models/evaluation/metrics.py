@@ -44,6 +44,39 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.where(valid, ahead.sum(dim=1), torch.full_like(t, n))
 
 
+def ranks_under_demotion(
+    scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, weights: Sequence[float]
+) -> list[torch.Tensor]:
+    """``target_ranks(scores - w * mask, targets)`` for each ``w``, from one dense pass.
+
+    Demoting the masked cells (a user's window: a few per row) by ``w`` changes the
+    comparison with the target only at those cells, so each ``w`` costs a sparse
+    correction. Rows whose target is itself masked are recomputed densely.
+    """
+    base = target_ranks(scores, targets)
+    n = scores.shape[1]
+    t = targets.clamp(min=0)
+    ts = scores.gather(1, t.unsqueeze(1)).squeeze(1)
+    r, c = mask.nonzero(as_tuple=True)
+    cell = scores[r, c]
+    before = (cell > ts[r]) | ((cell == ts[r]) & (c < t[r]))
+    target_masked = (mask.gather(1, t.unsqueeze(1)).squeeze(1) > 0).nonzero().squeeze(1)
+    out = []
+    for w in weights:
+        if not w:
+            out.append(base)
+            continue
+        moved = cell - w
+        after = (moved > ts[r]) | ((moved == ts[r]) & (c < t[r]))
+        delta = torch.zeros_like(base).index_add_(0, r, after.long() - before.long())
+        ranks = torch.where(targets >= 0, base + delta, torch.full_like(base, n))
+        if len(target_masked):
+            rows = target_masked
+            ranks[rows] = target_ranks(scores[rows] - w * mask[rows], targets[rows])
+        out.append(ranks)
+    return out
+
+
 class RankingMetrics:
     """Accumulates ranks; ``result()`` gives the means with keys ``HR@K``, ``NDCG@K``, ``MRR``."""
 

@@ -43,16 +43,30 @@ class PurchaseHead(nn.Module):
         return (self.proj(h) * item_table[FIRST + targets]).sum(-1) + self.bias[targets]
 
 
+def seen_mask(items: torch.Tensor, n_items: int) -> torch.Tensor:
+    """(B, L) item indices -> (B, n_items) 1.0 where the item is in the row's window."""
+    real = items >= FIRST
+    rows = torch.arange(len(items), device=items.device).unsqueeze(1).expand_as(items)[real]
+    mask = torch.zeros(len(items), n_items, device=items.device)
+    return mask.index_put_((rows, items[real] - FIRST), torch.ones((), device=items.device))
+
+
 def blend(
     next_logits: torch.Tensor,
     purchase_logits: torch.Tensor | None,
     transition_logp: torch.Tensor | None,
     weights: BlendConfig,
+    history: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Combine the heads (and transitions) in log space; see :class:`BlendConfig`."""
+    """Combine the heads (and transitions) in log space; see :class:`BlendConfig`.
+
+    ``history`` is the (B, L) window of item indices that the ``seen`` term demotes.
+    """
     score = weights.next_item * F.log_softmax(next_logits, dim=-1)
     if purchase_logits is not None and weights.purchase:
         score = score + weights.purchase * F.logsigmoid(purchase_logits)
     if transition_logp is not None and weights.transition:
         score = score + weights.transition * transition_logp
+    if history is not None and weights.seen:
+        score = score - weights.seen * seen_mask(history, score.shape[-1]).to(score.dtype)
     return score

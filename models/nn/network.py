@@ -8,6 +8,7 @@ from torch import nn
 from models.nn.batching import Batch
 from models.nn.config import ModelConfig
 from models.nn.embedding import EventEmbedding, init_weights
+from models.nn.frequency import BSARecEncoder
 from models.nn.heads import NextItemHead, PurchaseHead
 from models.nn.lstm import RNNEncoder
 from models.nn.sasrec import SASRecEncoder
@@ -22,6 +23,16 @@ class SequenceRecommender(nn.Module):
         if config.arch == "transformer":
             self.encoder: nn.Module = SASRecEncoder(
                 config.dim, config.n_layers, config.n_heads, config.dropout, config.max_len
+            )
+        elif config.arch == "bsarec":
+            self.encoder = BSARecEncoder(
+                config.dim,
+                config.n_layers,
+                config.n_heads,
+                config.dropout,
+                config.max_len,
+                config.alpha,
+                config.cutoff,
             )
         elif config.arch in ("lstm", "gru"):
             self.encoder = RNNEncoder(config.dim, config.n_layers, config.dropout, config.arch)

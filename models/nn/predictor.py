@@ -13,7 +13,7 @@ import torch
 
 from models.nn.batching import Batch
 from models.nn.config import BlendConfig
-from models.nn.heads import blend
+from models.nn.heads import blend, seen_mask
 from models.nn.network import SequenceRecommender
 from models.nn.transitions import Transitions
 
@@ -46,7 +46,7 @@ class Predictor:
         net = self.network
         h = net.last_state(net.encode(x), batch.lengths)
         purchase = net.purchase_logits(h) if net.config.purchase_trained else None
-        return blend(net.next_logits(h), purchase, transition_logp, self.weights)
+        return blend(net.next_logits(h), purchase, transition_logp, self.weights, batch.items)
 
     @torch.no_grad()
     def score(self, batch: Batch) -> torch.Tensor:
@@ -63,3 +63,12 @@ class Predictor:
         batch = batch.to(self.device)
         h = self.network.last_state(self.network(batch), batch.lengths)
         return torch.log_softmax(self.network.next_logits(h), dim=-1)
+
+    @torch.no_grad()
+    def network_unseen(self, batch: Batch) -> torch.Tensor:
+        """(B, n_items) the network alone with the blend's ``seen`` demotion (no transitions)."""
+        scores = self.network_log_probs(batch)
+        if self.weights.seen:
+            items = batch.items.to(self.device)
+            scores -= self.weights.seen * seen_mask(items, scores.shape[-1])
+        return scores

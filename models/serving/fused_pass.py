@@ -3,6 +3,7 @@
 With the purchase head unused (the benchmark checkpoints), the blended score is
 
 ``next * (L_j - lse(L)) + t * (log(a p_j) - log(c_i + a) + [j follows i] * corr_ij)``
+``- seen * [j in the window]``
 
 where ``L = h E^T + b`` are the next-item logits. Per row, ``lse`` and ``log(c_i + a)``
 are constants, so the ranking needs only ``next * L_j + t * log(a p_j)`` plus a
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from models.nn.batching import Batch
+from models.nn.heads import seen_mask
 from models.nn.predictor import Predictor
 from models.nn.vocab import FIRST
 from models.serving.influence import differentiable_scores, grad_x_input, graph_for_inputs
@@ -46,6 +48,7 @@ class ServingPass:
         trans = predictor.transitions
         self.t = w.transition if trans is not None else 0.0
         self.n = w.next_item
+        self.seen = w.seen
         dev = predictor.device
         self._log_apop64 = np.zeros(net.config.n_items)
         if self.t:
@@ -98,6 +101,8 @@ class ServingPass:
             probs, lse = None, torch.logsumexp(logits, dim=1)
         # Ranking needs only n * L + t * log(a p) (+ sparse corrections): reuse the logits.
         rank = logits.mul_(self.n) if self.n != 1 else logits
+        if self.seen:  # a constant per (row, item): ranks and scores, never gradients
+            rank.sub_(seen_mask(batch.items, rank.shape[1]), alpha=self.seen)
         if not self.t:
             top_rank, top_cols = rank.topk(k, dim=1)
             no_transitions = torch.zeros(len(h), device=h.device)

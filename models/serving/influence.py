@@ -88,7 +88,7 @@ def grad_x_input(
     return contrib.cpu()
 
 
-def _raw_leave_one_out(
+def raw_leave_one_out(
     predictor: Predictor, seqs: Sequence[EncodedSequence], top: torch.Tensor
 ) -> torch.Tensor:
     cfg = predictor.network.config
@@ -124,7 +124,7 @@ def influences(
     if not seqs:
         return []
     top = top.to(predictor.device)
-    raw_fn = _raw_grad_x_input if method == "grad_x_input" else _raw_leave_one_out
+    raw_fn = _raw_grad_x_input if method == "grad_x_input" else raw_leave_one_out
     raw = raw_fn(predictor, seqs, top)
     return normalised_weights(raw, [len(s.items) for s in seqs], predictor.network.config.max_len)
 

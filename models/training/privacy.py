@@ -51,6 +51,8 @@ from models.nn.network import SequenceRecommender
 from models.nn.vocab import FIRST
 from models.training.data import EncodedSequence
 
+DP_ARCHS = ("transformer", "lstm", "gru")
+
 
 @dataclass
 class DPConfig:
@@ -133,6 +135,9 @@ def make_private_network(net: SequenceRecommender) -> SequenceRecommender:
     The purchase head is frozen: its loss scores one target column through a method
     call the hooks cannot see, so DP training trains the next-item head only.
     """
+    if net.config.arch not in DP_ARCHS:
+        # The filter's beta scales whole positions; no Opacus hook computes its per-user gradient.
+        raise ValueError(f"DP training supports {DP_ARCHS}, not {net.config.arch!r}")
     dp = copy.deepcopy(net).train()
     head = DPNextItemHead(dp.config.n_items)
     head.load_state_dict(dp.next_head.state_dict())

@@ -27,14 +27,14 @@ def tiny_dataset(path: Path) -> Path:
     return path
 
 
-def train_tiny(tmp_path: Path) -> Path:
-    """A 1-block, 16-wide Transformer trained for 2 epochs on a synthetic catalogue of 40."""
+def train_tiny(tmp_path: Path, arch: str = "transformer") -> Path:
+    """A 1-block, 16-wide network trained for 2 epochs on a synthetic catalogue of 40."""
     model_dir = tmp_path / "model"
     args = [
         "--dataset",
         str(tiny_dataset(tmp_path / "seq.txt")),
         "--arch",
-        "transformer",
+        arch,
         "--out",
         str(model_dir),
         "--epochs",
@@ -56,8 +56,9 @@ def train_tiny(tmp_path: Path) -> Path:
     return model_dir
 
 
-async def test_worker_serves_a_trained_transformer(bootstrap: str, tmp_path: Path) -> None:
-    model_dir = train_tiny(tmp_path)
+@pytest.mark.parametrize("arch", ["bsarec", "transformer"])
+async def test_worker_serves_a_trained_network(bootstrap: str, tmp_path: Path, arch: str) -> None:
+    model_dir = train_tiny(tmp_path, arch)
     version = json.loads((model_dir / "meta.json").read_text()).get("version")
 
     # The model's own answer: the adjuster (which may add recent items) is off.
@@ -87,7 +88,7 @@ async def test_worker_serves_a_trained_transformer(bootstrap: str, tmp_path: Pat
         recs = decoded(await read_n(s.bootstrap, s.output_topic, len(msgs), timeout=120))
         assert len(recs) == len(msgs), stack.workers[0].log()[-3000:]
         for n, rec in enumerate(recs):
-            assert rec["model"]["name"] == "neural-transformer" and "adjuster" not in rec["model"]
+            assert rec["model"]["name"] == f"neural-{arch}" and "adjuster" not in rec["model"]
             assert version is None or rec["model"]["version"] == version
             assert len(rec["items"]) == 10
             assert all(x["item_id"] != "never-seen" for x in rec["items"])

@@ -57,6 +57,6 @@ def make_seq() -> MakeSeq:
     return make
 
 
-@pytest.fixture(params=["transformer", "lstm", "gru"])
+@pytest.fixture(params=["bsarec", "transformer", "lstm", "gru"])
 def arch(request: pytest.FixtureRequest) -> str:
     return str(request.param)

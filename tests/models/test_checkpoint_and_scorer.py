@@ -84,14 +84,16 @@ def test_scorer_handles_unknown_short_long_and_empty(
     assert scorer.score([], k=3) == []
 
 
+@pytest.mark.parametrize("seen", [0.0, 2.0])
 def test_serving_pass_matches_the_reference_scores_and_influences(
-    tmp_path: Path, arch: str, make_network: Factory
+    tmp_path: Path, arch: str, seen: float, make_network: Factory
 ) -> None:
     """Bucketed, fused serving (one forward, one backward) == score() then influences()."""
     from models.serving.influence import influences
 
     net = make_network(arch)
     net.config.blend.next_item = 0.8  # exercise the weighted path too
+    net.config.blend.seen = seen
     _save(tmp_path, net)
     scorer = NeuralScorer.load(tmp_path, device="cpu")
     rng = np.random.default_rng(0)
@@ -112,3 +114,16 @@ def test_serving_pass_matches_the_reference_scores_and_influences(
         ]
         np.testing.assert_allclose([v for _, v in s.items], ref_top.values[row], rtol=1e-5)
         np.testing.assert_allclose(s.influences, ref_w[row], atol=1e-5)
+
+
+def test_a_large_seen_weight_never_recommends_the_window(
+    tmp_path: Path, make_network: Factory
+) -> None:
+    net = make_network("bsarec")
+    net.config.blend.seen = 100.0
+    _save(tmp_path, net)
+    scorer = NeuralScorer.load(tmp_path, device="cpu")
+    history = [Interaction(ITEMS[i], "view", 1000 * i) for i in (0, 1, 2, 3, 4)]
+    [answer] = scorer.score([history], k=10)
+    assert not {item for item, _ in answer.items} & {e.item_id for e in history}
+    net.config.blend.seen = 0.0

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.evaluation.agreement import rank_agreement
 from models.evaluation.deletion import deletion_check
 from models.nn.network import SequenceRecommender
 from models.nn.predictor import Predictor
@@ -65,3 +66,19 @@ def test_deletion_check_runs(method: str, make_network: Factory, make_seq: Facto
     if method == "leave_one_out":
         # Deleting the event whose deletion hurts most can never hurt less than another one.
         assert r["mean_drop_top_influence"] >= r["mean_drop_random"]
+
+
+def test_rank_agreement_of_served_weights_with_exact_deletion(
+    arch: str, make_network: Factory, make_seq: Factory
+) -> None:
+    rng = np.random.default_rng(1)
+    seqs = [make_seq(rng.integers(2, 32, size=int(n)).tolist()) for n in rng.integers(1, 12, 30)]
+    alone = rank_agreement(_predictor(make_network(arch), transition=0.0), seqs)
+    assert alone["users"] == sum(min(len(s.items), 8) >= 3 for s in seqs)
+    assert -1.0 <= alone["spearman_raw_vs_loo"] <= 1.0
+    assert 0.0 <= alone["top_event_agrees"] <= 1.0
+    # When transitions dominate (2 -> 3 is counted), the last event carries the score
+    # under both methods.
+    ends_in_2 = [make_seq([*s.items.tolist(), 2]) for s in seqs]
+    ruled = rank_agreement(_predictor(make_network(arch), transition=50.0), ends_in_2)
+    assert ruled["top_event_agrees"] == 1.0

@@ -7,7 +7,12 @@ import math
 import pytest
 import torch
 
-from models.evaluation.metrics import NonFiniteScoreError, RankingMetrics, target_ranks
+from models.evaluation.metrics import (
+    NonFiniteScoreError,
+    RankingMetrics,
+    ranks_under_demotion,
+    target_ranks,
+)
 
 
 def test_ranks_with_ties_broken_against_the_target() -> None:
@@ -42,3 +47,15 @@ def test_nan_scores_fail_loudly() -> None:
     scores = torch.tensor([[0.1, float("nan"), 0.3]])
     with pytest.raises(NonFiniteScoreError):
         target_ranks(scores, torch.tensor([1]))
+
+
+def test_ranks_under_demotion_equal_the_dense_ranks() -> None:
+    torch.manual_seed(0)
+    scores = torch.randint(0, 6, (40, 25)).float()  # many ties
+    targets = torch.randint(-1, 25, (40,))
+    mask = (torch.rand(40, 25) < 0.2).float()
+    mask[3, targets[3].clamp(min=0)] = 1.0  # a row whose target is itself demoted
+    weights = [0.0, 0.5, 2.0, 100.0]
+    fast = ranks_under_demotion(scores, targets, mask, weights)
+    for w, ranks in zip(weights, fast, strict=True):
+        assert torch.equal(ranks, target_ranks(scores - w * mask, targets))

@@ -116,12 +116,46 @@ def test_tiny_transformer_beats_popularity(beauty: Path, tmp_path: Path) -> None
     assert 0.0 <= r["influence"]["rate_top_beats_random"] <= 1.0
 
 
+def test_tiny_bsarec_beats_popularity(beauty: Path, tmp_path: Path) -> None:
+    r = _train_and_evaluate(beauty, tmp_path, "bsarec", n_items=300, epochs=4)
+    pop = r["baselines"]["popularity"]
+    assert r["network_only"]["HR@10"] > pop["HR@10"]
+    assert r["network_only"]["NDCG@10"] > pop["NDCG@10"]
+    assert r["model_version"].startswith("bsarec") and r["arch"] == "bsarec"
+    assert 0.0 <= r["influence_network_only"]["rate_top_beats_random"] <= 1.0
+    assert r["influence_rank_agreement"]["users"] > 0
+    assert -1.0 <= r["influence_rank_agreement_network_only"]["spearman_raw_vs_loo"] <= 1.0
+
+
 @pytest.mark.slow
 def test_lstm_on_a_larger_slice_beats_popularity(beauty: Path, tmp_path: Path) -> None:
     r = _train_and_evaluate(beauty, tmp_path, "lstm", n_items=1000, epochs=6)
     pop = r["baselines"]["popularity"]
     assert r["network_only"]["HR@10"] > pop["HR@10"]
     assert r["network_only"]["NDCG@10"] > pop["NDCG@10"]
+
+
+def test_retune_blend_keeps_the_network_and_rewrites_the_blend(
+    beauty: Path, tmp_path: Path
+) -> None:
+    data = _slice(beauty, tmp_path, 200)
+    out = tmp_path / "m"
+    args = ["--dataset", str(data), "--arch", "gru", "--out", str(out), "--epochs", "1",
+            "--dim", "16", "--layers", "1", "--max-len", "10", "--threads", "1"]  # fmt: skip
+    assert train.main(args) == 0
+    weights = (out / "model.pt").read_bytes()
+    (out / "config.json").write_text(  # as an older checkpoint: no seen term, no blend
+        json.dumps({**json.loads((out / "config.json").read_text()), "blend": {}})
+    )
+    assert train.main([*args, "--retune-blend"]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    blend = json.loads((out / "config.json").read_text())["blend"]
+    assert (out / "model.pt").read_bytes() == weights
+    assert {"transition", "transition_alpha", "seen"} <= set(blend)
+    assert report["retune_seconds"] > 0 and report["history"]
+    assert {r["seen"] for r in report["blend_grid"]} == set(train.SEEN_GRID)
+    best = max(report["blend_grid"], key=lambda r: r["NDCG@10"])
+    assert (blend["transition"], blend["seen"]) == (best["transition"], best["seen"])
 
 
 def test_same_seed_gives_the_same_checkpoint(beauty: Path, tmp_path: Path) -> None:

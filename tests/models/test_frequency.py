@@ -1,0 +1,67 @@
+"""The BSARec-style encoder: its causal filter matches the published FFT filter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from models.nn.batching import collate
+from models.nn.frequency import FrequencyFilter, causal_toeplitz, lowpass_kernel
+
+Factory = Callable[..., Any]
+
+
+def _fft_filter_last(window: torch.Tensor, cutoff: int, beta: torch.Tensor) -> torch.Tensor:
+    """The paper's formula on one left-padded (L, d) window: rfft, zero high modes, irfft."""
+    spectrum = torch.fft.rfft(window, dim=0, norm="ortho")
+    spectrum[cutoff // 2 + 1 :] = 0
+    low = torch.fft.irfft(spectrum, n=window.shape[0], dim=0, norm="ortho")
+    return (low + beta * (window - low))[-1]
+
+
+def test_each_position_gets_the_fft_filter_of_its_own_window() -> None:
+    torch.manual_seed(0)
+    max_len, dim, cutoff, n = 10, 4, 5, 7
+    filt = FrequencyFilter(dim, dropout=0.0, max_len=max_len, cutoff=cutoff).eval()
+    x = torch.randn(1, n, dim)
+    t = filt.toeplitz[:n, :n]  # type: ignore[index]
+    low = t @ x[0]
+    ours = low + filt.sqrt_beta.detach().square() * (x[0] - low)
+    for pos in range(n):
+        window = torch.zeros(max_len, dim)
+        window[max_len - pos - 1 :] = x[0, : pos + 1]  # left padding with zeros
+        ref = _fft_filter_last(window, cutoff, filt.sqrt_beta.detach().square())
+        torch.testing.assert_close(ours[pos], ref, rtol=1e-5, atol=1e-5)
+
+
+def test_kernel_keeps_exactly_the_low_modes() -> None:
+    k = lowpass_kernel(50, 5)
+    spectrum = torch.fft.rfft(k)
+    assert torch.allclose(spectrum.real[:3], torch.ones(3), atol=1e-5)
+    assert torch.allclose(spectrum.abs()[3:], torch.zeros(23), atol=1e-5)
+    t = causal_toeplitz(k)
+    assert torch.equal(t.triu(1), torch.zeros(50, 50)) and t[7, 3] == k[4]
+
+
+def test_one_pass_equals_every_prefix_as_a_sample(
+    arch: str, make_network: Factory, make_seq: Factory
+) -> None:
+    """Loss at every position of one pass sees what each prefix alone would show."""
+    net = make_network(arch)
+    items = [2, 9, 4, 17, 6, 11]
+    full = net(collate([make_seq(items)], 8, False))[0]
+    for t in range(1, len(items) + 1):
+        prefix = net(collate([make_seq(items[:t])], 8, False))[0, t - 1]
+        torch.testing.assert_close(full[t - 1], prefix, rtol=1e-5, atol=1e-5)
+
+
+def test_alpha_zero_is_attention_only(make_network: Factory, make_seq: Factory) -> None:
+    net = make_network("bsarec", alpha=0.0)
+    batch = collate([make_seq([2, 3, 4, 5])], 8, False)
+    before = net(batch)
+    with torch.no_grad():
+        for block in net.encoder.blocks:  # type: ignore[union-attr]
+            block.filter.sqrt_beta.add_(5.0)
+    torch.testing.assert_close(net(batch), before)
