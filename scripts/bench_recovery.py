@@ -41,7 +41,7 @@ from aiokafka.structs import TopicPartition
 
 from stream_app.harness import Stack, isolated_env, local_broker_settings
 from stream_app.kafka import clients
-from stream_app.kafka.producer import send_event
+from stream_app.kafka.producer import InFlight, send_event
 from stream_app.processes import WorkerProcess
 from stream_app.serializers import decode_value
 from stream_app.settings import Settings
@@ -78,22 +78,19 @@ async def build(settings: Settings, users: int, per_user: int, items: int) -> in
     """Send every user's events, round by round (users interleaved, as live traffic)."""
     producer = clients.producer(settings, linger_ms=20)
     await producer.start()
-    sent, pending = 0, []
+    sent, in_flight = 0, InFlight(5000)
     try:
         for r in range(per_user):
             for u in range(users):
                 item = f"i{(u * 7 + r * 131) % items}"
                 etype = EVENT_TYPES[(u + r) % len(EVENT_TYPES)]
-                pending.append(
+                await in_flight.add(
                     await send_event(
                         producer, settings.input_topic, f"u{u}", item, etype, f"b{sent}"
                     )
                 )
                 sent += 1
-                if len(pending) >= 5000:
-                    await asyncio.gather(*pending)
-                    pending.clear()
-        await asyncio.gather(*pending)
+        await in_flight.drain()
     finally:
         await producer.stop()
     return sent

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from stream_app.harness import Stack, isolated_env, local_broker_settings
 from stream_app.kafka import clients
 from stream_app.kafka.broker import EmbeddedBroker
-from stream_app.kafka.producer import Pacer, send_event
+from stream_app.kafka.producer import InFlight, Pacer, send_event
 from stream_app.processes import WorkerProcess
 from stream_app.query import fetch_state
 from stream_app.settings import Settings
@@ -102,22 +102,18 @@ async def produce(
     producer = clients.producer(settings, request_timeout_ms=120_000, retry_backoff_ms=500)
     await producer.start()
     sent: dict[str, list[str]] = {}
-    pacer = Pacer(rate)
-    pending = []
+    pacer, in_flight = Pacer(rate), InFlight(500)
     try:
         for i in range(n):
             await pacer.tick()
             user = f"user{(i * 7919) % users}"
             item = f"item{i}"
-            pending.append(
+            await in_flight.add(
                 await send_event(producer, settings.input_topic, user, item, "click", f"ev{i}")
             )
             sent.setdefault(user, []).append(item)
             progress.update(1)
-            if len(pending) >= 500:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
+        await in_flight.drain()
     finally:
         await producer.stop()
     return sent

@@ -70,6 +70,24 @@ async def send_event(
     return await producer.send(topic, encode_value(value, fmt), key=key, partition=partition)
 
 
+class InFlight:
+    """Delivery futures of sends not yet awaited: awaited each time ``bound`` pile up,
+    and the rest by :meth:`drain`, so memory stays bounded and a failed send raises."""
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self._pending: list[asyncio.Future[Any]] = []
+
+    async def add(self, delivery: asyncio.Future[Any]) -> None:
+        self._pending.append(delivery)
+        if len(self._pending) >= self.bound:
+            await self.drain()
+
+    async def drain(self) -> None:
+        await asyncio.gather(*self._pending)
+        self._pending.clear()
+
+
 def dataset_events(
     path: Path | None, seed: int = 0, fmt: str | None = None
 ) -> Iterator[StreamEvent]:
@@ -111,13 +129,13 @@ async def produce(
     last_ts = 0
     start = time.monotonic()
     pacer = Pacer(rate)
-    pending: list[asyncio.Future[object]] = []
+    in_flight = InFlight(1000)
     try:
         events = dataset_events(dataset, seed, log_format)
         for user, item, event_type, _, category in itertools.islice(events, limit):
             await pacer.tick()
             last_ts = max(last_ts + 1, int(time.time() * 1000))
-            pending.append(
+            await in_flight.add(
                 await send_event(
                     producer,
                     settings.input_topic,
@@ -132,10 +150,7 @@ async def produce(
                 )
             )
             sent += 1
-            if len(pending) >= 1000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
+        await in_flight.drain()
     finally:
         await producer.stop()
     log.info("sent %d events in %.1fs", sent, time.monotonic() - start)
