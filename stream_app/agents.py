@@ -22,6 +22,7 @@ from stream_app import monitoring
 from stream_app.batch_loop import BatchLoop, Handled
 from stream_app.control import forget_headers
 from stream_app.erasure import ForgetRequest, InvalidRequest
+from stream_app.kafka.inbox import Inbox
 from stream_app.outbox import Outbox
 from stream_app.outgoing import Outgoing
 from stream_app.processor import Processor, ScoreRequest, Source
@@ -50,9 +51,16 @@ class Agents:
         self.processor = processor
         self.server = server
         self.write_back = write_back  # the batch loop's tables: (delivered first, the rest)
+        self.inbox: Inbox | None = None  # the batch loop's input (set by register)
 
     def register(self, app: faust.App) -> None:
-        app.agent(self.topology.events, name="recommend")(self.recommend)
+        events = self.topology.events
+        if self.settings.stream_batch_max > 1:
+            # The batch loop takes the topic's input from here, not from the agent's
+            # stream (which stays subscribed, for the assignment and the tables).
+            size = max(app.conf.stream_buffer_maxsize, 2 * self.settings.stream_batch_max)
+            self.inbox = Inbox(app, events.get_topic_name(), size)
+        app.agent(events, name="recommend")(self.recommend)
         app.agent(self.topology.control, name="erasure")(self.forward_erasures)
 
     async def publish(self, messages: list[Outgoing]) -> None:
@@ -148,7 +156,8 @@ class Agents:
                 else partial(self.handle_served, self.server)
             )
             loop = BatchLoop(self.settings, self.topology, steps, counts, rest)
-            await loop.run(stream)
+            assert self.inbox is not None, "register() makes the inbox"
+            await loop.run(self.inbox)
         elif self.server is None:
             await self.recommend_inline(stream)
         else:

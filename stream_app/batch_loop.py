@@ -1,7 +1,8 @@
 """The worker's batch loop: state, outputs and acks once per batch of input.
 
-Faust hands the agent up to ``STREAMREC_STREAM_BATCH_MAX`` events at a time
-(``noack_take``: nothing is acked unless the loop acks it). The agent's batch
+The input topic's :class:`~stream_app.kafka.inbox.Inbox` hands the loop what the
+consumer fetched, up to ``STREAMREC_STREAM_BATCH_MAX`` events at a time, each
+tracked as pending until the loop acks it. The agent's batch
 handler takes each event, in arrival order and as Faust's current event, through
 ingest and scoring: with the Markov model the same
 :meth:`~stream_app.agents.Agents.handle` as the one-at-a-time path, so it reads
@@ -35,10 +36,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-import faust
-
 from stream_app import monitoring
 from stream_app.kafka.batches import BatchSender, Record, last_offsets
+from stream_app.kafka.inbox import Inbox
 from stream_app.outgoing import Outgoing
 from stream_app.settings import Settings
 from stream_app.state.write_back import WriteBack
@@ -90,13 +90,10 @@ class BatchLoop:
         self.rest = rest
         self.sender = sender or BatchSender(topology.app, settings.producer_batch_bytes)
 
-    async def run(self, stream: faust.StreamT) -> None:
+    async def run(self, inbox: Inbox) -> None:
         s = self.settings
         log.info("input in batches of up to %d events", s.stream_batch_max)
-        batches = stream.noack_take(  # type: ignore[attr-defined]  # Stream has it, StreamT not
-            s.stream_batch_max, within=s.stream_batch_wait_ms / 1000
-        )
-        async for events in batches:
+        async for events in inbox.batches(s.stream_batch_max, s.stream_batch_wait_ms / 1000):
             try:
                 await self.handle(events)
             except Exception:

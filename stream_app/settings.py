@@ -281,11 +281,11 @@ class Settings(BaseSettings):
         "one event at a time",
     )
     stream_batch_wait_ms: float = Field(
-        10.0,
-        gt=0,
-        description="a batch is processed at most this long after the worker started "
-        "waiting for it, full or not (under load batches fill at once: this bounds the "
-        "latency a light load adds)",
+        0.0,
+        ge=0,
+        description="a batch smaller than `stream_batch_max` waits this long for more input "
+        "before it is processed; 0 takes what the consumer's fetch brought (under load "
+        "batches grow by themselves: more arrives while one is processed)",
     )
     batch_max_size: int = Field(64, ge=1, description="micro-batcher: most requests per batch")
     batch_max_delay_ms: float = Field(

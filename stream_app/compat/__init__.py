@@ -1,4 +1,5 @@
-"""Narrow fixes for faust-streaming 0.15.3: events lost or duplicated around rebalances.
+"""Narrow fixes for faust-streaming 0.15.3: events lost or duplicated around rebalances,
+and the per-message cost of delivering input to the batch loop.
 
 One module per guard, each naming the invariant it restores, the upstream code it
 replaces and the upstream issue. :func:`apply` (called by ``stream_app.app``) installs
@@ -32,6 +33,7 @@ check_pin(version("faust-streaming"))
 from stream_app.compat import (  # noqa: E402
     buffer_drop,
     commit_in_flight,
+    direct_delivery,
     fetch_guard,
     idempotent_producer,
     pause_forgets_buffer,
@@ -51,6 +53,7 @@ GUARDS: tuple[ModuleType, ...] = (
     revoke_commit_first,
     commit_in_flight,
     idempotent_producer,
+    direct_delivery,
 )
 
 _APPLIED = False

@@ -23,6 +23,7 @@ def test_apply_installs_every_guard_once_in_order() -> None:
         "revoke_commit_first",
         "commit_in_flight",
         "idempotent_producer",
+        "direct_delivery",
     ]
     compat.apply()
     compat.apply()
