@@ -81,12 +81,12 @@ def test_acks_in_order_after_every_delivery() -> None:
     assert ("ack", 99) in log and ("processed", 99) not in log  # skipped, as Faust does
 
 
-class Stream:
+class Inbox:
     def __init__(self, batches: list[list[Event]]) -> None:
-        self.batches = batches
+        self.ready = batches
 
-    async def noack_take(self, max_: int, within: float) -> Any:
-        for b in self.batches:
+    async def batches(self, limit: int, linger_s: float) -> Any:
+        for b in self.ready:
             yield b
 
 
@@ -102,8 +102,8 @@ def test_a_failed_delivery_acks_nothing_and_stops_the_worker(
         raise Exited(code)
 
     monkeypatch.setattr(batch_loop.os, "_exit", exit_)
-    stream: Any = Stream([[Event(n, log) for n in range(3)]])
+    inbox: Any = Inbox([[Event(n, log) for n in range(3)]])
     with pytest.raises(Exited) as exited:
-        asyncio.run(loop_with(log, fail=True).run(stream))
+        asyncio.run(loop_with(log, fail=True).run(inbox))
     assert exited.value.args == (batch_loop.EXIT_BATCH_FAILED,)
     assert not [x for x in log if x[0] == "ack"]
