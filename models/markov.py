@@ -41,15 +41,18 @@ class ItemRow:
     count: int = 0
     successors: dict[str, int] = field(default_factory=dict)
 
-    def add_successor(self, item_id: str, max_successors: int) -> None:
+    def add_successor(self, item_id: str, max_successors: int) -> tuple[str, int] | None:
+        """Count ``item_id`` once; returns the successor it replaced and its count, if any."""
         succ = self.successors
         if item_id in succ or len(succ) < max_successors:
             succ[item_id] = succ.get(item_id, 0) + 1
-            return
+            return None
         # Space-saving: the newcomer replaces the rarest successor and inherits
         # its count, so a rising item can climb in and bounded memory holds.
         rarest = min(succ, key=succ.__getitem__)
-        succ[item_id] = succ.pop(rarest) + 1
+        count = succ.pop(rarest)
+        succ[item_id] = count + 1
+        return rarest, count
 
 
 class TransitionStore(Protocol):

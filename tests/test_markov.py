@@ -69,6 +69,27 @@ def test_table_store_sums_the_partitions_this_worker_holds() -> None:
     assert store.popular(5) == [("b", 1)]
 
 
+def test_cached_successor_counts_follow_every_change_of_a_row() -> None:
+    """Merged counts kept up to date (replacements in full rows included) equal a
+    fresh read of every held partition's row."""
+    import random
+
+    rng = random.Random(7)
+    table: dict[bytes, bytes] = {}
+    store = TableTransitionStore(table, lambda: [0, 1, 2], max_successors=4)
+    items = [f"i{n}" for n in range(12)]
+    prev: dict[int, str | None] = {0: None, 1: None, 2: None}
+    for offset in range(3000):
+        p, item = rng.randrange(3), rng.choice(items[: rng.choice([3, 12])])
+        store.record(prev[p], item, partition=p, offset=offset)
+        prev[p] = item
+        for probe in rng.sample(items, 2):
+            store.successors(probe)  # keep some merged counts cached
+    fresh = TableTransitionStore(table, lambda: [0, 1, 2])
+    for item in items:
+        assert dict(store.successors(item)) == dict(fresh.successors(item)), item
+
+
 def test_the_popularity_top_list_matches_a_full_count() -> None:
     import random
     from collections import Counter

@@ -37,6 +37,23 @@ def row_key(partition: int, item: str) -> bytes:
     return f"{partition}:{item}".encode()
 
 
+def _count_into(merged: dict[str, int], item: str, replaced: tuple[str, int] | None) -> None:
+    """Apply one partition row's change to an item's merged successor counts: ``item``
+    counted once, having ``replaced`` (a successor and its count in that row), if any.
+    Popular items' rows change at almost every event: updating their merged counts
+    costs less than reading and summing every partition's row again."""
+    if replaced is None:
+        merged[item] = merged.get(item, 0) + 1
+        return
+    gone, count = replaced
+    left = merged.get(gone, 0) - count
+    if left > 0:
+        merged[gone] = left
+    else:
+        merged.pop(gone, None)
+    merged[item] = merged.get(item, 0) + count + 1
+
+
 class TableTransitionStore:
     """A :class:`models.markov.TransitionStore` over a bytes->bytes table."""
 
@@ -52,8 +69,8 @@ class TableTransitionStore:
         self.max_successors = max_successors
         self._popularity: PopularityIndex | None = None
         self._held: list[int] | None = None  # local_partitions(), until invalidate()
-        # Merged successor counts per item, dropped when the item's row changes:
-        # scoring reads many more rows than learning writes.
+        # Merged successor counts per item (every held partition's row summed), kept
+        # up to date as rows change: scoring reads many more rows than learning writes.
         self._merged: dict[str, dict[str, int]] = {}
         self.cache_size = cache_size
 
@@ -81,9 +98,11 @@ class TableTransitionStore:
             prev, prev_at = decode_row_offset(self.table.get(pkey))
             # item -> item: the row just counted, judged by what it held before
             if fresh if pkey == key else offset is None or prev_at < offset:
-                prev.add_successor(item, self.max_successors)
+                replaced = prev.add_successor(item, self.max_successors)
                 self.table[pkey] = encode_row(prev, prev_at if offset is None else offset)
-                self._merged.pop(prev_item, None)
+                merged = self._merged.get(prev_item)
+                if merged is not None:
+                    _count_into(merged, item, replaced)
 
     def successors(self, item: str) -> Mapping[str, int]:
         merged = self._merged.get(item)
