@@ -116,8 +116,12 @@ async def run_rates(
     events = dataset_events(DATASET if DATASET.exists() else None)
     steps: list[dict[str, Any]] = []
     try:
-        # Warm-up: the worker joins its group and the model's first batches run.
-        await send_step(producer, settings, events, 0, 100, 5)
+        # Warm-up: the worker joins its group and the model's first batches run. A
+        # loaded machine starts slower: wait until the warm-up is all recommended.
+        warm = await send_step(producer, settings, events, 0, 100, 5)
+        deadline = time.monotonic() + 60
+        while len(receiver.received.get(0, ())) < warm and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
         await asyncio.sleep(3)
         for step, rate in enumerate(rates, start=1):
             before = await asyncio.to_thread(scrape, settings)
