@@ -1,4 +1,4 @@
-"""``streamrec`` command line: broker | worker | wait-kafka | produce | consume | state |
+"""``streamrec`` command line: broker | worker | trainer | wait-kafka | produce | consume | state |
 forget | config | demo | train | evaluate | replay-eval.
 
 Settings come from ``STREAMREC_*`` variables (or ``*_FILE`` files for secrets),
@@ -65,6 +65,19 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from stream_app.app import run_worker
 
     run_worker(settings)
+    return 0
+
+
+def _trainer(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    os.environ.setdefault("TQDM_DISABLE", "1")  # read when tqdm is imported: no progress bars
+    from stream_app.trainer.run import run_trainer
+
+    if settings.model_dir is None:
+        print("streamrec: the trainer needs STREAMREC_MODEL_DIR", file=sys.stderr)
+        return 2
+    run_trainer(settings)
     return 0
 
 
@@ -199,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="run one stream worker")
     w.set_defaults(func=_worker)
+
+    tr = sub.add_parser(
+        "trainer",
+        help="fine-tune the served model on the stream, promote it through a holdout gate "
+        "(docs/trainer.md)",
+    )
+    tr.set_defaults(func=_trainer)
 
     wk = sub.add_parser(
         "wait-kafka",

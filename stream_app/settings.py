@@ -348,6 +348,84 @@ class Settings(BaseSettings):
     )
     popularity_weight: float = Field(0.05, ge=0, description="share of popularity in scores")
 
+    # --- continual trainer (`streamrec trainer`) --------------------------------
+    trainer_group: str | None = Field(
+        None,
+        description="the trainer's consumer group; unset = `<app id>-trainer` (never the "
+        "workers' group, so it takes no partition from them)",
+    )
+    trainer_dir: Path = Field(
+        Path("var/trainer"),
+        description="the trainer's own state: the window snapshot and rejected candidates",
+    )
+    trainer_versions_dir: Path | None = Field(
+        None,
+        description="where promoted checkpoints are written, one directory per version, for "
+        "`STREAMREC_MODEL_DIR` (a symlink) to point at; unset = `<model dir>.versions` beside "
+        "it (workers must see it too)",
+    )
+    trainer_interval_s: float = Field(
+        300.0, gt=0, description="a candidate is trained this often (when new events arrived)"
+    )
+    trainer_every_events: int = Field(
+        0,
+        ge=0,
+        description="also train a candidate as soon as this many new events arrived; `0` = "
+        "only on the interval",
+    )
+    trainer_min_events: int = Field(
+        1000,
+        ge=2,
+        description="events the window must hold before the first round (training from "
+        "scratch waits for them too)",
+    )
+    trainer_window_events: int = Field(
+        200_000, ge=100, description="events the window keeps at most (users idle longest go first)"
+    )
+    trainer_window_age_s: float = Field(
+        7 * 86400.0,
+        gt=0,
+        description="events older than this behind the newest event (stream time) leave the window",
+    )
+    trainer_user_events: int = Field(
+        50, ge=2, description="most recent events the window keeps per user"
+    )
+    trainer_holdout_events: int = Field(
+        500,
+        ge=1,
+        description="the most recent events held out of training; candidate and current "
+        "model are judged on them (next-item HR@10, NDCG@10)",
+    )
+    trainer_margin: float = Field(
+        0.005,
+        ge=0,
+        description="a candidate is promoted unless its holdout NDCG@10 is lower than the "
+        "current model's by more than this",
+    )
+    trainer_epochs: int = Field(3, ge=1, description="fine-tuning epochs over the window per round")
+    trainer_lr: float = Field(1e-3, gt=0, description="fine-tuning learning rate (AdamW)")
+    trainer_batch_size: int = Field(64, ge=1, description="users per fine-tuning step")
+    trainer_dim: int = Field(
+        32, ge=4, description="embedding width of a model trained from scratch (no checkpoint)"
+    )
+    trainer_threads: int = Field(
+        1, ge=1, description="torch CPU threads of the trainer (its own process)"
+    )
+    trainer_keep: int = Field(
+        5, ge=1, description="promoted versions and rejected candidates kept on disk (each)"
+    )
+    trainer_snapshot_s: float = Field(
+        10.0, gt=0, description="how often the window is written to disk and offsets committed"
+    )
+    trainer_metrics_port: int = Field(
+        9465, ge=0, le=65535, description="the trainer's Prometheus `/metrics` port; `0` = off"
+    )
+    trainer_shuffle_labels: bool = Field(
+        False,
+        description="a drill: train candidates on shuffled next items, which the gate must "
+        "reject; never in production",
+    )
+
     # --- observability ---------------------------------------------------------
     metrics_interval_s: float = Field(
         5.0,

@@ -74,7 +74,9 @@ def save(
 
 
 def load(directory: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
-    d = Path(directory)
+    # Resolved once: when the directory is a symlink repointed during the load, every
+    # file still comes from the one version it pointed at first.
+    d = Path(directory).resolve()
     config = ModelConfig.from_dict(json.loads((d / "config.json").read_text()))
     network = SequenceRecommender(config)
     network.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))

@@ -13,8 +13,9 @@ than the current model's by more than ``margin``. With no current model, the
 reference is the training events' popularity ranking, so a first model must at
 least rank like "most popular".
 
-``shuffle_labels`` trains on permuted next items and permuted transition counts:
-a deliberately broken candidate, to check that the gate rejects it.
+``shuffle_labels`` trains on permuted next items, and counts transitions on the
+window with its items permuted (the old counts dropped): a deliberately broken
+candidate, to check that the gate rejects it.
 """
 
 from __future__ import annotations
@@ -99,24 +100,33 @@ def _start(
         mc.n_items, mc.use_events, mc.use_time = len(vocab), True, True
         mc.purchase_trained = _has_both_outcomes(data.train)
         net = SequenceRecommender(mc).to(device)
-        transitions = Transitions.fit(
+        fitted = Transitions.fit(
             (encode(s, vocab, True).items for s in data.train), vocab.n_indices
         )
-        return net, vocab, transitions, len(vocab)
+        return net, vocab, fitted, len(vocab)
     fresh = [i for i in dict.fromkeys(items) if current.vocab.index(i) < FIRST]
     net, vocab = grow(current.network, current.vocab, fresh, cfg.seed)
     transitions = current.transitions
-    if transitions is not None:
+    if transitions is not None and cfg.shuffle_labels:
+        transitions = _shuffled_transitions(data.train, vocab, cfg.seed)
+    elif transitions is not None:
         pairs = data.fresh_pairs
-        if cfg.shuffle_labels:
-            nexts = np.random.default_rng(cfg.seed).permutation([b for _, b in pairs])
-            pairs = [(a, str(b)) for (a, _), b in zip(pairs, nexts, strict=True)]
         transitions = add_counts(
             grow_transitions(transitions, len(vocab)),
             ((vocab.index(a) if a is not None else 0, vocab.index(b)) for a, b in pairs),
             (vocab.index(b) for _, b in pairs),
         )
     return net.to(device), vocab, transitions, len(fresh)
+
+
+def _shuffled_transitions(
+    train: Sequence[UserSequence], vocab: ItemVocab, seed: int
+) -> Transitions:
+    """Counts of the training events with their items permuted across the whole window."""
+    seqs = [encode(s, vocab, False).items for s in train]
+    flat = np.random.default_rng(seed).permutation(np.concatenate(seqs) if seqs else [])
+    cuts = np.cumsum([len(x) for x in seqs])[:-1]
+    return Transitions.fit(np.split(flat.astype(np.int64), cuts), vocab.n_indices)
 
 
 def _has_both_outcomes(train: Sequence[UserSequence]) -> bool:
