@@ -11,6 +11,7 @@ rejected, and the worker keeps serving the first version.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import urllib.request
@@ -70,8 +71,6 @@ def start_trainer(stack: Stack, tmp: Path, **fields: object) -> WorkerProcess:
         **fields,
     }
     env = {**stack.env_vars, **settings_env(**own)}
-    import os
-
     proc = WorkerProcess(
         {**os.environ, **env},
         tmp / "trainer.log",
@@ -94,11 +93,14 @@ async def test_trainer_promotes_and_new_items_are_served(bootstrap: str, tmp_pat
     try:
         worker = stack.worker().start()
         worker.wait_ready()
-        trainer = start_trainer(stack, tmp_path)
-        port = trainer.env["STREAMREC_TRAINER_METRICS_PORT"]
-        s = stack.settings
         now = int(time.time() * 1000)
         msgs = walks(60, 8, now, "u")
+        # One round, once every event is in (none on the interval).
+        trainer = start_trainer(
+            stack, tmp_path, trainer_interval_s=3600, trainer_every_events=len(msgs)
+        )
+        port = trainer.env["STREAMREC_TRAINER_METRICS_PORT"]
+        s = stack.settings
         await send_all(s.bootstrap, s.input_topic, msgs)
         promoted = 'streamrec_trainer_rounds_total{result="promoted"}'
         wait_for(lambda: sample(scrape(port), promoted) >= 1, 120)
@@ -121,6 +123,14 @@ async def test_trainer_promotes_and_new_items_are_served(bootstrap: str, tmp_pat
         metrics = scrape(port)
         assert sample(metrics, "streamrec_trainer_vocab_items") == 43
         assert sample(metrics, "streamrec_trainer_train_examples") > 0
+        # A restart resumes from the window on disk and the promoted checkpoint.
+        window = len(msgs) + len(probes)
+        wait_for(lambda: sample(scrape(port), "streamrec_trainer_window_events") == window, 30)
+        assert trainer.stop() == 0
+        trainer.start()
+        wait_for(lambda: sample(scrape(port), "streamrec_trainer_window_events") == window, 60)
+        assert f"window restored: {window} events" in trainer.log_tail(20)
+        assert f"current model {v2}" in trainer.log_tail(20)
     finally:
         stack.stop()
 
