@@ -1,6 +1,7 @@
 """Generates the Grafana dashboard ``docker/grafana/dashboards/streamrec.json``.
 
-Every query is built from the metric objects in :mod:`stream_app.monitoring`, so a
+Every query is built from the metric objects in :mod:`stream_app.monitoring` (and
+:mod:`stream_app.trainer.telemetry` for the trainer's row), so a
 renamed metric changes the dashboard with it; ``tests/test_dashboard.py`` checks
 that the committed JSON is this script's output and that every metric a query
 names is one the worker exports. ``scripts/plot_dashboard.py`` renders the same
@@ -28,6 +29,7 @@ from prometheus_client import Counter, Histogram, Info
 from prometheus_client.metrics import MetricWrapperBase
 
 from stream_app import monitoring as m
+from stream_app.trainer import telemetry as tm
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docker" / "grafana" / "dashboards" / "streamrec.json"
@@ -267,6 +269,7 @@ def rows() -> list[tuple[str, list[Panel]]]:
                 ),
             ],
         ),
+        trainer_row(),
         (
             "Process resources",
             [
@@ -296,6 +299,56 @@ def rows() -> list[tuple[str, list[Panel]]]:
             ],
         ),
     ]
+
+
+def trainer_row() -> tuple[str, list[Panel]]:
+    """The continual trainer (``streamrec trainer``): its own process, its own series."""
+    holdout = f"avg by (model, metric) ({sel(tm.HOLDOUT)})"
+    return (
+        "Continual trainer",
+        [
+            Panel(
+                "Served model age",
+                [Target(f"min ({sel(tm.MODEL_AGE)})", "age")],
+                "s",
+                description="Since the checkpoint the trainer holds as current was written.",
+            ),
+            Panel(
+                "Rounds: promoted, rejected",
+                [
+                    Target(
+                        f"sum by (result) (increase({sel(tm.ROUNDS)}[$__rate_interval]))",
+                        "{{result}}",
+                    )
+                ],
+                description="Rejected candidates stay in $STREAMREC_TRAINER_DIR/rejected.",
+            ),
+            Panel(
+                "Holdout quality: candidate vs current",
+                [Target(holdout, "{{model}} {{metric}}")],
+                "percentunit",
+                description="Last round, on the most recent events held out of training.",
+            ),
+            Panel(
+                "Last round: seconds and examples",
+                [
+                    Target(f"max ({sel(tm.TRAIN_SECONDS)})", "seconds"),
+                    Target(f"max ({sel(tm.TRAIN_EXAMPLES)})", "examples"),
+                ],
+                bars=["examples"],
+            ),
+            Panel(
+                "Vocabulary and window",
+                [
+                    Target(f"max ({sel(tm.VOCAB_ITEMS)})", "items in the model"),
+                    Target(f"max ({sel(tm.WINDOW_EVENTS)})", "events in the window"),
+                    Target(f"max ({sel(tm.WINDOW_USERS)})", "users in the window"),
+                    Target(rate(tm.EVENTS), "events in /s"),
+                ],
+                bars=["events in /s"],
+            ),
+        ],
+    )
 
 
 # -- Grafana JSON ------------------------------------------------------------------

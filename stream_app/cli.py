@@ -213,12 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run one stream worker")
     w.set_defaults(func=_worker)
 
-    tr = sub.add_parser(
-        "trainer",
-        help="fine-tune the served model on the stream, promote it through a holdout gate "
-        "(docs/trainer.md)",
-    )
-    tr.set_defaults(func=_trainer)
+    trainer_help = "fine-tune the served model on the stream; promote it through a gate"
+    sub.add_parser("trainer", help=trainer_help).set_defaults(func=_trainer)
 
     wk = sub.add_parser(
         "wait-kafka",

@@ -10,6 +10,7 @@ import prometheus_client
 from scripts import dashboard
 from scripts.plot_dashboard import COMPOSE_CONFIG, local_config, promtool
 from stream_app import monitoring  # noqa: F401  (registers the worker's metrics)
+from stream_app.trainer import telemetry  # noqa: F401  (and the trainer's)
 
 METRIC_NAME = re.compile(r"\b((?:streamrec|process|python)_[a-z0-9_]+)\b")
 
@@ -69,6 +70,7 @@ def test_every_panel_uses_the_provisioned_datasource() -> None:
 def test_no_label_holds_an_id() -> None:
     """Label names come from a fixed set: never a user, item or event id."""
     allowed = {"event_type", "reason", "result", "signal", "list", "metric", "partition", "window"}
+    allowed.add("model")  # the trainer's holdout quality: candidate or current
     for fam in prometheus_client.REGISTRY.collect():
         if fam.name.startswith("streamrec_") and fam.type != "info":
             for sample in fam.samples:

@@ -23,7 +23,7 @@ from stream_app.outgoing import Header
 from stream_app.pseudonym import Pseudonymizer
 from stream_app.routing import REROUTED_HEADER, partition_for
 from stream_app.settings import Settings
-from stream_app.trainer import metrics
+from stream_app.trainer import telemetry as metrics
 from stream_app.trainer.window import Window
 
 log = logging.getLogger(__name__)

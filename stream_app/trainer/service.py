@@ -25,7 +25,8 @@ from models.serving import checkpoint
 from models.serving.checkpoint import Checkpoint
 from models.training.continual import ContinualConfig, RoundData, RoundResult, run_round
 from stream_app.settings import Settings
-from stream_app.trainer import metrics, publish
+from stream_app.trainer import publish
+from stream_app.trainer import telemetry as metrics
 from stream_app.trainer.intake import Intake
 from stream_app.trainer.window import Window
 

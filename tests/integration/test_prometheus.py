@@ -4,7 +4,8 @@ Debian's ``prometheus`` (installed by scripts/setup.sh) runs the compose scrape
 job rewritten to static targets (the workers' metrics ports, a 1 s scrape
 interval). Two workers: the Markov path (state, adjuster, live quality) and a
 tiny trained model served through the micro-batcher (the batcher's series),
-each on its own topics. Traffic, including invalid events, goes through both;
+each on its own topics, and a continual trainer beside the served worker.
+Traffic, including invalid events, goes through both;
 then every PromQL expression of docker/grafana/dashboards/streamrec.json must
 return a series with a number through the HTTP API, and ``promtool`` must
 accept the configs and the workers' exposition.
@@ -29,6 +30,7 @@ from tests.conftest import new_stack, wait_for
 from tests.integration.kafka_io import read_n, send_all
 from tests.integration.test_neural_serving import train_tiny
 from tests.integration.test_pipeline import event
+from tests.integration.test_trainer import start_trainer
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -59,7 +61,11 @@ async def test_every_dashboard_query_returns_series_from_prometheus(
         ports = [st.worker().start().env["STREAMREC_METRICS_PORT"] for st in (markov, served)]
         for port in ports:  # ready: partitions assigned and restored
             wait_for(lambda p=port: _restores(_try_scrape(p)) >= 1, 120)
-        await _check_dashboard(markov, served, ports)
+        # The trainer beside the served worker: a round once the traffic is in.
+        trainer = start_trainer(served, tmp_path / "served", trainer_min_events=100)
+        port = trainer.env["STREAMREC_TRAINER_METRICS_PORT"]
+        wait_for(lambda: "streamrec_trainer_model_age_seconds" in _try_scrape(port), 120)
+        await _check_dashboard(markov, served, [*ports, port])
     finally:
         markov.stop()
         served.stop()
@@ -93,6 +99,8 @@ async def _check_dashboard(markov: Stack, served: Stack, ports: list[str]) -> No
 
         total = "sum(streamrec_recommendations_published_total)"
         wait_for(lambda: _value(prom.url, total) >= 2 * sent, timeout=30)
+        rounds = "sum(streamrec_trainer_rounds_total)"
+        wait_for(lambda: _value(prom.url, rounds) >= 1, timeout=60)
         for port in ports:
             lint = promtool("check", "metrics", stdin=scrape(port))
             assert lint.returncode == 0, lint.stdout + lint.stderr
