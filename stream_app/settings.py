@@ -408,6 +408,13 @@ class Settings(BaseSettings):
     trainer_dim: int = Field(
         32, ge=4, description="embedding width of a model trained from scratch (no checkpoint)"
     )
+    trainer_transition_weight: float = Field(
+        1.0,
+        ge=0,
+        description="blend weight of the Markov-1 transition counts in a model trained from "
+        "scratch (a checkpoint's own blend is kept): counts place items first seen in the "
+        "stream at once, before training does",
+    )
     trainer_threads: int = Field(
         1, ge=1, description="torch CPU threads of the trainer (its own process)"
     )

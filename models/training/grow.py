@@ -2,11 +2,13 @@
 
 Old items keep their index, embedding row and head biases, so a grown network
 scores every old item exactly as before until it is trained again. A new item's
-embedding row starts at the mean of the old real items' rows plus small noise
-(near the centre of the catalogue, not at a random point that attention would
-read as an outlier, and not all identical), and its head biases start at the
-old items' median: an unproven item neither leads nor trails every list. The
-Markov-1 transition counts grow with zero rows and columns.
+embedding row starts as a fresh row does at initialisation, small and random
+(N(0, 0.02)), and its head biases at the old items' median: an unproven item
+scores about the same in every context, neither leading nor trailing the lists,
+until fine-tuning or its transition counts place it. (Rows started at the old
+rows' mean were tried first: thousands of near-identical rows then scored alike
+and crowded the lists together.) The Markov-1 transition counts grow with zero
+rows and columns.
 
 >>> from models.nn.config import ModelConfig
 >>> net = SequenceRecommender(ModelConfig(arch="gru", n_items=2, dim=4, n_layers=1))
@@ -38,13 +40,11 @@ def grown_vocab(vocab: ItemVocab, items: Iterable[str]) -> ItemVocab:
 def _new_rows(
     old: torch.Tensor, n_new: int, noise: float, generator: torch.Generator
 ) -> torch.Tensor:
-    """``n_new`` rows shaped like ``old``'s: their mean plus N(0, noise) (2-D), or median (1-D)."""
+    """``n_new`` rows shaped like ``old``'s: N(0, noise) (2-D), or the old median (1-D)."""
     if old.dim() == 1:
         centre = old.median() if len(old) else torch.zeros((), dtype=old.dtype)
         return centre.expand(n_new).clone()
-    centre = old.mean(dim=0, keepdim=True) if len(old) else torch.zeros(1, old.shape[1])
-    jitter = torch.randn(n_new, old.shape[1], generator=generator) * noise
-    return centre.expand(n_new, -1) + jitter.to(old.dtype)
+    return (torch.randn(n_new, old.shape[1], generator=generator) * noise).to(old.dtype)
 
 
 def grow(

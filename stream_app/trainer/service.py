@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from models.nn.config import ModelConfig
+from models.nn.config import BlendConfig, ModelConfig
 from models.serving import checkpoint
 from models.serving.checkpoint import Checkpoint
 from models.training.continual import ContinualConfig, RoundData, RoundResult, run_round
@@ -41,7 +41,11 @@ def continual_config(settings: Settings) -> ContinualConfig:
         batch_size=s.trainer_batch_size,
         margin=s.trainer_margin,
         shuffle_labels=s.trainer_shuffle_labels,
-        scratch=ModelConfig(dim=s.trainer_dim, max_len=min(50, s.trainer_user_events)),
+        scratch=ModelConfig(
+            dim=s.trainer_dim,
+            max_len=min(50, s.trainer_user_events),
+            blend=BlendConfig(transition=s.trainer_transition_weight),
+        ),
     )
 
 
@@ -72,6 +76,7 @@ class Trainer:
         self.last_round_at = time.monotonic()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="trainer-round")
         self.round: asyncio.Future[tuple[RoundResult, int, Checkpoint | None]] | None = None
+        self.last_result: RoundResult | None = None  # the last round that judged a candidate
         self.snapshot_path = settings.trainer_dir / "window.msgpack"
         metrics.MODEL_AGE.set_function(self._model_age)
 
@@ -157,6 +162,7 @@ class Trainer:
         if result.examples == 0 or not result.candidate.get("users"):
             metrics.ROUNDS.labels("skipped").inc()
             return
+        self.last_result = result
         self._export_round(result)
         meta = {
             "trainer": result.report(),
