@@ -52,6 +52,7 @@ from stream_app.trainer.service import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 10
+MIN_PLOTTED = 100  # bins with fewer scored events stay in the JSON, off the plot (noise)
 
 
 def commit() -> str:
@@ -208,7 +209,7 @@ def plot(result: dict[str, Any], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = result["over_time"]
+    rows = [r for r in result["over_time"] if r["events"] >= MIN_PLOTTED]
     minutes = [r["minute"] for r in rows]
     fig, (ax, ax_new) = plt.subplots(1, 2, figsize=(12, 4))
     ax.plot(minutes, [r["frozen_ndcg10"] for r in rows], marker="o", label="frozen at start")
@@ -233,7 +234,7 @@ def plot(result: dict[str, Any], path: Path, title: str) -> None:
     )
     ax_new.set(xlabel="stream minute", ylabel="share of scored events", title="new items")
     ax_new.legend()
-    fig.suptitle(title + " (grey: promotions)")
+    fig.suptitle(f"{title} (grey: promotions; bins of {MIN_PLOTTED}+ scored events)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -259,14 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    started = time.time()
+    started, code = time.time(), commit()
     with tempfile.TemporaryDirectory() as tmp:
         run = asyncio.run(replay(args, Path(tmp)))
     start = run.rounds[0]["stream_ts"] - int(args.warmup_min * 60_000)
     result = {
         "command": "python -m scripts.bench_trainer "
         + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": commit(),
+        "commit": code,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "device": "cpu"},
         "wall_seconds": time.time() - started,
