@@ -5,11 +5,13 @@ A tiny served checkpoint (40 items), a worker hot reloading it, and
 a cycle through old items and items the checkpoint never saw; after the
 trainer promotes, the worker's recommendations carry the new version and name
 the new items. A trainer drilled to train on shuffled labels has its candidate
-rejected, and the worker keeps serving the first version.
+rejected, and the worker keeps serving the first version. A trainer whose broker
+goes away and comes back reads on, every event into its window once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -19,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from stream_app.harness import Stack, free_port, settings_env
+from stream_app.harness import Stack, free_port, local_broker_settings, settings_env
+from stream_app.kafka.broker import EmbeddedBroker
 from stream_app.processes import WorkerProcess
 from tests.conftest import new_stack, wait_for
 from tests.integration.kafka_io import decoded, read_n, send_all
@@ -166,3 +169,32 @@ async def test_a_broken_candidate_is_rejected(bootstrap: str, tmp_path: Path) ->
         assert {r["model"]["version"] for r in recs} == {v1}
     finally:
         stack.stop()
+
+
+def test_the_trainer_reads_on_across_a_broker_outage(tmp_path: Path) -> None:
+    base = local_broker_settings()  # its own broker, stopped and started again
+    broker = EmbeddedBroker(base, data_dir=tmp_path / "broker").start()
+    stack = new_stack(base.bootstrap, tmp_path, model_dir=str(tmp_path / "models"))
+    try:
+        # No round: reading and the window are what an outage could break.
+        trainer = start_trainer(
+            stack, tmp_path, trainer_interval_s=3600, trainer_every_events=10**9
+        )
+        port = trainer.env["STREAMREC_TRAINER_METRICS_PORT"]
+        s = stack.settings
+        now = int(time.time() * 1000)
+        before, after = walks(30, 10, now, "a"), walks(30, 10, now + 100, "b")
+        asyncio.run(send_all(s.bootstrap, s.input_topic, before))
+        window = "streamrec_trainer_window_events"
+        wait_for(lambda: sample(scrape(port), window) == len(before), 120)
+        broker.stop()
+        time.sleep(8)  # longer than a snapshot's commit and a few fetches
+        assert trainer.running, trainer.log_tail()
+        broker.start()
+        asyncio.run(send_all(s.bootstrap, s.input_topic, after))
+        wait_for(lambda: sample(scrape(port), window) == len(before) + len(after), 180)
+        assert sample(scrape(port), "streamrec_trainer_events_total") == len(before) + len(after)
+        assert trainer.stop() == 0, trainer.log_tail()
+    finally:
+        stack.stop()
+        broker.stop()
