@@ -43,6 +43,7 @@ class ModelConfig:
     max_len: int = 50
     alpha: float = 0.7  # bsarec: weight of the frequency filter against attention
     cutoff: int = 5  # bsarec: the filter keeps cutoff // 2 + 1 low Fourier modes
+    positions: str = "absolute"  # bsarec: "absolute" table or "relative" attention bias
     use_events: bool = False  # False: the training data had no event types
     use_time: bool = False  # False: the training data had no timestamps
     purchase_trained: bool = False
@@ -56,4 +57,6 @@ class ModelConfig:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in known}
         kwargs["blend"] = BlendConfig(**d.get("blend", {}))
+        # Checkpoints written before the field existed all used the absolute table.
+        kwargs.setdefault("positions", "absolute")
         return cls(**kwargs)

@@ -23,6 +23,7 @@ from torch import nn
 from models.nn.sasrec import CausalSelfAttention
 
 LN_EPS = 1e-12  # BSARec's TF-style LayerNorm epsilon
+POSITIONS = ("absolute", "relative")
 
 
 def lowpass_kernel(window: int, cutoff: int) -> torch.Tensor:
@@ -59,12 +60,19 @@ class FrequencyFilter(nn.Module):
 
 class BSARecBlock(nn.Module):
     def __init__(
-        self, dim: int, n_heads: int, dropout: float, max_len: int, alpha: float, cutoff: int
+        self,
+        dim: int,
+        n_heads: int,
+        dropout: float,
+        max_len: int,
+        alpha: float,
+        cutoff: int,
+        relative: bool = False,
     ) -> None:
         super().__init__()
         self.alpha = alpha
         self.filter = FrequencyFilter(dim, dropout, max_len, cutoff)
-        self.attn = CausalSelfAttention(dim, n_heads, dropout)
+        self.attn = CausalSelfAttention(dim, n_heads, dropout, max_len if relative else 0)
         self.attn_norm = nn.LayerNorm(dim, eps=LN_EPS)
         self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
         self.ffn_norm = nn.LayerNorm(dim, eps=LN_EPS)
@@ -82,6 +90,9 @@ class BSARecEncoder(nn.Module):
     """(B, L, d) event embeddings -> (B, L, d) states; position t depends on events <= t only.
 
     ``alpha = 0`` leaves attention alone: a post-norm SASRec, as in BSARec's baselines.
+    ``positions="relative"`` drops the absolute position table for a learned attention
+    bias per head and distance from the query; the filter is shift-invariant already,
+    so every position is then computed exactly as the newest event of its own prefix.
     """
 
     def __init__(
@@ -93,18 +104,25 @@ class BSARecEncoder(nn.Module):
         max_len: int,
         alpha: float,
         cutoff: int,
+        positions: str = "absolute",
     ) -> None:
         super().__init__()
-        self.positions = nn.Embedding(max_len, dim)
+        if positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, not {positions!r}")
+        relative = positions == "relative"
+        self.positions = None if relative else nn.Embedding(max_len, dim)
         self.norm = nn.LayerNorm(dim, eps=LN_EPS)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            BSARecBlock(dim, n_heads, dropout, max_len, alpha, cutoff) for _ in range(n_layers)
+            BSARecBlock(dim, n_heads, dropout, max_len, alpha, cutoff, relative)
+            for _ in range(n_layers)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pos = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
-        h = self.drop(self.norm(x + self.positions(pos)))
+        if self.positions is not None:
+            pos = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
+            x = x + self.positions(pos)
+        h = self.drop(self.norm(x))
         for block in self.blocks:
             h = block(h)
         return h

@@ -33,6 +33,7 @@ class SequenceRecommender(nn.Module):
                 config.max_len,
                 config.alpha,
                 config.cutoff,
+                config.positions,
             )
         elif config.arch in ("lstm", "gru"):
             self.encoder = RNNEncoder(config.dim, config.n_layers, config.dropout, config.arch)

@@ -14,7 +14,10 @@ from torch import nn
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, dim: int, n_heads: int, dropout: float) -> None:
+    """Causal multi-head attention; with ``max_lag`` > 0, plus a learned bias per head and
+    distance from the query (0 .. max_lag - 1 events back), the only position signal then."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float, max_lag: int = 0) -> None:
         super().__init__()
         if dim % n_heads:
             raise ValueError(f"dim {dim} is not divisible by n_heads {n_heads}")
@@ -22,16 +25,28 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
         self.dropout = dropout
+        self.lag_bias = nn.Parameter(torch.zeros(n_heads, max_lag)) if max_lag else None
+
+    def _mask(self, length: int, device: torch.device) -> torch.Tensor | None:
+        """(H, L, L) additive mask: the lag bias on and below the diagonal, -inf above."""
+        if self.lag_bias is None:
+            return None
+        pos = torch.arange(length, device=device)
+        lag = pos.unsqueeze(1) - pos.unsqueeze(0)
+        bias = self.lag_bias[:, lag.clamp(0, self.lag_bias.shape[1] - 1)]
+        return bias.masked_fill(lag < 0, float("-inf"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, length, dim = x.shape
         q, k, v = self.qkv(x).view(b, length, 3, self.n_heads, dim // self.n_heads).unbind(2)
+        mask = self._mask(length, x.device)
         y = F.scaled_dot_product_attention(
             q.transpose(1, 2),
             k.transpose(1, 2),
             v.transpose(1, 2),
+            attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
-            is_causal=True,
+            is_causal=mask is None,
         )
         return self.out(y.transpose(1, 2).reshape(b, length, dim))
 

@@ -44,6 +44,7 @@ from models.evaluation.ranking import ScoreFn, encode_examples, evaluate_ranking
 from models.nn.batching import Batch, collate, length_buckets
 from models.nn.config import ARCHS, BlendConfig, ModelConfig
 from models.nn.event_features import PURCHASE
+from models.nn.frequency import POSITIONS
 from models.nn.heads import blend, seen_mask
 from models.nn.network import SequenceRecommender
 from models.nn.predictor import Predictor
@@ -475,6 +476,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=m.alpha, help="bsarec: filter vs attention")
     p.add_argument("--cutoff", type=int, default=m.cutoff, help="bsarec: low-pass cut-off c")
     p.add_argument(
+        "--positions",
+        choices=POSITIONS,
+        default=m.positions,
+        help="bsarec: absolute position table, or a relative (distance to the query) "
+        "attention bias",
+    )
+    p.add_argument(
         "--purchase-weight",
         type=float,
         default=m.blend.purchase,
@@ -506,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         max_len=a.max_len,
         alpha=a.alpha,
         cutoff=a.cutoff,
+        positions=a.positions,
         blend=BlendConfig(purchase=a.purchase_weight),
     )
     cfg = TrainConfig(

@@ -1,4 +1,5 @@
-"""The BSARec-style encoder: its causal filter matches the published FFT filter."""
+"""The BSARec-style encoder: its causal filter matches the published FFT filter, and its
+relative-position attention matches the written-out formula."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 import torch
 
 from models.nn.batching import collate
+from models.nn.config import ModelConfig
 from models.nn.frequency import FrequencyFilter, causal_toeplitz, lowpass_kernel
+from models.nn.sasrec import CausalSelfAttention
 
 Factory = Callable[..., Any]
 
@@ -65,3 +68,41 @@ def test_alpha_zero_is_attention_only(make_network: Factory, make_seq: Factory) 
         for block in net.encoder.blocks:  # type: ignore[union-attr]
             block.filter.sqrt_beta.add_(5.0)
     torch.testing.assert_close(net(batch), before)
+
+
+def test_lag_bias_attention_matches_the_written_out_formula() -> None:
+    torch.manual_seed(0)
+    attn = CausalSelfAttention(dim=8, n_heads=2, dropout=0.0, max_lag=6).eval()
+    assert attn.lag_bias is not None
+    with torch.no_grad():
+        attn.lag_bias.normal_()
+    x = torch.randn(3, 5, 8)
+    q, k, v = attn.qkv(x).view(3, 5, 3, 2, 4).unbind(2)
+    scores = torch.einsum("bthe,bshe->bhts", q, k) / 2.0  # sqrt of the head width 4
+    lag = torch.arange(5).unsqueeze(1) - torch.arange(5).unsqueeze(0)
+    scores = scores + attn.lag_bias[:, lag.clamp(min=0)]
+    scores = scores.masked_fill(lag < 0, float("-inf"))
+    y = torch.einsum("bhts,bshe->bthe", scores.softmax(-1), v).reshape(3, 5, 8)
+    torch.testing.assert_close(attn(x), attn.out(y), rtol=1e-5, atol=1e-5)
+
+
+def test_relative_positions_one_pass_equals_every_prefix(
+    make_network: Factory, make_seq: Factory
+) -> None:
+    net = make_network("bsarec", positions="relative")
+    assert net.encoder.positions is None  # type: ignore[union-attr]
+    items = [2, 9, 4, 17, 6, 11, 3, 8]
+    full = net(collate([make_seq(items)], 8, False))[0]
+    for t in range(1, len(items) + 1):
+        prefix = net(collate([make_seq(items[:t])], 8, False))[0, t - 1]
+        torch.testing.assert_close(full[t - 1], prefix, rtol=1e-5, atol=1e-5)
+    shuffled = net(collate([make_seq(items[::-1])], 8, False))[0, -1]
+    assert not torch.allclose(full[-1], shuffled, atol=1e-4)  # order still matters
+
+
+def test_checkpoints_without_the_field_keep_absolute_positions() -> None:
+    cfg = ModelConfig.from_dict({"arch": "bsarec", "n_items": 5})
+    assert cfg.positions == "absolute"
+    assert ModelConfig.from_dict({**cfg.to_dict(), "positions": "relative"}).positions == (
+        "relative"
+    )
