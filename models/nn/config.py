@@ -44,6 +44,7 @@ class ModelConfig:
     alpha: float = 0.7  # bsarec: weight of the frequency filter against attention
     cutoff: int = 5  # bsarec: the filter keeps cutoff // 2 + 1 low Fourier modes
     positions: str = "absolute"  # bsarec: "absolute" table or "relative" attention bias
+    filter_scope: str = "causal"  # bsarec: "causal" (one pass) or "window" (prefix samples)
     use_events: bool = False  # False: the training data had no event types
     use_time: bool = False  # False: the training data had no timestamps
     purchase_trained: bool = False
@@ -57,6 +58,8 @@ class ModelConfig:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in known}
         kwargs["blend"] = BlendConfig(**d.get("blend", {}))
-        # Checkpoints written before the field existed all used the absolute table.
+        # Checkpoints written before these fields existed used the absolute table and
+        # the causal filter.
         kwargs.setdefault("positions", "absolute")
+        kwargs.setdefault("filter_scope", "causal")
         return cls(**kwargs)

@@ -24,6 +24,7 @@ from models.nn.sasrec import CausalSelfAttention
 
 LN_EPS = 1e-12  # BSARec's TF-style LayerNorm epsilon
 POSITIONS = ("absolute", "relative")
+SCOPES = ("causal", "window")
 
 
 def lowpass_kernel(window: int, cutoff: int) -> torch.Tensor:
@@ -31,6 +32,13 @@ def lowpass_kernel(window: int, cutoff: int) -> torch.Tensor:
     keep = torch.zeros(window // 2 + 1)
     keep[: cutoff // 2 + 1] = 1.0
     return torch.fft.irfft(keep, n=window)
+
+
+def window_circulant(kernel: torch.Tensor) -> torch.Tensor:
+    """(L, L) matrix with ``C[t, s] = kernel[(t - s) mod L]``: the filter over a whole window."""
+    n = len(kernel)
+    lag = torch.arange(n).unsqueeze(1) - torch.arange(n).unsqueeze(0)
+    return kernel[lag % n]
 
 
 def causal_toeplitz(kernel: torch.Tensor) -> torch.Tensor:
@@ -41,19 +49,27 @@ def causal_toeplitz(kernel: torch.Tensor) -> torch.Tensor:
 
 
 class FrequencyFilter(nn.Module):
-    """Low-pass plus ``beta``-scaled high-pass of each position's causal window."""
+    """Low-pass plus ``beta``-scaled high-pass of each position's causal window, or (scope
+    ``"window"``) of the whole window of real events, later ones included."""
 
-    def __init__(self, dim: int, dropout: float, max_len: int, cutoff: int) -> None:
+    def __init__(
+        self, dim: int, dropout: float, max_len: int, cutoff: int, scope: str = "causal"
+    ) -> None:
         super().__init__()
-        self.register_buffer("toeplitz", causal_toeplitz(lowpass_kernel(max_len, cutoff)))
+        kernel = lowpass_kernel(max_len, cutoff)
+        self.window = scope == "window"
+        matrix = window_circulant(kernel) if self.window else causal_toeplitz(kernel)
+        self.register_buffer("toeplitz", matrix)
         self.sqrt_beta = nn.Parameter(torch.randn(dim))
         self.drop = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim, eps=LN_EPS)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask`` (B, L, 1): 1 at real events; the window filter must not read padding."""
         width = x.shape[1]
         t: torch.Tensor = self.toeplitz  # type: ignore[assignment]
-        low = torch.matmul(t[:width, :width], x)  # broadcasts over the batch
+        src = x * mask if self.window and mask is not None else x
+        low = torch.matmul(t[:width, :width], src)  # broadcasts over the batch
         mixed = low + self.sqrt_beta.square() * (x - low)
         return self.norm(x + self.drop(mixed))
 
@@ -68,21 +84,22 @@ class BSARecBlock(nn.Module):
         alpha: float,
         cutoff: int,
         relative: bool = False,
+        scope: str = "causal",
     ) -> None:
         super().__init__()
         self.alpha = alpha
-        self.filter = FrequencyFilter(dim, dropout, max_len, cutoff)
+        self.filter = FrequencyFilter(dim, dropout, max_len, cutoff, scope)
         self.attn = CausalSelfAttention(dim, n_heads, dropout, max_len if relative else 0)
         self.attn_norm = nn.LayerNorm(dim, eps=LN_EPS)
         self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
         self.ffn_norm = nn.LayerNorm(dim, eps=LN_EPS)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         attended = self.attn_norm(x + self.drop(self.attn(x)))
         h = attended
         if self.alpha:  # alpha = 0 skips the filter (and its parameters) entirely
-            h = self.alpha * self.filter(x) + (1.0 - self.alpha) * attended
+            h = self.alpha * self.filter(x, mask) + (1.0 - self.alpha) * attended
         return self.ffn_norm(h + self.drop(self.ffn(h)))
 
 
@@ -105,24 +122,41 @@ class BSARecEncoder(nn.Module):
         alpha: float,
         cutoff: int,
         positions: str = "absolute",
+        scope: str = "causal",
     ) -> None:
         super().__init__()
         if positions not in POSITIONS:
             raise ValueError(f"positions must be one of {POSITIONS}, not {positions!r}")
+        if scope not in SCOPES:
+            raise ValueError(f"filter scope must be one of {SCOPES}, not {scope!r}")
         relative = positions == "relative"
+        self.window = scope == "window"
+        self.max_len = max_len
         self.positions = None if relative else nn.Embedding(max_len, dim)
         self.norm = nn.LayerNorm(dim, eps=LN_EPS)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            BSARecBlock(dim, n_heads, dropout, max_len, alpha, cutoff, relative)
+            BSARecBlock(dim, n_heads, dropout, max_len, alpha, cutoff, relative, scope)
             for _ in range(n_layers)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _slots(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """(B, L) position indices: from the oldest event, or (window scope) counted back
+        from the newest, which always sits in the last slot as in a left-padded window."""
+        pos = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
+        if not self.window:
+            return pos
+        n = lengths if lengths is not None else torch.full_like(pos[:, 0], x.shape[1])
+        return (pos + (self.max_len - n).unsqueeze(1)).clamp(0, self.max_len - 1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if self.positions is not None:
-            pos = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
-            x = x + self.positions(pos)
+            x = x + self.positions(self._slots(x, lengths))
+        mask = None
+        if self.window and lengths is not None:
+            real = torch.arange(x.shape[1], device=x.device) < lengths.unsqueeze(1)
+            mask = real.unsqueeze(-1).to(x.dtype)
         h = self.drop(self.norm(x))
         for block in self.blocks:
-            h = block(h)
+            h = block(h, mask)
         return h

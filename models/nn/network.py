@@ -34,6 +34,7 @@ class SequenceRecommender(nn.Module):
                 config.alpha,
                 config.cutoff,
                 config.positions,
+                config.filter_scope,
             )
         elif config.arch in ("lstm", "gru"):
             self.encoder = RNNEncoder(config.dim, config.n_layers, config.dropout, config.arch)
@@ -51,12 +52,15 @@ class SequenceRecommender(nn.Module):
         """(B, L, d) per-event inputs; influence methods differentiate with respect to these."""
         return self.embed(batch.items, batch.events, batch.gaps)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L, d) inputs -> (B, L, d) states; state t summarises events 0..t."""
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, d) inputs -> (B, L, d) states; state t summarises events 0..t (with the
+        window-scope filter, only the last real state is meaningful; ``lengths`` required)."""
+        if isinstance(self.encoder, BSARecEncoder):
+            return self.encoder(x, lengths)
         return self.encoder(x)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        return self.encode(self.content(batch))
+        return self.encode(self.content(batch), batch.lengths)
 
     @staticmethod
     def last_state(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,7 @@ class Predictor:
     ) -> torch.Tensor:
         """Differentiable in ``x`` (the (B, L, d) event inputs): (B, n_items) blended scores."""
         net = self.network
-        h = net.last_state(net.encode(x), batch.lengths)
+        h = net.last_state(net.encode(x, batch.lengths), batch.lengths)
         purchase = net.purchase_logits(h) if net.config.purchase_trained else None
         return blend(net.next_logits(h), purchase, transition_logp, self.weights, batch.items)
 

@@ -70,7 +70,7 @@ class ServingPass:
             return ServedBatch(top_scores.cpu(), top_cols.cpu(), None)
         with graph_for_inputs():
             x = net.content(batch).detach().requires_grad_(True)
-            h = net.last_state(net.encode(x), batch.lengths)
+            h = net.last_state(net.encode(x, batch.lengths), batch.lengths)
             with torch.no_grad():
                 top_scores, top_cols, probs, trans_top = self._rank(h.detach(), batch, k, True)
                 table = net.item_table[FIRST:]

@@ -44,7 +44,7 @@ from models.evaluation.ranking import ScoreFn, encode_examples, evaluate_ranking
 from models.nn.batching import Batch, collate, length_buckets
 from models.nn.config import ARCHS, BlendConfig, ModelConfig
 from models.nn.event_features import PURCHASE
-from models.nn.frequency import POSITIONS
+from models.nn.frequency import POSITIONS, SCOPES
 from models.nn.heads import blend, seen_mask
 from models.nn.network import SequenceRecommender
 from models.nn.predictor import Predictor
@@ -62,6 +62,7 @@ from models.training.data import (
     leave_one_out,
 )
 from models.training.plots import plot_curves
+from models.training.prefixes import prefix, prefix_batches, prefix_index
 from models.training.privacy import DP_ARCHS, DPConfig, PrivateTrainer, plain_network
 
 TRANSITION_GRID = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
@@ -79,6 +80,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 64  # users per step, ~440 positions: chosen on validation (see docs)
+    prefix_batch_size: int = 256  # prefixes per step (window-scope bsarec), as BSARec
     patience: int = 10
     purchase_loss_weight: float = 0.5
     threads: int | None = None
@@ -126,6 +128,27 @@ def _pad(rows: list[np.ndarray], width: int, fill: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+def _step(
+    net: SequenceRecommender,
+    opt: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    h: torch.Tensor,
+    targets: torch.Tensor,
+    events: torch.Tensor | None,
+) -> float:
+    """One optimiser step on (N, d) states and their (N,) next-item columns; the loss."""
+    loss = F.cross_entropy(net.next_logits(h), targets)
+    if events is not None:
+        logit = net.purchase_head.target_logits(h, net.item_table, targets)
+        bce = F.binary_cross_entropy_with_logits(logit, (events == PURCHASE).float())
+        loss = loss + cfg.purchase_loss_weight * bce
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+    opt.step()
+    return float(loss.detach())
+
+
 def train_epoch(
     net: SequenceRecommender,
     data: TrainingSet,
@@ -135,8 +158,11 @@ def train_epoch(
     device: torch.device,
     desc: str,
 ) -> float:
+    """One pass per sequence, the loss at every position (causal encoders)."""
     net.train()
     mc = net.config
+    if mc.arch == "bsarec" and mc.filter_scope == "window":
+        return train_prefix_epoch(net, data, opt, cfg, rng, device, desc)
     lengths = [min(len(s.items), mc.max_len) for s in data.inputs]  # padded width per sequence
     batches = list(length_buckets(lengths, cfg.batch_size, rng))
     total, count = 0.0, 0
@@ -147,19 +173,42 @@ def train_epoch(
         targets = _pad([data.targets[i] for i in idx], width, -1).to(device)
         valid = targets >= 0
         h = net(batch)[valid]  # only real positions: the catalogue-wide logits are the cost
-        loss = F.cross_entropy(net.next_logits(h), targets[valid])
+        events = None
         if mc.purchase_trained:
             events = _pad([data.target_events[i] for i in idx], width, 0).to(device)[valid]
-            logit = net.purchase_head.target_logits(h, net.item_table, targets[valid])
-            bce = F.binary_cross_entropy_with_logits(logit, (events == PURCHASE).float())
-            loss = loss + cfg.purchase_loss_weight * bce
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        opt.step()
         n = int(valid.sum())
-        total += float(loss.detach()) * n
+        total += _step(net, opt, cfg, h, targets[valid], events) * n
         count += n
+        bar.set_postfix(loss=f"{total / max(count, 1):.4f}", refresh=False)
+    return total / max(count, 1)
+
+
+def train_prefix_epoch(
+    net: SequenceRecommender,
+    data: TrainingSet,
+    opt: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    device: torch.device,
+    desc: str,
+) -> float:
+    """Every prefix as a sample, the loss at its newest event (window-scope filter)."""
+    mc = net.config
+    rows, cols, ends = prefix_index(data.inputs, data.targets)
+    batches = list(prefix_batches(ends, mc.max_len, cfg.prefix_batch_size, rng))
+    total, count = 0.0, 0
+    bar = tqdm(batches, desc=desc, leave=False, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+    for idx in bar:
+        seqs = [prefix(data.inputs[rows[i]], int(ends[i]), mc.max_len) for i in idx]
+        batch: Batch = collate(seqs, mc.max_len, mc.use_time).to(device)
+        h = net.last_state(net(batch), batch.lengths)
+        targets = torch.from_numpy(np.array([data.targets[rows[i]][cols[i]] for i in idx]))
+        events = None
+        if mc.purchase_trained:
+            ev = np.array([data.target_events[rows[i]][cols[i]] for i in idx])
+            events = torch.from_numpy(ev).to(device)
+        total += _step(net, opt, cfg, h, targets.to(device), events) * len(idx)
+        count += len(idx)
         bar.set_postfix(loss=f"{total / max(count, 1):.4f}", refresh=False)
     return total / max(count, 1)
 
@@ -440,7 +489,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu, cuda:0...")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="users per step")
+    p.add_argument(
+        "--prefix-batch-size",
+        type=int,
+        default=d.prefix_batch_size,
+        help="prefixes per step (bsarec with --filter-scope window)",
+    )
     p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
@@ -483,6 +538,13 @@ def build_parser() -> argparse.ArgumentParser:
         "attention bias",
     )
     p.add_argument(
+        "--filter-scope",
+        choices=SCOPES,
+        default=m.filter_scope,
+        help="bsarec: causal filter (one pass, loss at every position) or the published "
+        "filter over the whole window (every prefix a sample)",
+    )
+    p.add_argument(
         "--purchase-weight",
         type=float,
         default=m.blend.purchase,
@@ -515,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
         alpha=a.alpha,
         cutoff=a.cutoff,
         positions=a.positions,
+        filter_scope=a.filter_scope,
         blend=BlendConfig(purchase=a.purchase_weight),
     )
     cfg = TrainConfig(
@@ -525,6 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         lr=a.lr,
         weight_decay=a.weight_decay,
         batch_size=a.batch_size,
+        prefix_batch_size=a.prefix_batch_size,
         patience=a.patience,
         threads=a.threads,
         dp_epsilon=a.dp_epsilon,
