@@ -44,7 +44,7 @@ def prefix(seq: EncodedSequence, end: int, max_len: int) -> EncodedSequence:
 def prefix_batches(
     ends: np.ndarray, max_len: int, batch_size: int, rng: np.random.Generator
 ) -> Iterator[np.ndarray]:
-    """Sample indices in batches of equal prefix length, batches in random order."""
+    """Sample indices in runs of the length order (little padding), batches in random order."""
     lengths = np.minimum(ends, max_len)
     order = np.lexsort((rng.random(len(ends)), lengths))
     chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

@@ -106,3 +106,34 @@ def test_checkpoints_without_the_field_keep_absolute_positions() -> None:
     assert ModelConfig.from_dict({**cfg.to_dict(), "positions": "relative"}).positions == (
         "relative"
     )
+
+
+def test_window_filter_is_the_fft_of_the_left_padded_window_at_every_slot() -> None:
+    torch.manual_seed(0)
+    max_len, dim, cutoff, n = 10, 4, 5, 7
+    filt = FrequencyFilter(dim, 0.0, max_len, cutoff, scope="window").eval()
+    x = torch.randn(1, n + 2, dim)  # two padding slots on the right, masked out
+    mask = (torch.arange(n + 2) < n).view(1, -1, 1).float()
+    t = filt.toeplitz[: n + 2, : n + 2]  # type: ignore[index]
+    low = (t @ (x * mask))[0, :n]
+    beta = filt.sqrt_beta.detach().square()
+    window = torch.zeros(max_len, dim)
+    window[max_len - n :] = x[0, :n]
+    spectrum = torch.fft.rfft(window, dim=0, norm="ortho")
+    spectrum[cutoff // 2 + 1 :] = 0
+    ref_low = torch.fft.irfft(spectrum, n=max_len, dim=0, norm="ortho")[max_len - n :]
+    torch.testing.assert_close(low, ref_low, rtol=1e-5, atol=1e-5)
+    ours = filt.norm(x[0, :n] + low + beta * (x[0, :n] - low))
+    torch.testing.assert_close(filt(x, mask)[0, :n], ours, rtol=1e-5, atol=1e-5)
+
+
+def test_window_scope_newest_state_ignores_padding_but_reads_the_whole_window(
+    make_network: Factory, make_seq: Factory
+) -> None:
+    net = make_network("bsarec", filter_scope="window")
+    items = [2, 9, 4, 17, 6]
+    alone = net(collate([make_seq(items)], 8, False))[0]
+    padded = net(collate([make_seq(items), make_seq([3] * 8)], 8, False))[0, : len(items)]
+    torch.testing.assert_close(alone, padded, rtol=1e-5, atol=1e-5)
+    longer = net(collate([make_seq([*items, 11])], 8, False))[0, : len(items)]
+    assert not torch.allclose(alone, longer, atol=1e-4)  # earlier states see later events
