@@ -133,6 +133,10 @@ class BSARecEncoder(nn.Module):
         self.window = scope == "window"
         self.max_len = max_len
         self.positions = None if relative else nn.Embedding(max_len, dim)
+        # Without a position vector the input LayerNorm would make each event's state
+        # blind to its embedding's scale, and grad x input influences zero: one shared
+        # vector keeps them meaningful.
+        self.shift = nn.Parameter(0.02 * torch.randn(dim)) if relative else None
         self.norm = nn.LayerNorm(dim, eps=LN_EPS)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
@@ -152,6 +156,8 @@ class BSARecEncoder(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if self.positions is not None:
             x = x + self.positions(self._slots(x, lengths))
+        if self.shift is not None:
+            x = x + self.shift
         mask = None
         if self.window and lengths is not None:
             real = torch.arange(x.shape[1], device=x.device) < lengths.unsqueeze(1)

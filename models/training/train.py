@@ -1,8 +1,10 @@
 """Train a sequence model: ``streamrec train --dataset F --out DIR`` (``--arch`` bsarec).
 
-Next-item loss is the full softmax cross-entropy at every position of every
-training window in one pass (for causal encoders the same as every prefix as a
-sample; leave-one-out: each user's last two events are held out). Early
+Next-item loss is the full softmax cross-entropy: for causal encoders at every
+position of every training window in one pass (the same as every prefix as a
+sample), for bsarec's window-scope filter on every prefix as its own sample
+(:mod:`models.training.prefixes`); leave-one-out: each user's last two events are
+held out. Early
 stopping watches validation NDCG@10 of the network alone; afterwards the blend
 (transition weight and smoothing, seen demotion) is tuned on the same validation
 split (never on test), and DIR receives the checkpoint, ``metrics.json`` and

@@ -28,12 +28,17 @@ def datasets() -> Path:
 
 @pytest.fixture
 def make_network() -> MakeNetwork:
-    """Tiny randomly initialised network (30 items, width 16, window 8), in eval mode."""
+    """Tiny randomly initialised network (30 items, width 16, window 8), in eval mode.
+
+    ``"bsarec-causal"`` is bsarec with the causal (one-pass) filter scope.
+    """
 
     def make(arch: str, seed: int = 0, **kw: object) -> SequenceRecommender:
         base: dict[str, object] = dict(
             arch=arch, n_items=30, dim=16, n_layers=2, n_heads=2, dropout=0.0, max_len=8
         )
+        if arch == "bsarec-causal":
+            base.update(arch="bsarec", filter_scope="causal")
         base.update(kw)
         torch.manual_seed(seed)
         net = SequenceRecommender(ModelConfig(**base))  # type: ignore[arg-type]
@@ -59,4 +64,10 @@ def make_seq() -> MakeSeq:
 
 @pytest.fixture(params=["bsarec", "transformer", "lstm", "gru"])
 def arch(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=["bsarec-causal", "transformer", "lstm", "gru"])
+def causal_arch(request: pytest.FixtureRequest) -> str:
+    """Encoders whose every position sees only itself and earlier events."""
     return str(request.param)

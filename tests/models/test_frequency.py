@@ -49,10 +49,10 @@ def test_kernel_keeps_exactly_the_low_modes() -> None:
 
 
 def test_one_pass_equals_every_prefix_as_a_sample(
-    arch: str, make_network: Factory, make_seq: Factory
+    causal_arch: str, make_network: Factory, make_seq: Factory
 ) -> None:
     """Loss at every position of one pass sees what each prefix alone would show."""
-    net = make_network(arch)
+    net = make_network(causal_arch)
     items = [2, 9, 4, 17, 6, 11]
     full = net(collate([make_seq(items)], 8, False))[0]
     for t in range(1, len(items) + 1):
@@ -89,7 +89,7 @@ def test_lag_bias_attention_matches_the_written_out_formula() -> None:
 def test_relative_positions_one_pass_equals_every_prefix(
     make_network: Factory, make_seq: Factory
 ) -> None:
-    net = make_network("bsarec", positions="relative")
+    net = make_network("bsarec-causal", positions="relative")
     assert net.encoder.positions is None  # type: ignore[union-attr]
     items = [2, 9, 4, 17, 6, 11, 3, 8]
     full = net(collate([make_seq(items)], 8, False))[0]
@@ -137,3 +137,15 @@ def test_window_scope_newest_state_ignores_padding_but_reads_the_whole_window(
     torch.testing.assert_close(alone, padded, rtol=1e-5, atol=1e-5)
     longer = net(collate([make_seq([*items, 11])], 8, False))[0, : len(items)]
     assert not torch.allclose(alone, longer, atol=1e-4)  # earlier states see later events
+
+
+def test_relative_positions_keep_grad_x_input_informative(
+    make_network: Factory, make_seq: Factory
+) -> None:
+    """Scaling one event's input must move the state (else influences are all zero)."""
+    net = make_network("bsarec", positions="relative")
+    batch = collate([make_seq([4, 9, 13])], 8, False)
+    x = net.content(batch).detach().requires_grad_(True)
+    h = net.last_state(net.encode(x, batch.lengths), batch.lengths)
+    (g,) = torch.autograd.grad(h[0] @ torch.randn(16), x)
+    assert (g * x).sum(-1).abs().max() > 1e-3

@@ -41,9 +41,9 @@ def test_time_gaps_are_bucketed_when_used() -> None:
 
 
 def test_causality_later_item_does_not_change_earlier_positions(
-    arch: str, make_network: Factory, make_seq: Factory
+    causal_arch: str, make_network: Factory, make_seq: Factory
 ) -> None:
-    net = make_network(arch)
+    net = make_network(causal_arch)
     a = collate([make_seq([2, 3, 4, 5, 6])], 8, False)
     b = collate([make_seq([2, 3, 4, 5, 29])], 8, False)  # only the last event differs
     ha, hb = net(a), net(b)
