@@ -44,7 +44,7 @@ class ModelConfig:
     alpha: float = 0.7  # bsarec: weight of the frequency filter against attention
     cutoff: int = 5  # bsarec: the filter keeps cutoff // 2 + 1 low Fourier modes
     positions: str = "absolute"  # bsarec: "absolute" table or "relative" attention bias
-    filter_scope: str = "causal"  # bsarec: "causal" (one pass) or "window" (prefix samples)
+    filter_scope: str = "window"  # bsarec: "causal" (one pass) or "window" (prefix samples)
     use_events: bool = False  # False: the training data had no event types
     use_time: bool = False  # False: the training data had no timestamps
     purchase_trained: bool = False
