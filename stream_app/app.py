@@ -30,7 +30,7 @@ from stream_app.kafka.wait import wait_for_kafka
 from stream_app.lifecycle import AdjusterCheckpoint, Rebalance, Timers
 from stream_app.served_model import ModelServer
 from stream_app.settings import Settings
-from stream_app.state import rocksdb
+from stream_app.state import rocksdb, table_manager
 from stream_app.state.markov_store import TableTransitionStore
 from stream_app.state.write_back import WriteBack
 from stream_app.topology import TABLES, declare, internal_topic_specs
@@ -55,6 +55,8 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "broker": f"kafka://{settings.bootstrap}",
         "broker_credentials": faust_credentials(settings),
         "store": store,
+        # Faust's, bulk-restoring every table's new partitions at once when enabled.
+        "TableManager": table_manager.TableManager,
         "datadir": str(settings.data_dir / settings.app_id),
         "topic_partitions": settings.partitions,
         "topic_replication_factor": settings.replication_factor,
@@ -95,7 +97,7 @@ def create_app(settings: Settings) -> faust.App:
     to state, scored, adjusted and published (:class:`~stream_app.agents.Agents`)."""
     compat.apply()
     if settings.store == "rocksdb" and settings.bulk_restore:
-        rocksdb.enable_bulk_restore(settings)
+        table_manager.enable_bulk_restore(settings)
     app = faust.App(settings.app_id, **faust_settings(settings))
     topology = declare(app, settings, rocksdb_options(settings))
     # The pipeline writes the tables through these: at once, or once per batch.

@@ -1,4 +1,4 @@
-"""Restore a RocksDB table partition from its changelog in bulk, before Faust's
+"""Restore RocksDB table partitions from their changelogs in bulk, before Faust's
 recovery runs.
 
 Faust restores a table by passing every changelog record through its stream
@@ -6,22 +6,28 @@ machinery: a fetch, an event object, a flow-controlled queue, ``asyncio.wait_for
 per record, bookkeeping, then a write batch of 1,000. On the 2-core VM that ran at
 about 3,000 records/s (``scripts/bench_recovery.py``): minutes for 100,000 users.
 
-Here a plain consumer reads each newly assigned active changelog partition from
-the store's persisted offset to the partition's end offset, and writes what it
-reads as Faust's ``apply_changelog_batch`` would (a put per record, a delete per
-tombstone, in offset order), in one RocksDB write batch per fetch that also
-records the last offset written (Faust's own offset key), so the data and its
-offset land together. Faust's recovery then starts from that offset and reads
-only what arrived meanwhile, with every recovery guard of :mod:`stream_app.compat`
-in place: only the bulk of the reading is moved, not the hand-over to the stream.
-Standby partitions are left to Faust.
+Here one plain consumer reads every newly assigned active changelog partition of
+every table at once, each from the store's persisted offset to the partition's end
+offset, and writes what it reads as Faust's ``apply_changelog_batch`` would (a put
+per record, a delete per tombstone, in offset order), in one RocksDB write batch
+per partition and fetch that also records the last offset written (Faust's own
+offset key), so the data and its offset land together. The writes run in one
+thread, in fetch order, while the next fetch is read: fetching and writing
+overlap, and each partition's batches still land in offset order. Faust's
+recovery then starts from that offset and reads only what arrived meanwhile, with
+every recovery guard of :mod:`stream_app.compat` in place: only the bulk of the
+reading is moved, not the hand-over to the stream. Standby partitions are left to
+Faust.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import rocksdict
@@ -32,7 +38,8 @@ from stream_app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_RECORDS = 20_000  # per fetch, one write batch each
+MAX_RECORDS = 20_000  # per fetch of all partitions together
+WRITES_AHEAD = 4  # fetches read while earlier ones are still being written
 STALL_S = 30.0  # no progress this long (a broker gone): leave the rest to Faust
 
 
@@ -40,16 +47,34 @@ class Stalled(TimeoutError):
     """The changelog stopped arriving before its end offset."""
 
 
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One table's store, the changelog partitions (Faust TPs) to restore into it,
+    and the key under which Faust keeps a partition's persisted offset."""
+
+    store: Any
+    tps: Sequence[Any]
+    offset_key: bytes
+
+
 async def restore(
     settings: Settings, store: Any, tps: Iterable[Any], offset_key: bytes
 ) -> dict[int, int]:
     """Read each of ``tps`` (Faust TPs of ``store``'s changelog) from after its
     persisted offset to its end into ``store``; returns records written per partition."""
-    starts = {}
-    for tp in tps:
-        persisted = store.persisted_offset(tp)
-        starts[TopicPartition(tp.topic, tp.partition)] = 0 if persisted is None else persisted + 1
-    if not starts:
+    written = await restore_all(settings, [Job(store, list(tps), offset_key)])
+    return {tp.partition: n for tp, n in written.items()}
+
+
+async def restore_all(settings: Settings, jobs: Sequence[Job]) -> dict[TopicPartition, int]:
+    """Every job's partitions, read by one consumer; returns records written per partition."""
+    targets: dict[TopicPartition, tuple[Any, int, bytes]] = {}
+    for job in jobs:
+        for tp in job.tps:
+            persisted = job.store.persisted_offset(tp)
+            start = 0 if persisted is None else persisted + 1
+            targets[TopicPartition(tp.topic, tp.partition)] = (job.store, start, job.offset_key)
+    if not targets:
         return {}
     consumer = clients.consumer(
         settings,
@@ -59,50 +84,97 @@ async def restore(
     )
     await consumer.start()
     started = time.monotonic()
-    written: dict[int, int] = {}
     try:
-        consumer.assign(list(starts))
-        ends = await consumer.end_offsets(list(starts))
-        todo = {tp for tp, start in starts.items() if start < ends[tp]}
+        consumer.assign(list(targets))
+        ends = await consumer.end_offsets(list(targets))
+        todo = {tp for tp, (_, start, _) in targets.items() if start < ends[tp]}
         for tp in todo:
-            consumer.seek(tp, starts[tp])
-        progress = time.monotonic()
-        while todo:
-            batches = await consumer.getmany(*todo, timeout_ms=1000, max_records=MAX_RECORDS)
-            for tp, records in batches.items():
-                if records:
-                    write(store._db_for_partition(tp.partition), records, offset_key)
-                    written[tp.partition] = written.get(tp.partition, 0) + len(records)
-                    progress = time.monotonic()
-            if time.monotonic() - progress > STALL_S:
-                raise Stalled(f"no changelog records for {STALL_S:.0f} s, {len(todo)} left")
-            for tp in list(todo):
-                if await consumer.position(tp) >= ends[tp]:
-                    todo.discard(tp)
+            consumer.seek(tp, targets[tp][1])
+        written = await _read(consumer, targets, ends, todo)
     finally:
         await consumer.stop()
-    total = sum(written.values())
-    if total:
-        elapsed = time.monotonic() - started
-        log.info(
-            "bulk-restored %d changelog records of %s in %.1f s (%.0f/s)",
-            total,
-            next(iter(starts)).topic,
-            elapsed,
-            total / max(elapsed, 1e-9),
-        )
+    _log_rates(written, time.monotonic() - started)
     return written
 
 
-async def restore_or_defer(
-    settings: Settings, store: Any, tps: Iterable[Any], offset_key: bytes
-) -> None:
-    """:func:`restore`; if it fails (a broker gone, a stall), what it wrote stays (each
-    write batch carries its offset) and Faust's own recovery reads the rest."""
+async def _read(
+    consumer: Any,
+    targets: dict[TopicPartition, tuple[Any, int, bytes]],
+    ends: dict[TopicPartition, int],
+    todo: set[TopicPartition],
+) -> dict[TopicPartition, int]:
+    """Fetch ``todo`` up to ``ends``, handing each fetch to one writer thread (in
+    order, so a partition's batches land in offset order) while the next is read."""
+    written: dict[TopicPartition, int] = {}
+    pending: list[Future[None]] = []
+    loop = asyncio.get_running_loop()
+    progress = time.monotonic()
+    failed: list[BaseException] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="bulk-restore") as writer:
+        try:
+            while todo:
+                batches = await consumer.getmany(*todo, timeout_ms=1000, max_records=MAX_RECORDS)
+                parts = []
+                for tp, records in batches.items():
+                    if records:
+                        store, _, offset_key = targets[tp]
+                        parts.append((store._db_for_partition(tp.partition), records, offset_key))
+                        written[tp] = written.get(tp, 0) + len(records)
+                        progress = time.monotonic()
+                if parts:
+                    pending.append(writer.submit(write_all, parts, failed))
+                while len(pending) > WRITES_AHEAD:
+                    await asyncio.wrap_future(pending.pop(0), loop=loop)
+                if time.monotonic() - progress > STALL_S:
+                    raise Stalled(f"no changelog records for {STALL_S:.0f} s, {len(todo)} left")
+                for tp in list(todo):
+                    if await consumer.position(tp) >= ends[tp]:
+                        todo.discard(tp)
+        finally:
+            # What was fetched is written (with its offsets) even when reading stopped.
+            for future in pending:
+                await asyncio.wrap_future(future, loop=loop)
+    return written
+
+
+def _log_rates(written: dict[TopicPartition, int], elapsed: float) -> None:
+    total = sum(written.values())
+    if not total:
+        return
+    per_topic: dict[str, int] = {}
+    for tp, n in written.items():
+        per_topic[tp.topic] = per_topic.get(tp.topic, 0) + n
+    log.info(
+        "bulk-restored %d changelog records (%s) in %.1f s (%.0f/s)",
+        total,
+        ", ".join(f"{topic}: {n}" for topic, n in sorted(per_topic.items())),
+        elapsed,
+        total / max(elapsed, 1e-9),
+    )
+
+
+async def restore_or_defer(settings: Settings, jobs: Sequence[Job]) -> None:
+    """:func:`restore_all`; if it fails (a broker gone, a stall), what it wrote stays
+    (each write batch carries its offset) and Faust's own recovery reads the rest."""
     try:
-        await restore(settings, store, tps, offset_key)
+        await restore_all(settings, jobs)
     except Exception as exc:
         log.warning("bulk restore stopped (%r); Faust's recovery reads the rest", exc)
+
+
+def write_all(
+    parts: list[tuple[rocksdict.Rdict, list[Any], bytes]], failed: list[BaseException]
+) -> None:
+    """:func:`write` for each (db, records, offset key) of one fetch; nothing once an
+    earlier write ``failed``: a later batch's offset would claim the lost records."""
+    if failed:
+        return
+    try:
+        for db, records, offset_key in parts:
+            write(db, records, offset_key)
+    except BaseException as exc:
+        failed.append(exc)
+        raise
 
 
 def write(db: rocksdict.Rdict, records: list[Any], offset_key: bytes) -> None:

@@ -13,9 +13,8 @@ the number of partitions, and it fills within minutes instead of hours.
 
 Tables choose it with the store URL ``streamrec-rocksdb://`` (registered in
 Faust's store registry on import); the options are those of Faust's RocksDB
-store, plus ``memory_bytes`` and ``memtables_bytes``. With
-:func:`enable_bulk_restore`, a newly assigned partition is first restored in
-bulk (:mod:`stream_app.state.bulk_restore`), then handed to Faust's recovery.
+store, plus ``memory_bytes`` and ``memtables_bytes``. Newly assigned partitions
+are restored in bulk by :mod:`stream_app.state.table_manager`.
 """
 
 from __future__ import annotations
@@ -28,17 +27,10 @@ from faust import stores
 from faust.stores import rocksdb as faust_rocksdb
 
 from stream_app.settings import Settings
-from stream_app.state import bulk_restore
 
 SCHEME = "streamrec-rocksdb"
 MIB = 1 << 20
 _pools: dict[tuple[int, int], tuple[rocksdict.Cache, rocksdict.WriteBufferManager]] = {}
-_bulk_restore: list[Settings] = []  # the worker's settings, once bulk restore is on
-
-
-def enable_bulk_restore(settings: Settings) -> None:
-    """Restore newly assigned active partitions in bulk, with ``settings``' clients."""
-    _bulk_restore[:] = [settings]
 
 
 def shared_pool(
@@ -113,23 +105,6 @@ class Store(faust_rocksdb.Store):
             bloom_filter_size=opts.bloom_filter_size,
             use_rocksdict=True,
         )
-
-    async def on_rebalance(
-        self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
-    ) -> None:
-        """Faust's (close revoked partitions, open new ones), then, with bulk restore
-        on, the newly assigned active partitions read up to their changelogs' ends
-        before Faust's recovery looks at their persisted offsets."""
-        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
-        if not _bulk_restore:
-            return
-        standbys = self.app.assignor.assigned_standbys()
-        mine = self.table.changelog_topic.topics
-        tps = [tp for tp in newly_assigned if tp.topic in mine and tp not in standbys]
-        if not tps:
-            return
-        async with self.db_lock:
-            await bulk_restore.restore_or_defer(_bulk_restore[0], self, tps, self.offset_key)
 
 
 def memory_usage() -> dict[str, int]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import rocksdict
 from aiokafka.admin import NewTopic
+from aiokafka.structs import TopicPartition
 
 from stream_app.harness import Stack
 from stream_app.kafka import clients
@@ -92,9 +93,61 @@ async def test_a_failed_bulk_restore_leaves_the_rest_to_faust(
     async def broken(*args: Any) -> dict[int, int]:
         raise bulk_restore.Stalled("no changelog records for 30 s, 1 left")
 
-    monkeypatch.setattr(bulk_restore, "restore", broken)
-    await bulk_restore.restore_or_defer(stack.settings, FakeStore(tmp_path), [], OFFSET_KEY)
+    monkeypatch.setattr(bulk_restore, "restore_all", broken)
+    await bulk_restore.restore_or_defer(stack.settings, [])
     assert "Faust's recovery reads the rest" in caplog.text
+
+
+async def test_several_tables_are_read_by_one_consumer(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small fetches: many write batches per partition, several queued at once.
+    monkeypatch.setattr(bulk_restore, "MAX_RECORDS", 7)
+    topics = [f"{stack.settings.app_id}-t{i}-changelog" for i in range(3)]
+    await ensure_topics(stack.settings, [NewTopic(t, 2, 1) for t in topics])
+    for i, topic in enumerate(topics):
+        records = [
+            (p, f"k{n}".encode(), f"{topic}:{p}:{n}".encode())
+            for p in (0, 1)
+            for n in range(50 * (i + 1))
+        ]
+        await produce(stack, topic, records)
+    stores = [FakeStore(tmp_path / f"t{i}") for i in range(3)]
+    jobs = [
+        bulk_restore.Job(s, [TopicPartition(t, 0), TopicPartition(t, 1)], OFFSET_KEY)
+        for s, t in zip(stores, topics, strict=True)
+    ]
+    written = await bulk_restore.restore_all(stack.settings, jobs)
+    assert written == {
+        TopicPartition(t, p): 50 * (i + 1) for i, t in enumerate(topics) for p in (0, 1)
+    }
+    for i, (store, topic) in enumerate(zip(stores, topics, strict=True)):
+        n = 50 * (i + 1)
+        for p in (0, 1):
+            db = store.dbs[p]
+            assert db[OFFSET_KEY] == str(n - 1).encode()
+            assert (
+                db[b"k0"] == f"{topic}:{p}:0".encode()
+                and db[f"k{n - 1}".encode()] == f"{topic}:{p}:{n - 1}".encode()
+            )
+
+
+def test_no_batch_is_written_after_a_failed_one(tmp_path: Path) -> None:
+    class Record:
+        def __init__(self, offset: int) -> None:
+            self.key, self.value, self.offset = f"k{offset}".encode(), b"v", offset
+
+    class Broken:
+        def write(self, batch: Any) -> None:
+            raise OSError("disk full")
+
+    db = FakeStore(tmp_path)._db_for_partition(0)
+    failed: list[BaseException] = []
+    with pytest.raises(OSError):
+        bulk_restore.write_all([(Broken(), [Record(0)], OFFSET_KEY)], failed)
+    # A later fetch of the same partition would move its offset past the lost records.
+    bulk_restore.write_all([(db, [Record(1)], OFFSET_KEY)], failed)
+    assert db.get(OFFSET_KEY) is None and db.get(b"k1") is None
 
 
 async def test_a_wiped_worker_restores_in_bulk_and_serves_full_histories(stack: Stack) -> None:
