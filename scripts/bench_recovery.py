@@ -191,14 +191,16 @@ def run_case(
     thread.start()
     spy = None
     if profile is not None and worker.proc is not None:
-        argv = ["py-spy", "record", "--format", "raw", "-r", "50", "-o", str(profile)]
+        # Collapsed stacks, or speedscope (samples in time order, idle threads too) for .json.
+        fmt = ["speedscope", "--idle", "--threads"] if profile.suffix == ".json" else ["raw"]
+        argv = ["py-spy", "record", "--format", *fmt, "-r", "100", "-o", str(profile)]
         spy = subprocess.Popen([*argv, "--pid", str(worker.proc.pid)])
     worker.wait_ready(timeout=1800)
     ready_s = time.monotonic() - started
-    if spy is not None:
+    thread.join(timeout=600)
+    if spy is not None:  # until the probe was served
         spy.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
         spy.wait(60)
-    thread.join(timeout=600)
     state = web(worker, f"/state/{user}/")
     log = worker.log_path.read_bytes()[log_from:].decode(errors="replace")
     return {
@@ -273,7 +275,8 @@ def main() -> int:
     ap.add_argument(
         "--profile",
         type=Path,
-        help="run the restarted worker of the wiped case under py-spy, collapsed stacks here",
+        help="run the restarted worker of the wiped case under py-spy: collapsed stacks "
+        "here, or a speedscope timeline if the name ends in .json",
     )
     args = ap.parse_args()
     if args.plot:

@@ -24,6 +24,7 @@ from stream_app import compat, logs, monitoring
 from stream_app.agents import Agents
 from stream_app.caches import cache_sizes
 from stream_app.components import State, build_components
+from stream_app.kafka import fetch_wait
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.security import faust_credentials
 from stream_app.kafka.wait import wait_for_kafka
@@ -96,6 +97,7 @@ def create_app(settings: Settings) -> faust.App:
     """The worker's app. Data flows one way: an event from the input topic is applied
     to state, scored, adjusted and published (:class:`~stream_app.agents.Agents`)."""
     compat.apply()
+    fetch_wait.apply(settings.fetch_max_wait_ms)
     if settings.store == "rocksdb" and settings.bulk_restore:
         table_manager.enable_bulk_restore(settings)
     app = faust.App(settings.app_id, **faust_settings(settings))

@@ -188,6 +188,14 @@ class Settings(BaseSettings):
     )
     session_timeout_s: float = Field(10.0, description="consumer-group session timeout")
     heartbeat_interval_s: float = Field(1.0, description="consumer-group heartbeat interval")
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=0,
+        le=1500,
+        description="how long the broker holds the worker's fetch open when there is nothing "
+        "to read (Faust's own value: 1,500); the worker's other requests (offset lookups of a "
+        "table restore, the first fetch after it) queue behind an open fetch",
+    )
     commit_interval_s: float = Field(
         1.0,
         gt=0,

@@ -36,6 +36,15 @@ def enable_bulk_restore(settings: Settings) -> None:
 class TableManager(FaustTableManager):
     """Faust's table manager, bulk-restoring between the stores and the recovery."""
 
+    async def on_start(self) -> None:
+        """Faust's, without its first ``sleep(1.0)``: that second gave tables declared
+        late a chance before the set is closed, and it delays the consumer's subscription
+        (so every start) by a second. Every table of the worker is declared before the app
+        starts (:func:`stream_app.topology.declare`)."""
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
     async def on_rebalance(
         self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
     ) -> None:
