@@ -33,6 +33,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,21 @@ def commit() -> str:
     return out.stdout.decode().strip()
 
 
-def web(worker: WorkerProcess, path: str) -> dict[str, Any]:
+def web(worker: WorkerProcess, path: str, retry_s: float = 120.0) -> dict[str, Any]:
+    """GET ``path`` of the worker's web port; a 503 (partition being rebalanced or
+    restored) is retried for up to ``retry_s``, and logged: it means a rebalance after
+    the worker had served."""
     url = f"http://127.0.0.1:{worker.env['STREAMREC_WEB_PORT']}{path}"
-    with urllib.request.urlopen(url, timeout=120) as r:
-        return json.loads(r.read())
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=120) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or time.monotonic() > deadline:
+                raise
+            print(f"{path}: 503 ({exc.read().decode(errors='replace')}), retrying", flush=True)
+            time.sleep(1)
 
 
 async def end_offsets(settings: Settings, topics: list[str]) -> dict[str, int]:
@@ -251,8 +263,8 @@ def plot(reports: list[tuple[str, dict[str, Any]]], path: Path) -> None:
     longest = max(sum(seg.values()) for _, seg in rows)
     ax.set_xlim(0, longest * 2)
     ax.set_xlabel("seconds from the worker's start until it serves again (symlog)")
-    users = reports[0][1]["users"]
-    ax.set_title(f"recovery of one worker, {users:,} users")
+    users = sorted({r["users"] for _, r in reports})
+    ax.set_title(f"recovery of one worker, {' and '.join(f'{u:,}' for u in users)} users")
     ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -300,12 +312,16 @@ def main() -> int:
         records = asyncio.run(end_offsets(settings, changelogs))
         print(f"built {tables} from {sent} events in {build_s:.0f} s; changelogs {records}")
         cases = []
-        for case in args.cases.split(","):
-            profile = args.profile if case == "wiped" else None
-            cases.append(run_case(stack, worker, case, args.users, sent, len(cases) + 1, profile))
-            print(json.dumps(cases[-1]), flush=True)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(worker.log_path, args.out.with_suffix(".worker.log"))
+        try:
+            for case in args.cases.split(","):
+                profile = args.profile if case == "wiped" else None
+                cases.append(
+                    run_case(stack, worker, case, args.users, sent, len(cases) + 1, profile)
+                )
+                print(json.dumps(cases[-1]), flush=True)
+        finally:  # the worker's log, also when a case failed
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(worker.log_path, args.out.with_suffix(".worker.log"))
     per_100k = {c["case"]: round(c["serves_s"] * 100_000 / args.users, 2) for c in cases}
     report = {
         "commit": commit(),
