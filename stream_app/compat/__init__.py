@@ -35,6 +35,7 @@ from stream_app.compat import (  # noqa: E402
     commit_in_flight,
     direct_delivery,
     fetch_guard,
+    heartbeat_while_assigning,
     idempotent_producer,
     pause_forgets_buffer,
     recovery_seek,
@@ -54,6 +55,7 @@ GUARDS: tuple[ModuleType, ...] = (
     commit_in_flight,
     idempotent_producer,
     direct_delivery,
+    heartbeat_while_assigning,
 )
 
 _APPLIED = False

@@ -24,6 +24,7 @@ def test_apply_installs_every_guard_once_in_order() -> None:
         "commit_in_flight",
         "idempotent_producer",
         "direct_delivery",
+        "heartbeat_while_assigning",
     ]
     compat.apply()
     compat.apply()
