@@ -12,11 +12,13 @@ goes away and comes back reads on, every event into its window once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -87,15 +89,22 @@ def version_of(model_dir: Path) -> str:
     return str(json.loads((model_dir / "meta.json").read_text())["version"])
 
 
-async def test_trainer_promotes_and_new_items_are_served(bootstrap: str, tmp_path: Path) -> None:
-    model_dir = train_tiny(tmp_path)
-    v1 = version_of(model_dir)
-    stack = new_stack(
-        bootstrap, tmp_path, model_dir=str(model_dir), model_reload_s=0.5, adjust=False
-    )
+@contextlib.contextmanager
+def served_worker(bootstrap: str, tmp: Path) -> Iterator[tuple[Path, Stack, WorkerProcess]]:
+    """A tiny checkpoint (40 items) and a ready worker hot reloading it."""
+    model_dir = train_tiny(tmp)
+    stack = new_stack(bootstrap, tmp, model_dir=str(model_dir), model_reload_s=0.5, adjust=False)
     try:
         worker = stack.worker().start()
         worker.wait_ready()
+        yield model_dir, stack, worker
+    finally:
+        stack.stop()
+
+
+async def test_trainer_promotes_and_new_items_are_served(bootstrap: str, tmp_path: Path) -> None:
+    with served_worker(bootstrap, tmp_path) as (model_dir, stack, worker):
+        v1 = version_of(model_dir)
         now = int(time.time() * 1000)
         msgs = walks(60, 8, now, "u")
         # One round, once every event is in (none on the interval).
@@ -134,19 +143,11 @@ async def test_trainer_promotes_and_new_items_are_served(bootstrap: str, tmp_pat
         wait_for(lambda: sample(scrape(port), "streamrec_trainer_window_events") == window, 60)
         assert f"window restored: {window} events" in trainer.log_tail(20)
         assert f"current model {v2}" in trainer.log_tail(20)
-    finally:
-        stack.stop()
 
 
 async def test_a_broken_candidate_is_rejected(bootstrap: str, tmp_path: Path) -> None:
-    model_dir = train_tiny(tmp_path)
-    v1 = version_of(model_dir)
-    stack = new_stack(
-        bootstrap, tmp_path, model_dir=str(model_dir), model_reload_s=0.5, adjust=False
-    )
-    try:
-        worker = stack.worker().start()
-        worker.wait_ready()
+    with served_worker(bootstrap, tmp_path) as (model_dir, stack, _):
+        v1 = version_of(model_dir)
         trainer = start_trainer(stack, tmp_path, trainer_shuffle_labels=True, trainer_margin=0.0)
         port = trainer.env["STREAMREC_TRAINER_METRICS_PORT"]
         s = stack.settings
@@ -167,8 +168,6 @@ async def test_a_broken_candidate_is_rejected(bootstrap: str, tmp_path: Path) ->
         assert kept and (kept[0] / "report.json").exists()
         recs = decoded(await read_n(s.bootstrap, s.output_topic, len(msgs), 120))
         assert {r["model"]["version"] for r in recs} == {v1}
-    finally:
-        stack.stop()
 
 
 def test_the_trainer_reads_on_across_a_broker_outage(tmp_path: Path) -> None:
