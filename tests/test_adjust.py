@@ -370,3 +370,19 @@ def test_bench_replay_compares_worker_counts(tmp_path: Path) -> None:
     assert [len(v) for v in rees46["events_per_s"].values()] == [2, 2]
     assert [len(v) for v in rees46["probe_s"].values()] == [2, 2]  # the machine, each run
     assert rees46["ratio"] == rees46["median"]["workers=2"] / rees46["median"]["workers=1"]
+
+
+def test_feedback_negatives_are_a_uniform_sample_fixed_by_the_list() -> None:
+    from collections import Counter
+
+    from models.rerank.feedback import sample
+
+    counts: Counter[int] = Counter()
+    for seed in range(6000):
+        picked = sample(list(range(30)), 5, seed * 2_654_435_761)
+        assert len(set(picked)) == 5 and picked == sorted(picked)
+        assert picked == sample(list(range(30)), 5, seed * 2_654_435_761)
+        counts.update(picked)
+    expected = 6000 * 5 / 30
+    assert set(counts) == set(range(30))  # the last candidates too (the trending ones)
+    assert all(abs(n - expected) < 0.15 * expected for n in counts.values())

@@ -96,3 +96,55 @@ def test_each_prediction_is_scored_by_the_next_event_refreshes_included(tmp_path
     restored = OnlineAdjustment(k=10)
     assert restored.restore(tmp_path)
     assert restored.purchase.examples == 1
+
+
+def test_window_metrics_match_river_rolling_metrics() -> None:
+    from river import metrics, utils
+
+    rng = random.Random(7)
+    q = ClassificationQuality(threshold=0.3, window=50)
+    cm = utils.Rolling(metrics.ConfusionMatrix, window_size=50)
+    reference = {
+        "accuracy": metrics.Accuracy(cm=cm),
+        "precision": metrics.Precision(cm=cm),
+        "recall": metrics.Recall(cm=cm),
+        "f1": metrics.F1(cm=cm),
+    }
+    brier = utils.Rolling(metrics.MSE, window_size=50)
+    for i in range(400):
+        y, p = rng.random() < 0.2, rng.random() ** 2
+        q.add(y, p)
+        cm.update(y, p >= 0.3)
+        brier.update(float(y), p)
+        if i % 37 == 0:
+            window = q.summary()["window"]
+            for name, metric in reference.items():
+                assert window[name] == metric.get(), name
+            assert abs(window["brier"] - brier.get()) < 1e-12
+
+
+def test_the_head_learns_every_purchase_and_every_nth_other_event_weighted() -> None:
+    head = PurchasePropensity(negatives_every=3)
+    learned: list[tuple[bool, float]] = []
+    regression = head.model["LogisticRegression"]
+    original = regression.learn_one
+    regression.learn_one = lambda x, y, w=1.0: (learned.append((y, w)), original(x, y, w))
+    x = purchase_features([Interaction("a", "click", 0)])
+    labels = [False, True, False, False, True, False, False, False]
+    for y in labels:
+        head.learn_one(x, y)
+    # Negatives 3 and 6 of the six are learned, at weight 3; both purchases at 1.
+    assert learned == [(True, 1.0), (False, 3.0), (True, 1.0), (False, 3.0)]
+    assert head.examples == len(labels)
+
+
+def test_a_head_pickled_before_downsampling_learns_every_event() -> None:
+    import pickle
+
+    head = PurchasePropensity()
+    state = {k: v for k, v in head.__dict__.items() if k not in ("negatives_every", "_negatives")}
+    old = PurchasePropensity.__new__(PurchasePropensity)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert old.negatives_every == 1
+    old.learn_one(purchase_features([Interaction("a", "click", 0)]), False)
+    assert old.model["StandardScaler"].counts  # learned from the negative

@@ -15,12 +15,12 @@ published to its user before it.
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-from river import metrics, utils
+from river import metrics
 
 _DISCOUNT = [1.0 / math.log2(rank + 2) for rank in range(1000)]
 
@@ -139,8 +139,12 @@ class LogitHistogramAUC:
 class ClassificationQuality:
     """Prequential accuracy, precision, recall, F1, ROC AUC and Brier score (the MSE
     of the probability) of P(y) predictions, cumulative and over the last
-    ``window`` predictions (river's metrics, ``utils.Rolling`` and ``RollingROCAUC``).
+    ``window`` predictions (river's metrics; ``RollingROCAUC`` for the window's AUC).
     A prediction counts as positive when ``p >= threshold``.
+
+    The window's other metrics are counted from its last predictions when read:
+    every prediction is added, the summary is read every hundred, and river's
+    rolling wrappers would revert one prediction per prediction added.
 
     >>> q = ClassificationQuality(threshold=0.5, window=2)
     >>> for y, p in [(True, 0.8), (False, 0.6), (False, 0.1), (True, 0.4)]:
@@ -159,40 +163,56 @@ class ClassificationQuality:
         self.events = 0
         self.positives = 0
         self.last: tuple[bool, float] | None = None  # the latest (y, p)
-        # One confusion matrix per horizon, shared by the four label metrics.
-        self._cms = (
-            metrics.ConfusionMatrix(),
-            utils.Rolling(metrics.ConfusionMatrix, window_size=window),
-        )
-        self._auc = (LogitHistogramAUC(), metrics.RollingROCAUC(window_size=window))
-        self._brier = (metrics.MSE(), utils.Rolling(metrics.MSE, window_size=window))
-        horizons: list[dict[str, Any]] = [
-            {
-                "accuracy": metrics.Accuracy(cm=cm),
-                "precision": metrics.Precision(cm=cm),
-                "recall": metrics.Recall(cm=cm),
-                "f1": metrics.F1(cm=cm),
-                "auc": auc,
-                "brier": brier,
-            }
-            for cm, auc, brier in zip(self._cms, self._auc, self._brier, strict=True)
-        ]
-        self.cumulative, self.window = horizons
+        self._cm = metrics.ConfusionMatrix()  # shared by the four label metrics
+        self._auc = LogitHistogramAUC()
+        self._brier = metrics.MSE()
+        self._recent: deque[tuple[bool, bool, float]] = deque(maxlen=window)
+        self._window_auc = metrics.RollingROCAUC(window_size=window)
+        self.cumulative = _label_metrics(self._cm) | {"auc": self._auc, "brier": self._brier}
 
     def add(self, y: bool, p: float) -> None:
-        self.last = (bool(y), p)
+        y = bool(y)
+        self.last = (y, p)
         self.events += 1
-        self.positives += bool(y)
+        self.positives += y
         predicted = p >= self.threshold
-        for cm in self._cms:
-            cm.update(y, predicted)
-        for auc in self._auc:
-            auc.update(y, p)
-        for brier in self._brier:
-            brier.update(float(y), p)
+        self._cm.update(y, predicted)
+        self._auc.update(y, p)
+        self._brier.update(float(y), p)
+        self._recent.append((y, predicted, (y - p) ** 2))
+        self._window_auc.update(y, p)
+
+    @property
+    def window(self) -> dict[str, Any]:
+        """The metrics of the last ``window`` predictions, counted now."""
+        cm = metrics.ConfusionMatrix()
+        for (y, predicted), n in Counter((y, pr) for y, pr, _ in self._recent).items():
+            cm.update(y, predicted, w=n)
+        recent = self._recent
+        brier = sum(e for _, _, e in recent) / len(recent) if recent else 0.0
+        return _label_metrics(cm) | {"auc": self._window_auc, "brier": _Fixed(brier)}
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {n: float(self.cumulative[n].get()) for n in self.NAMES}
-        out["window"] = {n: float(self.window[n].get()) for n in self.NAMES}
+        window = self.window
+        out["window"] = {n: float(window[n].get()) for n in self.NAMES}
         out.update(events=self.events, positives=self.positives, threshold=self.threshold)
         return out
+
+
+def _label_metrics(cm: metrics.ConfusionMatrix) -> dict[str, Any]:
+    return {
+        "accuracy": metrics.Accuracy(cm=cm),
+        "precision": metrics.Precision(cm=cm),
+        "recall": metrics.Recall(cm=cm),
+        "f1": metrics.F1(cm=cm),
+    }
+
+
+class _Fixed(NamedTuple):
+    """A value read like a river metric (``.get()``)."""
+
+    value: float
+
+    def get(self) -> float:
+        return self.value
