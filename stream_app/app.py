@@ -24,7 +24,7 @@ from stream_app import compat, logs, monitoring
 from stream_app.agents import Agents
 from stream_app.caches import cache_sizes
 from stream_app.components import State, build_components
-from stream_app.kafka import fetch_wait
+from stream_app.kafka import fetch_wait, static_member
 from stream_app.kafka.admin import ensure_topics
 from stream_app.kafka.security import faust_credentials
 from stream_app.kafka.wait import wait_for_kafka
@@ -66,6 +66,10 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         # Small timeouts: a worker joins, and a dead one is noticed, within seconds.
         "broker_session_timeout": settings.session_timeout_s,
         "broker_heartbeat_interval": settings.heartbeat_interval_s,
+        # Static membership: a restarted worker replaces its dead predecessor at once.
+        "consumer_group_instance_id": static_member.instance_id(
+            settings.group_instance_id, settings.app_id, settings.data_dir
+        ),
         "broker_request_timeout": max(40.0, settings.session_timeout_s * 4),
         "consumer_auto_offset_reset": "earliest",
         # Big enough to forward a huge (rejected) event's original bytes to the DLQ.

@@ -188,6 +188,13 @@ class Settings(BaseSettings):
     )
     session_timeout_s: float = Field(10.0, description="consumer-group session timeout")
     heartbeat_interval_s: float = Field(1.0, description="consumer-group heartbeat interval")
+    group_instance_id: str = Field(
+        "auto",
+        description="static group membership: a worker started again with the same id gets "
+        "its partitions back at once, not after the dead one's session timeout; `auto` = "
+        "host name and state directory (unique per worker, stable across its restarts), "
+        "empty = off (dynamic membership); two running workers must never share one",
+    )
     fetch_max_wait_ms: int = Field(
         100,
         ge=0,

@@ -41,6 +41,8 @@ from stream_app.compat import (  # noqa: E402
     recovery_seek,
     revoke_commit_first,
     seek_uncommitted,
+    static_fencing,
+    static_leave,
 )
 
 #: Installed in this order. Each module has ``OWNER``, ``NAME``, ``upstream`` (the
@@ -56,6 +58,8 @@ GUARDS: tuple[ModuleType, ...] = (
     idempotent_producer,
     direct_delivery,
     heartbeat_while_assigning,
+    static_leave,
+    static_fencing,
 )
 
 _APPLIED = False

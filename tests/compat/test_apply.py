@@ -25,6 +25,8 @@ def test_apply_installs_every_guard_once_in_order() -> None:
         "idempotent_producer",
         "direct_delivery",
         "heartbeat_while_assigning",
+        "static_leave",
+        "static_fencing",
     ]
     compat.apply()
     compat.apply()
