@@ -68,7 +68,10 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "broker_heartbeat_interval": settings.heartbeat_interval_s,
         # Static membership: a restarted worker replaces its dead predecessor at once.
         "consumer_group_instance_id": static_member.instance_id(
-            settings.group_instance_id, settings.app_id, settings.data_dir
+            settings.group_instance_id,
+            settings.app_id,
+            settings.data_dir,
+            f"{settings.web_host}:{settings.web_port}",
         ),
         "broker_request_timeout": max(40.0, settings.session_timeout_s * 4),
         "consumer_auto_offset_reset": "earliest",

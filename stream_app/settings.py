@@ -193,7 +193,8 @@ class Settings(BaseSettings):
         description="static group membership: a worker started again with the same id gets "
         "its partitions back at once, not after the dead one's session timeout; `auto` = "
         "host name and state directory (unique per worker, stable across its restarts), "
-        "empty = off (dynamic membership); two running workers must never share one",
+        "empty = off (dynamic membership); the worker's web host and port are appended; "
+        "of two running workers with one id, the older stops",
     )
     fetch_max_wait_ms: int = Field(
         100,

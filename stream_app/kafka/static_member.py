@@ -10,9 +10,9 @@ removes a static member by member id and instance id, and Heartbeat v3 lets the 
 answer a member whose id another worker took with FENCED_INSTANCE_ID. Used by the
 guards :mod:`stream_app.compat.static_leave` and :mod:`stream_app.compat.static_fencing`.
 
->>> instance_id("auto", "streamrec", Path("/var/w1"), host="h1")
-'h1:/var/w1/streamrec'
->>> instance_id("", "streamrec", Path("/var/w1")) is None
+>>> instance_id("auto", "streamrec", Path("/var/w1"), "10.0.0.5:6066", host="h1")
+'h1:/var/w1/streamrec@10.0.0.5:6066'
+>>> instance_id("", "streamrec", Path("/var/w1"), "10.0.0.5:6066") is None
 True
 """
 
@@ -37,19 +37,24 @@ class FencedInstanceIdError(RuntimeError):
     """
 
 
-def instance_id(setting: str, app_id: str, data_dir: Path, host: str | None = None) -> str | None:
+def instance_id(
+    setting: str, app_id: str, data_dir: Path, web_url: str, host: str | None = None
+) -> str | None:
     """The group instance id for ``setting``: ``""`` = none (dynamic membership),
-    ``auto`` = host name and the worker's state directory, else the setting itself.
+    ``auto`` = host name and the worker's state directory, else the setting itself;
+    followed by the worker's web URL (``host:port``).
 
     Two workers on one host cannot share a state directory (RocksDB locks it), and
     workers on different hosts differ by host name, so ``auto`` is unique per worker
     and stays the same when the worker is started again on the same host, also after
-    its state was deleted."""
+    its state was deleted. The URL is part of the id because a static member that
+    joins again is given its predecessor's assignment as it was, and Faust's
+    assignment names the worker's URL (its assignor refuses another): a worker whose
+    URL changed is a new member."""
     if setting == "":
         return None
-    if setting != AUTO:
-        return setting
-    return f"{host or socket.gethostname()}:{(data_dir / app_id).resolve()}"
+    base = f"{host or socket.gethostname()}:{(data_dir / app_id).resolve()}"
+    return f"{base if setting == AUTO else setting}@{web_url}"
 
 
 class LeaveGroupResponse_v3(Response):
