@@ -24,7 +24,7 @@ from typing import Any, Final
 import aiokafka.errors as Errors
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 
-from stream_app.kafka.static_member import StaticLeaveGroupRequest
+from stream_app.kafka.static_member import FENCED_INSTANCE_ID, StaticLeaveGroupRequest
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,17 @@ async def _maybe_leave_group(self: Any) -> None:
         log.error("LeaveGroup of static member %s failed: %s", instance, err)
     else:
         codes = [response.error_code] + [m[2] for m in response.members]
-        errors = [Errors.for_code(c).__name__ for c in codes if c != 0]
+        errors = [_name(c) for c in codes if c != 0]
         if errors:
             log.error("LeaveGroup of static member %s refused: %s", instance, errors)
         else:
             log.info("LeaveGroup of static member %s succeeded", instance)
     self.reset_generation()
+
+
+def _name(code: int) -> str:
+    """aiokafka 0.14 knows no error class for FENCED_INSTANCE_ID."""
+    return "FENCED_INSTANCE_ID" if code == FENCED_INSTANCE_ID else Errors.for_code(code).__name__
 
 
 patched: Final = _maybe_leave_group
