@@ -14,7 +14,8 @@ come back with its full history).
   moved   SIGTERM, local state deleted, restart: every table restored from its
           changelog topic (partitions moved to a new host in an orderly way)
   wiped   kill -9, local state deleted, restart: the same after a crash that took
-          the disk; the group first waits for the dead member's session to expire
+          the disk; a static member (the default) takes the dead one's place at once,
+          a dynamic one first waits for the dead member's session to expire
 
 Writes ``results/recovery.json``; the headline is seconds per 100,000 users for
 the wiped case.
