@@ -412,11 +412,19 @@ class Settings(BaseSettings):
         description="the most recent events held out of training; candidate and current "
         "model are judged on them (next-item HR@10, NDCG@10)",
     )
-    trainer_margin: float = Field(
-        0.005,
+    trainer_gate_margin: float = Field(
+        0.05,
         ge=0,
-        description="a candidate is promoted unless its holdout NDCG@10 is lower than the "
-        "current model's by more than this",
+        description="relative margin of the gate: a candidate fails only if its mean per-event "
+        "holdout NDCG@10 is below the reference's (the current model, and the oldest kept "
+        "ancestor) by more than this share of the reference's score and by more than "
+        "`STREAMREC_TRAINER_GATE_Z` standard errors",
+    )
+    trainer_gate_z: float = Field(
+        1.64,
+        ge=0,
+        description="standard errors of the paired per-event NDCG@10 difference (clustered by "
+        "user) a candidate may lose and still pass: the gate's tolerance of holdout noise",
     )
     trainer_epochs: int = Field(3, ge=1, description="fine-tuning epochs over the window per round")
     trainer_lr: float = Field(1e-3, gt=0, description="fine-tuning learning rate (AdamW)")

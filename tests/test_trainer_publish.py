@@ -41,3 +41,21 @@ def test_promotion_turns_the_directory_into_a_link_and_keeps_the_served_version(
     kept = sorted(d.name for d in versions.iterdir() if not d.name.startswith("."))
     assert len(kept) == 2 and publish.current_version(model_dir) in kept
     assert not list(versions.glob(".writing-*"))
+
+
+def test_the_anchor_is_the_oldest_ancestor_still_kept(tmp_path: Path) -> None:
+    import torch
+
+    settings = Settings(model_dir=tmp_path / "current", trainer_keep=3)
+    versions = publish.versions_dir(settings)
+    chain: list[str] = []
+    for seed in range(5):
+        torch.manual_seed(seed)
+        net = SequenceRecommender(ModelConfig(arch="gru", n_items=3, dim=4, n_layers=1))
+        meta = {"parent": chain[-1] if chain else None}
+        chain.append(publish.write(versions, net, ItemVocab("abc"), None, meta))
+        publish.promote(settings, chain[-1])
+    served = checkpoint.load(settings.model_dir)  # type: ignore[arg-type]
+    assert served.version == chain[-1]
+    assert publish.oldest_ancestor(settings, served.meta) == chain[-3]  # 3 kept: 2 back
+    assert publish.oldest_ancestor(settings, {"parent": None}) is None

@@ -8,8 +8,11 @@ on the training sequences with the ordinary next-item loss
 (:func:`models.training.train.train_epoch`). Candidate and current model are
 then ranked on the held-out events, the most recent ones, which neither saw
 (next-item HR@10 and NDCG@10 over the full catalogue, with each model's own
-blend, as served). The candidate passes the gate unless its NDCG@10 is lower
-than the current model's by more than ``margin``. With no current model, the
+blend, as served). The candidate passes the gate
+(:mod:`models.training.gate`) unless its per-event NDCG@10 is lower than the
+reference's by more than the holdout's noise and a relative margin; the
+reference is the current model and, when given, an older ancestor too (the
+anchor), so small steps down cannot add up. With no current model, the
 reference is the training events' popularity ranking, so a first model must at
 least rank like "most popular".
 
@@ -29,7 +32,9 @@ import numpy as np
 import torch
 
 from models.datasets import UserSequence
-from models.evaluation.ranking import ScoreFn, encode_examples, evaluate_ranking
+from models.evaluation.metrics import RankingMetrics, target_ranks
+from models.evaluation.ranking import ScoreFn, encode_examples
+from models.nn.batching import collate, length_buckets
 from models.nn.config import ModelConfig
 from models.nn.network import SequenceRecommender
 from models.nn.predictor import Predictor
@@ -37,6 +42,7 @@ from models.nn.transitions import Transitions
 from models.nn.vocab import FIRST, ItemVocab
 from models.serving.checkpoint import Checkpoint
 from models.training.data import EncodedSequence, Example, encode
+from models.training.gate import ndcg_gains, non_inferior
 from models.training.grow import add_counts, grow, grow_transitions
 from models.training.train import (
     TrainConfig,
@@ -46,8 +52,6 @@ from models.training.train import (
     training_set,
 )
 
-GATE_METRIC = "NDCG@10"
-
 
 @dataclass
 class ContinualConfig:
@@ -55,7 +59,8 @@ class ContinualConfig:
     lr: float = 1e-3
     batch_size: int = 64
     seed: int = 0
-    margin: float = 0.005  # absolute NDCG@10 the candidate may lose and still pass
+    rel_margin: float = 0.05  # share of the reference's NDCG@10 the candidate may lose
+    z: float = 1.64  # ... or this many standard errors of the paired difference
     shuffle_labels: bool = False
     scratch: ModelConfig = field(default_factory=lambda: ModelConfig(dim=32, n_layers=1))
 
@@ -78,13 +83,14 @@ class RoundResult:
     current: dict[str, float]
     reference: str  # "current" or "popularity"
     promote: bool
+    gate: dict[str, Any]  # the verdict against the reference and against the anchor
     examples: int  # training positions
     new_items: int
     seconds: float
     loss: float
 
     def report(self) -> dict[str, Any]:
-        keys = ("reference", "promote", "examples", "new_items", "seconds", "loss")
+        keys = ("reference", "promote", "gate", "examples", "new_items", "seconds", "loss")
         out: dict[str, Any] = {k: getattr(self, k) for k in keys}
         return {**out, "candidate": self.candidate, "current": self.current}
 
@@ -167,23 +173,41 @@ def fine_tune(
     return examples, loss
 
 
-def holdout_metrics(
+def holdout_ranks(
     net: SequenceRecommender,
     vocab: ItemVocab,
     transitions: Transitions | None,
     holdout: Sequence[Example],
     device: torch.device,
-) -> dict[str, float]:
-    """HR/NDCG of the blended model over the held-out events (unknown targets: misses)."""
+) -> np.ndarray:
+    """0-based rank of each held-out target under the blended model (unknown target: a miss)."""
     inputs, targets = encode_examples(holdout, vocab, net.config.use_events)
     score: ScoreFn = Predictor(net, transitions, device).score
-    mc = net.config
-    return evaluate_ranking({"m": score}, inputs, targets, mc.max_len, mc.use_time)["m"]
+    return _ranks(score, inputs, targets, net.config.max_len, net.config.use_time)
 
 
-def popularity_metrics(
+def _ranks(
+    score: ScoreFn, inputs: Sequence[Any], targets: np.ndarray, max_len: int, use_time: bool
+) -> np.ndarray:
+    out = np.zeros(len(targets), dtype=np.int64)
+    for idx in length_buckets([len(s.items) for s in inputs], 512, rng=None):
+        batch = collate([inputs[i] for i in idx], max_len, use_time)
+        scores = score(batch)
+        t = torch.from_numpy(targets[idx]).to(scores.device)
+        out[idx] = target_ranks(scores, t).cpu().numpy()
+    return out
+
+
+def summary(ranks: np.ndarray) -> dict[str, float]:
+    """HR@K, NDCG@K, MRR and the event count, as :class:`RankingMetrics` reports them."""
+    m = RankingMetrics()
+    m.update(torch.from_numpy(ranks))
+    return m.result()
+
+
+def popularity_ranks(
     vocab: ItemVocab, train: Sequence[UserSequence], holdout: Sequence[Example]
-) -> dict[str, float]:
+) -> np.ndarray:
     counts = np.zeros(len(vocab), dtype=np.float32)
     for s in train:
         for i in s.items:
@@ -191,37 +215,56 @@ def popularity_metrics(
     pop = torch.from_numpy(counts)
     inputs, targets = encode_examples(holdout, vocab, False)
     score: ScoreFn = lambda b: pop.expand(len(b.lengths), -1)  # noqa: E731
-    return evaluate_ranking({"pop": score}, inputs, targets, 1, False)["pop"]
+    return _ranks(score, inputs, targets, 1, False)
+
+
+def _judge(
+    cand: np.ndarray, ref: np.ndarray, users: list[str], cfg: ContinualConfig
+) -> dict[str, Any]:
+    return non_inferior(ndcg_gains(cand), ndcg_gains(ref), users, cfg.rel_margin, cfg.z).to_dict()
 
 
 def run_round(
-    current: Checkpoint | None, data: RoundData, cfg: ContinualConfig, device: torch.device
+    current: Checkpoint | None,
+    data: RoundData,
+    cfg: ContinualConfig,
+    device: torch.device,
+    anchor: Checkpoint | None = None,
 ) -> RoundResult:
-    """Fine-tune a candidate from ``current`` on ``data.train`` and judge it on ``data.holdout``."""
+    """Fine-tune a candidate from ``current`` on ``data.train`` and judge it on ``data.holdout``.
+
+    ``anchor``, an ancestor of ``current``, is a second reference the candidate must not
+    be worse than (beyond noise), so a chain of small losses cannot drift far.
+    """
     t0 = time.monotonic()
     seed_everything(cfg.seed)
     net, vocab, transitions, n_new = _start(current, data, cfg, device)
     seqs = [encode(s, vocab, net.config.use_events) for s in data.train]
     examples, loss = fine_tune(net, seqs, cfg, device)
-    cand = holdout_metrics(net, vocab, transitions, data.holdout, device)
+    users = [e.history.user for e in data.holdout]
+    cand = holdout_ranks(net, vocab, transitions, data.holdout, device)
     if current is not None:
-        ref = holdout_metrics(
+        ref = holdout_ranks(
             current.network, current.vocab, current.transitions, data.holdout, device
         )
         reference = "current"
     else:
-        ref, reference = popularity_metrics(vocab, data.train, data.holdout), "popularity"
-    promote = (
-        bool(data.holdout) and examples > 0 and cand[GATE_METRIC] >= ref[GATE_METRIC] - cfg.margin
-    )
+        ref, reference = popularity_ranks(vocab, data.train, data.holdout), "popularity"
+    gate = {reference: _judge(cand, ref, users, cfg)}
+    if anchor is not None and current is not None and anchor.version != current.version:
+        held = holdout_ranks(anchor.network, anchor.vocab, anchor.transitions, data.holdout, device)
+        gate["anchor"] = {"version": anchor.version, **_judge(cand, held, users, cfg)}
+    passed = all(v["passed"] for v in gate.values())
+    promote = bool(data.holdout) and examples > 0 and passed
     return RoundResult(
         net,
         vocab,
         transitions,
-        cand,
-        ref,
+        summary(cand),
+        summary(ref),
         reference,
         promote,
+        gate,
         examples,
         n_new,
         time.monotonic() - t0,

@@ -100,6 +100,24 @@ def promote(settings: Settings, version: str) -> Path:
     return target
 
 
+def oldest_ancestor(settings: Settings, meta: dict[str, Any]) -> str | None:
+    """The oldest ancestor of a checkpoint still in the versions directory (its parents, in turn).
+
+    Pruning keeps ``STREAMREC_TRAINER_KEEP`` versions, so this is the model of at most
+    that many promotions ago: the gate's anchor against a slow drift down.
+    """
+    directory, found = versions_dir(settings), None
+    parent, seen = meta.get("parent"), set()
+    while isinstance(parent, str) and parent not in seen:
+        seen.add(parent)
+        try:
+            parent_meta = json.loads((directory / parent / "meta.json").read_text())
+        except (OSError, ValueError):
+            break
+        found, parent = parent, parent_meta.get("parent")
+    return found
+
+
 def prune(directory: Path, n: int, keep: Path | None = None) -> None:
     """Remove all but the ``n`` newest version directories (and never ``keep``)."""
     if not directory.is_dir():

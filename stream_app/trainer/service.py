@@ -39,7 +39,8 @@ def continual_config(settings: Settings) -> ContinualConfig:
         epochs=s.trainer_epochs,
         lr=s.trainer_lr,
         batch_size=s.trainer_batch_size,
-        margin=s.trainer_margin,
+        rel_margin=s.trainer_gate_margin,
+        z=s.trainer_gate_z,
         shuffle_labels=s.trainer_shuffle_labels,
         scratch=ModelConfig(
             dim=s.trainer_dim,
@@ -71,6 +72,7 @@ class Trainer:
         self.cfg = continual_config(settings)
         self.device = resolve_device(settings.device)
         self.current: Checkpoint | None = None
+        self.anchor: Checkpoint | None = None  # an older ancestor the gate also compares with
         self.folded_seq = 0  # arrivals up to here are in the current model's transitions
         self.last_round_seq = 0
         self.last_round_at = time.monotonic()
@@ -147,7 +149,23 @@ class Trainer:
         self, data: RoundData, folded_through: int
     ) -> tuple[RoundResult, int, Checkpoint | None]:
         current = self._refresh_current()
-        return run_round(current, data, self.cfg, self.device), folded_through, current
+        anchor = self._refresh_anchor(current)
+        return run_round(current, data, self.cfg, self.device, anchor), folded_through, current
+
+    def _refresh_anchor(self, current: Checkpoint | None) -> Checkpoint | None:
+        """Load the oldest ancestor of ``current`` still kept, if it is not the one held."""
+        version = publish.oldest_ancestor(self.settings, current.meta) if current else None
+        if version is None:
+            self.anchor = None
+        elif self.anchor is None or self.anchor.version != version:
+            try:
+                self.anchor = checkpoint.load(
+                    publish.versions_dir(self.settings) / version, self.device
+                )
+            except Exception:
+                log.exception("cannot load the anchor %s; judging against current only", version)
+                self.anchor = None
+        return self.anchor
 
     def finish_round(self) -> None:
         """Promote or reject the finished round's candidate (or log why it failed)."""
@@ -206,12 +224,12 @@ class Trainer:
         publish.prune(rejected, self.settings.trainer_keep)
         metrics.ROUNDS.labels("rejected").inc()
         log.warning(
-            "rejected %s: holdout NDCG@10 %.4f vs %s %.4f (margin %g); kept in %s",
+            "rejected %s: holdout NDCG@10 %.4f vs %s %.4f, gate %s; kept in %s",
             version,
             r.candidate["NDCG@10"],
             r.reference,
             r.current["NDCG@10"],
-            self.settings.trainer_margin,
+            r.gate,
             rejected / version,
         )
 

@@ -148,7 +148,7 @@ async def test_trainer_promotes_and_new_items_are_served(bootstrap: str, tmp_pat
 async def test_a_broken_candidate_is_rejected(bootstrap: str, tmp_path: Path) -> None:
     with served_worker(bootstrap, tmp_path) as (model_dir, stack, _):
         v1 = version_of(model_dir)
-        trainer = start_trainer(stack, tmp_path, trainer_shuffle_labels=True, trainer_margin=0.0)
+        trainer = start_trainer(stack, tmp_path, trainer_shuffle_labels=True)
         port = trainer.env["STREAMREC_TRAINER_METRICS_PORT"]
         s = stack.settings
         now = int(time.time() * 1000)

@@ -70,5 +70,16 @@ def test_a_round_learns_new_items_and_the_gate_rejects_shuffled_labels() -> None
 
     broken = dataclasses.replace(CFG, shuffle_labels=True)
     third = run_round(current, walks(old, 150, 8, 2), broken, CPU)
-    assert not third.promote
-    assert third.candidate["NDCG@10"] < third.current["NDCG@10"] - CFG.margin
+    assert not third.promote and not third.gate["current"]["passed"]
+    verdict = third.gate["current"]
+    assert verdict["mean_diff"] < -verdict["tolerance"] < 0
+
+    # Unchanged (no epoch): equal to its parent, so it passes against it ...
+    same = dataclasses.replace(CFG, epochs=0)
+    fourth = run_round(current, walks(old, 150, 8, 3), same, CPU)
+    assert fourth.promote and fourth.gate["current"]["mean_diff"] == 0.0
+    # ... but a parent that drifted far below its ancestor does not pass on that account.
+    drifted = Checkpoint(third.network, third.vocab, third.transitions, {"version": "v3"})
+    fifth = run_round(drifted, walks(old, 150, 8, 3), same, CPU, anchor=current)
+    assert fifth.gate["current"]["passed"] and not fifth.gate["anchor"]["passed"]
+    assert not fifth.promote
