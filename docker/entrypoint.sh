@@ -17,6 +17,6 @@ if [ -z "${STREAMREC_WEB_HOST:-}" ]; then
     export STREAMREC_WEB_HOST
 fi
 case "${1:-}" in
-    worker | produce | consume | forget) streamrec wait-kafka ;;
+    worker | trainer | produce | consume | forget) streamrec wait-kafka ;;
 esac
 exec streamrec "$@"

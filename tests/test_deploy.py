@@ -57,7 +57,8 @@ def service_env(name: str) -> dict[str, str]:
     env = SERVICES[name].get("environment", {})
     if isinstance(env, list):
         env = dict(e.split("=", 1) for e in env)
-    return {k: str(v) for k, v in env.items()}
+    # A key without a value passes the shell's value through, or nothing: not set here.
+    return {k: str(v) for k, v in env.items() if v is not None}
 
 
 def streamrec_services() -> list[str]:
@@ -171,7 +172,7 @@ def test_workers_scale_and_prometheus_discovers_each_replica() -> None:
     assert str(s.web_port) in worker["expose"]
     # Left unset: each replica advertises its own address (docker/entrypoint.sh).
     assert "STREAMREC_WEB_HOST" not in service_env("worker")
-    (job,) = PROMETHEUS["scrape_configs"]
+    (job,) = [j for j in PROMETHEUS["scrape_configs"] if j["job_name"] == "streamrec"]
     (sd,) = job["dns_sd_configs"]
     assert sd["names"] == ["worker"] and sd["port"] == s.metrics_port
     mounts = SERVICES["prometheus"]["volumes"]
@@ -245,3 +246,26 @@ def test_the_entrypoint_waits_for_kafka_and_gives_up_clearly(tmp_path: Path) -> 
     assert f"waiting for Kafka at {closed}, attempt 1" in run.stderr
     assert f"Kafka at {closed} did not answer within 2 s" in run.stderr
     assert "Worker" not in run.stderr  # the worker never started
+
+
+def test_the_trainer_publishes_into_the_volume_the_workers_serve_from() -> None:
+    trainer, worker = SERVICES["trainer"], SERVICES["worker"]
+    assert trainer["profiles"] == ["trainer"] and trainer["command"] == ["trainer"]
+    s = Settings.from_env({**dockerfile_env(), **service_env("trainer")})
+    assert s.model_dir is not None and s.trainer_versions_dir is not None
+    mounts = {v.split(":")[1]: v.split(":") for v in trainer["volumes"]}
+    (source, target, *mode) = mounts["/models"]
+    assert source in COMPOSE["volumes"] and mode == []  # a named volume, writable
+    assert s.model_dir.is_relative_to(target) and s.trainer_versions_dir.is_relative_to(target)
+    worker_mounts = [v.split(":") for v in worker["volumes"]]
+    assert [source, target, "ro"] in worker_mounts  # the same volume at the same path
+    # Workers serve it only when asked (unset: the Markov path, no checkpoint needed).
+    assert worker["environment"]["STREAMREC_MODEL_DIR"] is None
+    assert worker_settings().model_dir is None
+    assert str(s.trainer_metrics_port) in trainer["expose"]
+    jobs = {j["job_name"]: j for j in PROMETHEUS["scrape_configs"]}
+    sd = jobs["streamrec-trainer"]["dns_sd_configs"][0]
+    assert sd["names"] == ["trainer"] and sd["port"] == s.trainer_metrics_port
+    assert "/models" in " ".join(rest for word, rest in dockerfile_instructions() if word == "RUN")
+    entry = (DOCKER / "entrypoint.sh").read_text()
+    assert re.search(r"^\s*worker \| trainer \|.*wait-kafka", entry, re.M)
