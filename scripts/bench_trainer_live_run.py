@@ -283,4 +283,3 @@ class LiveRun:
                 }
             )
         return rows
-

@@ -31,7 +31,7 @@ K = 10
 
 
 def ndcg_gains(ranks: np.ndarray, k: int = K) -> np.ndarray:
-    """Per-event NDCG@k from 0-based target ranks (one relevant item: 1/log2(rank+2) in the top k)."""
+    """Per-event NDCG@k from 0-based target ranks: 1/log2(rank + 2) in the top k, else 0."""
     r = np.asarray(ranks, dtype=np.float64)
     return np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)
 
