@@ -93,14 +93,14 @@ def run_modes(args: argparse.Namespace, log: Log, tmp: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    started, load_before = time.time(), os.getloadavg()
+    started, load_before, code = time.time(), os.getloadavg(), commit()
     log = load_log(args)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         runs = run_modes(args, log, Path(tmp))
     result = {
         "command": "python -m scripts.bench_trainer_live "
         + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": commit(),
+        "commit": code,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "device": "cpu"},
         "load_average_before": load_before,
