@@ -119,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"smoke: no recommendation of mode {mode} was scored")
         return 0
     out = ROOT / "docs" / f"trainer-live-{args.name}.json"
-    out.write_text(json.dumps({**result, "summary": summary}, indent=2) + "\n")
     plot(result, out.with_suffix(".png"), args.bin_min, f"{args.name}, live: trainer on vs frozen")
+    for run in runs.values():  # one row per scored list: megabytes, summarised above
+        del run["scored"]
+    out.write_text(json.dumps({**result, "summary": summary}, indent=2) + "\n")
     return 0
 
 
