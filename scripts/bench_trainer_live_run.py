@@ -129,15 +129,30 @@ def trainer_fields(args: argparse.Namespace, workdir: Path) -> dict[str, object]
     }
 
 
-ROUND = re.compile(r"(promoted|rejected) (\S+): holdout NDCG@10 ([\d.]+) vs (\w+) ([\d.]+)")
+ROUND = re.compile(r"(promoted|rejected) (\S+): holdout NDCG@10 ([\d.]+) vs (\w+) ([\d.]+)(.*)")
+SECONDS = re.compile(r"([\d.]+) s$")
 
 
 def rounds_from_log(text: str) -> list[dict[str, Any]]:
-    return [
-        {"result": m[1], "version": m[2], "candidate_ndcg10": float(m[3]), "ref": m[4],
-         "current_ndcg10": float(m[5])}
-        for m in ROUND.finditer(text)
-    ]  # fmt: skip
+    """The trainer's promotions and rejections, from its log lines."""
+    out = []
+    for line in text.splitlines():
+        m = ROUND.search(line)
+        if m is None:
+            continue
+        s = SECONDS.search(m[6])
+        out.append(
+            {
+                "at": line[:23],
+                "result": m[1],
+                "version": m[2],
+                "candidate_ndcg10": float(m[3]),
+                "reference": m[4],
+                "reference_ndcg10": float(m[5]),
+                "seconds": float(s[1]) if s else None,
+            }
+        )
+    return out
 
 
 class LiveRun:
