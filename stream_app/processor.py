@@ -262,7 +262,10 @@ class Processor:
                 "items": [{"item_id": i, "score": sc} for i, sc in res.items],
                 "influences": [
                     {"item_id": item, "event_type": kind, "ts": ts, "weight": w}
-                    for (item, kind, ts), w in zip(req.history, res.influences, strict=True)
+                    # none when the scorer was asked for none (STREAMREC_INFLUENCE=none)
+                    for (item, kind, ts), w in zip(
+                        req.history if res.influences else (), res.influences, strict=True
+                    )
                 ],
                 "model": model,
                 "source_event_id": req.event_id,

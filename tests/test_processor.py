@@ -195,3 +195,16 @@ def test_event_categories_reach_the_adjuster_and_its_candidates() -> None:
     assert proc.adjust.signals.category("boot") == "shoes"
     assert "hot" in [r["item_id"] for r in decode_value(out.value)["items"]]
     assert "hot" in proc.adjust.feedback._open["alice"][0].items  # a candidate
+
+
+def test_an_answer_without_influences_is_published_with_an_empty_list() -> None:
+    from models.base import Scored
+    from stream_app.processor import Answer
+
+    proc, _ = make()
+    request = proc.ingest(raw(item="a"), src("u1", 0))
+    assert isinstance(request, ScoreRequest)
+    answer = Answer(Scored(items=[("b", 1.0)], influences=[]), {"name": "m", "version": "1"})
+    [out] = proc.render([request], [answer])
+    rec = decode_value(out.value)
+    assert rec["influences"] == [] and rec["items"] == [{"item_id": "b", "score": 1.0}]
