@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.nn.dropout import Dropout
 from models.nn.sasrec import CausalSelfAttention
 
 LN_EPS = 1e-12  # BSARec's TF-style LayerNorm epsilon
@@ -61,7 +62,7 @@ class FrequencyFilter(nn.Module):
         matrix = window_circulant(kernel) if self.window else causal_toeplitz(kernel)
         self.register_buffer("toeplitz", matrix)
         self.sqrt_beta = nn.Parameter(torch.randn(dim))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.norm = nn.LayerNorm(dim, eps=LN_EPS)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -93,7 +94,7 @@ class BSARecBlock(nn.Module):
         self.attn_norm = nn.LayerNorm(dim, eps=LN_EPS)
         self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
         self.ffn_norm = nn.LayerNorm(dim, eps=LN_EPS)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         attended = self.attn_norm(x + self.drop(self.attn(x)))
@@ -138,7 +139,7 @@ class BSARecEncoder(nn.Module):
         # vector keeps them meaningful.
         self.shift = nn.Parameter(0.02 * torch.randn(dim)) if relative else None
         self.norm = nn.LayerNorm(dim, eps=LN_EPS)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.blocks = nn.ModuleList(
             BSARecBlock(dim, n_heads, dropout, max_len, alpha, cutoff, relative, scope)
             for _ in range(n_layers)

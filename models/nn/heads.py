@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.nn.config import BlendConfig
+from models.nn.softmax_loss import softmax_cross_entropy
 from models.nn.vocab import FIRST
 
 
@@ -23,6 +24,13 @@ class NextItemHead(nn.Module):
 
     def forward(self, h: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:
         return F.linear(h, item_table[FIRST:], self.bias)  # one fused addmm
+
+    def loss(
+        self, h: torch.Tensor, item_table: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean cross-entropy of the (N,) real target columns: ``cross_entropy(forward(h))``
+        without materialising the log-softmax (:mod:`models.nn.softmax_loss`)."""
+        return softmax_cross_entropy(h, item_table[FIRST:], self.bias, targets)
 
 
 class PurchaseHead(nn.Module):

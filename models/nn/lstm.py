@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.nn.dropout import Dropout
+
 
 class RNNEncoder(nn.Module):
     """(B, L, d) event embeddings -> (B, L, d) states."""
@@ -16,7 +18,7 @@ class RNNEncoder(nn.Module):
     def __init__(self, dim: int, n_layers: int, dropout: float, cell: str = "lstm") -> None:
         super().__init__()
         rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         between = dropout if n_layers > 1 else 0.0  # torch warns about dropout on one layer
         self.rnn = rnn_cls(dim, dim, num_layers=n_layers, batch_first=True, dropout=between)
         self.norm = nn.LayerNorm(dim)

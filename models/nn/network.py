@@ -71,5 +71,9 @@ class SequenceRecommender(nn.Module):
     def next_logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.next_head(h, self.item_table)
 
+    def next_loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean full-softmax cross-entropy of (N, d) states against (N,) real item columns."""
+        return self.next_head.loss(h, self.item_table, targets)
+
     def purchase_logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.purchase_head(h, self.item_table)

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.nn.dropout import Dropout
+
 
 class CausalSelfAttention(nn.Module):
     """Causal multi-head attention; with ``max_lag`` > 0, plus a learned bias per head and
@@ -58,7 +60,7 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(dim, n_heads, dropout)
         self.norm2 = nn.LayerNorm(dim)
         self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop(self.attn(self.norm1(x)))
@@ -73,7 +75,7 @@ class SASRecEncoder(nn.Module):
         # Positions count from the oldest event in the window; counting back from the
         # newest would leak the sequence length into earlier positions during training.
         self.positions = nn.Embedding(max_len, dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.blocks = nn.ModuleList(Block(dim, n_heads, dropout) for _ in range(n_layers))
         self.norm = nn.LayerNorm(dim)
 

@@ -139,7 +139,7 @@ def _step(
     events: torch.Tensor | None,
 ) -> float:
     """One optimiser step on (N, d) states and their (N,) next-item columns; the loss."""
-    loss = F.cross_entropy(net.next_logits(h), targets)
+    loss = net.next_loss(h, targets)
     if events is not None:
         logit = net.purchase_head.target_logits(h, net.item_table, targets)
         bce = F.binary_cross_entropy_with_logits(logit, (events == PURCHASE).float())
