@@ -240,23 +240,28 @@ def plot(result: dict[str, Any], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--name", required=True, help="docs/trainer-<name>.json and .png")
+def add_round_options(ap: argparse.ArgumentParser) -> None:
+    """The log's warm-up and the trainer's rounds, as both replays (offline, live) take them."""
     ap.add_argument("--limit", type=int, default=0, help="first N events only")
     ap.add_argument("--warmup-min", type=float, default=30.0)
     ap.add_argument("--warmup-epochs", type=int, default=10)
-    ap.add_argument("--interval-min", type=float, default=10.0, help="stream minutes per round")
-    ap.add_argument("--bin-min", type=float, default=10.0, help="stream minutes per reported bin")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--dim", type=int, default=32)
     ap.add_argument("--holdout", type=int, default=500)
     ap.add_argument("--window-events", type=int, default=200_000)
-    ap.add_argument("--chunk", type=int, default=256)
     ap.add_argument(
         "--transition-weight", type=float, default=1.0, help="STREAMREC_TRAINER_TRANSITION_WEIGHT"
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--name", required=True, help="docs/trainer-<name>.json and .png")
+    add_round_options(ap)
+    ap.add_argument("--interval-min", type=float, default=10.0, help="stream minutes per round")
+    ap.add_argument("--bin-min", type=float, default=10.0, help="stream minutes per reported bin")
+    ap.add_argument("--chunk", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

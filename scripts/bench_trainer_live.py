@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scripts.bench_trainer import add_round_options
 from scripts.bench_trainer_live_report import plot, stats, summarise
 from scripts.bench_trainer_live_run import LiveRun, Log, load_log, warm_up
 
@@ -56,18 +57,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", help="a log with timestamps (read_events formats)")
     ap.add_argument("--name", default="smoke", help="docs/trainer-live-<name>.json and .png")
-    ap.add_argument("--limit", type=int, default=0, help="first N events only")
-    ap.add_argument("--warmup-min", type=float, default=30.0)
-    ap.add_argument("--warmup-epochs", type=int, default=10)
+    add_round_options(ap)
     ap.add_argument("--speedup", type=float, default=6.0, help="stream seconds per wall second")
     ap.add_argument("--max-rate", type=float, default=60.0, help="events per second at most")
     ap.add_argument("--interval-s", type=float, default=45.0, help="trainer round, wall seconds")
     ap.add_argument("--bin-min", type=float, default=5.0, help="stream minutes per bin")
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--dim", type=int, default=32)
-    ap.add_argument("--holdout", type=int, default=500)
-    ap.add_argument("--window-events", type=int, default=200_000)
-    ap.add_argument("--transition-weight", type=float, default=1.0)
     ap.add_argument("--modes", default="on,frozen")
     ap.add_argument("--workdir", help="where the runs' temporary directory goes")
     ap.add_argument("--smoke", action="store_true", help="a synthetic log, seconds, no docs")
