@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -20,7 +20,7 @@ import faust
 
 from stream_app import monitoring
 from stream_app.batch_loop import BatchLoop, Handled
-from stream_app.control import forget_headers
+from stream_app.control import CONTROL_HEADER, forget_headers
 from stream_app.erasure import ForgetRequest, InvalidRequest
 from stream_app.kafka.inbox import Inbox
 from stream_app.outbox import Outbox
@@ -33,6 +33,26 @@ from stream_app.state.write_back import WriteBack, event_context
 from stream_app.topology import Topology
 
 log = logging.getLogger(__name__)
+
+
+Ingested = tuple[Source, ScoreRequest | list[Outgoing]]
+
+
+def _is_control(event: Any) -> bool:
+    """A control marker (erasure, sweep): it acts on what came before it."""
+    return any(k == CONTROL_HEADER for k, _ in event.message.headers or ())
+
+
+def _chunks(events: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """``events`` in order, at most ``size`` at a time, each control marker alone."""
+    start = 0
+    for i, event in enumerate(events):
+        if _is_control(event):
+            if start < i:
+                yield from (events[j : min(j + size, i)] for j in range(start, i, size))
+            yield events[i : i + 1]
+            start = i + 1
+    yield from (events[j : min(j + size, len(events))] for j in range(start, len(events), size))
 
 
 class Agents:
@@ -102,24 +122,30 @@ class Agents:
     async def handle_served(self, server: ModelServer, events: Sequence[Any]) -> list[Handled]:
         """A batch with a served model: the events ingested in order, a chunk of the
         micro-batcher's size at a time, each chunk's requests submitted to it as soon as
-        they are ingested (the model scores one chunk while the loop ingests the next,
-        then renders the first), then each answer adjusted and rendered in input order
-        (as the outbox path does, one event at a time)."""
-        size = self.settings.batch_max_size
-        chunks = [events[i : i + size] for i in range(0, len(events), size)]
-        ingested: list[list[tuple[Source, ScoreRequest | list[Outgoing]]]] = []
-        scoring: list[asyncio.Future[list[Any]]] = []
-        for chunk in chunks:
+        they are ingested (the model scores one chunk while the loop ingests the next),
+        then each answer adjusted and rendered in input order (as the outbox path
+        does, one event at a time). A control marker
+        (erasure, sweep) waits until every event before it is rendered: a list
+        published after an erasure would bring the erased user's data back."""
+        out: list[Handled] = []
+        scoring: list[tuple[Sequence[Any], list[Ingested], asyncio.Future[list[Any]]]] = []
+        for chunk in _chunks(events, self.settings.batch_max_size):
+            if _is_control(chunk[0]):  # a marker: its own chunk
+                for chunk_, got, answers in scoring:
+                    out += self.render_served(chunk_, got, await answers)
+                scoring.clear()
+                with event_context(chunk[0]):
+                    _, messages = self.ingest(chunk[0])
+                out.append((messages, None) if isinstance(messages, list) else ([], None))
+                continue
             got = []
             for event in chunk:
                 with event_context(event):
                     got.append(self.ingest(event))
-            ingested.append(got)
-            requests = [r for _, r in got if not isinstance(r, list)]
-            scoring.append(asyncio.ensure_future(server.score_all(requests)))
+            requests = [r for _, r in got if isinstance(r, ScoreRequest)]
+            scoring.append((chunk, got, asyncio.ensure_future(server.score_all(requests))))
             await asyncio.sleep(0)  # the batcher takes the chunk while the next is ingested
-        out: list[Handled] = []
-        for chunk, got, answers in zip(chunks, ingested, scoring, strict=True):
+        for chunk, got, answers in scoring:
             out += self.render_served(chunk, got, await answers)
         return out
 
