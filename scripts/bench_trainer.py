@@ -240,6 +240,17 @@ def plot(result: dict[str, Any], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def provenance(script: str, argv: list[str] | None, started: float, code: str) -> dict[str, Any]:
+    """The command, commit, date and machine a result was measured with."""
+    return {
+        "command": f"python -m scripts.{script} "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "commit": code,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "device": "cpu"},
+    }
+
+
 def add_round_options(ap: argparse.ArgumentParser) -> None:
     """The log's warm-up and the trainer's rounds, as both replays (offline, live) take them."""
     ap.add_argument("--limit", type=int, default=0, help="first N events only")
@@ -270,11 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         run = asyncio.run(replay(args, Path(tmp)))
     start = run.rounds[0]["stream_ts"] - int(args.warmup_min * 60_000)
     result = {
-        "command": "python -m scripts.bench_trainer "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": code,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "device": "cpu"},
+        **provenance("bench_trainer", argv, started, code),
         "wall_seconds": time.time() - started,
         "settings": {k: v for k, v in vars(args).items()},
         "start_ts": start,

@@ -32,14 +32,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from scripts.bench_trainer import add_round_options
+from scripts.bench_trainer import add_round_options, provenance
 from scripts.bench_trainer_live_report import plot, stats, summarise
 from scripts.bench_trainer_live_run import LiveRun, Log, load_log, warm_up
 
@@ -92,11 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         runs = run_modes(args, log, Path(tmp))
     result = {
-        "command": "python -m scripts.bench_trainer_live "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": code,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "device": "cpu"},
+        **provenance("bench_trainer_live", argv, started, code),
         "load_average_before": load_before,
         "wall_seconds": time.time() - started,
         "settings": vars(args),
