@@ -129,14 +129,17 @@ class Agents:
         published after an erasure would bring the erased user's data back."""
         out: list[Handled] = []
         scoring: list[tuple[Sequence[Any], list[Ingested], asyncio.Future[list[Any]]]] = []
+
+        async def render_scored() -> None:
+            for chunk, got, answers in scoring:
+                out.extend(self.render_served(chunk, got, await answers))
+            scoring.clear()
+
         for chunk in _chunks(events, self.settings.batch_max_size):
-            if _is_control(chunk[0]):  # a marker: its own chunk
-                for chunk_, got, answers in scoring:
-                    out += self.render_served(chunk_, got, await answers)
-                scoring.clear()
+            if _is_control(chunk[0]):  # a marker: its own chunk, after all before it
+                await render_scored()
                 with event_context(chunk[0]):
-                    _, messages = self.ingest(chunk[0])
-                out.append((messages, None) if isinstance(messages, list) else ([], None))
+                    out.append(self.handle(chunk[0]))
                 continue
             got = []
             for event in chunk:
@@ -145,14 +148,13 @@ class Agents:
             requests = [r for _, r in got if isinstance(r, ScoreRequest)]
             scoring.append((chunk, got, asyncio.ensure_future(server.score_all(requests))))
             await asyncio.sleep(0)  # the batcher takes the chunk while the next is ingested
-        for chunk, got, answers in scoring:
-            out += self.render_served(chunk, got, await answers)
+        await render_scored()
         return out
 
     def render_served(
         self,
         events: Sequence[Any],
-        ingested: list[tuple[Source, ScoreRequest | list[Outgoing]]],
+        ingested: list[Ingested],
         answers: list[Any],
     ) -> list[Handled]:
         """Each event's messages: its answer adjusted and rendered, or what ingest gave."""
