@@ -70,8 +70,12 @@ class OnlineAdjustment:
         purchase_threshold: float = 0.5,
         feedback_store: MutableMapping[bytes, bytes] | None = None,
         model: str = "slots",
+        learn_every: int = 1,
     ) -> None:
         self.k = k
+        self.learn_every = learn_every
+        self._pending: list[Example] = []  # labelled, not yet learned
+        self._pending_events = 0
         self.signals = ItemSignals()
         self.adjuster: Adjuster = ADJUSTERS[model]()
         self.ranker = Ranker(self.signals, alpha=alpha)
@@ -156,7 +160,12 @@ class OnlineAdjustment:
     def learn(self, examples: Sequence[Example]) -> None:
         """Learn the examples one event labelled. Their mean log loss, before
         learning, goes to the drift watch; on a rise (drift) the adjuster is reset
-        first. (One detector update per event, not per example: a third of the cost.)"""
+        first. (One detector update per event, not per example: a third of the cost.)
+
+        The adjuster learns them in blocks of ``learn_every`` labelling events
+        (:meth:`flush`): the predictions in between are cached and one update
+        per slot replaces one per example. Blocks count events, not batches, so
+        a log replayed in any batching learns the same."""
         if not examples:
             return  # nothing learned: the examples gauge stands
         ps = self.adjuster.predict_many([x for x, _, _ in examples])
@@ -165,8 +174,19 @@ class OnlineAdjustment:
             monitoring.DRIFT_DETECTIONS.labels("loss").inc()
             monitoring.ADJUSTER_RESETS.inc()
             self.adjuster.reset()
-        for x, y, w in examples:
-            self.adjuster.learn_one(x, y, w)
+            self._pending.clear()  # learned before the drift: not the new regime
+            self._pending_events = 0
+        self._pending += examples
+        self._pending_events += 1
+        if self._pending_events >= self.learn_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Learn every labelled example not learned yet."""
+        if self._pending:
+            self.adjuster.learn_many(self._pending)
+            self._pending = []
+        self._pending_events = 0
         monitoring.ADJUSTER_EXAMPLES.set(self.adjuster.examples)
 
     def rerank(self, user: str, history: Sequence[Interaction], base: Scored) -> Scored:
@@ -189,6 +209,7 @@ class OnlineAdjustment:
     def save(self, directory: Path) -> Path:
         """Write ``adjuster-<examples>.pkl`` atomically; keep the newest few."""
         directory.mkdir(parents=True, exist_ok=True)
+        self.flush()
         state = {
             "format": CHECKPOINT_FORMAT,
             "adjuster": self.adjuster,

@@ -61,6 +61,7 @@ def build_components(settings: Settings, state: State, model: Scorer | None = No
             purchase_threshold=settings.purchase_threshold,
             feedback_store=state.feedback,
             model=settings.adjust_model,
+            learn_every=settings.adjust_learn_every,
         )
         if settings.adjust
         else None

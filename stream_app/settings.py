@@ -338,6 +338,12 @@ class Settings(BaseSettings):
         description="the adjuster: `slots` (engagement rates per candidate slot, a river "
         "`stats.Mean` per slot) or `logreg` (river logistic regression over every feature)",
     )
+    adjust_learn_every: int = Field(
+        64,
+        ge=1,
+        description="the adjuster learns in blocks of this many labelling events (its "
+        "predictions in between are cached; `1`: after every event)",
+    )
     adjust_alpha: float = Field(
         1.0,
         ge=0,

@@ -12,6 +12,7 @@ from river import metrics
 from models.rerank.feedback import FeedbackJoin
 from models.rerank.logreg import LogRegAdjuster
 from models.rerank.quality import Prequential, hit_ndcg
+from models.rerank.slots import SlotAdjuster
 from stream_app.replay.runner import run
 
 
@@ -386,3 +387,37 @@ def test_feedback_negatives_are_a_uniform_sample_fixed_by_the_list() -> None:
     expected = 6000 * 5 / 30
     assert set(counts) == set(range(30))  # the last candidates too (the trending ones)
     assert all(abs(n - expected) < 0.15 * expected for n in counts.values())
+
+
+def test_slot_block_learning_leaves_the_rates_of_learning_one_by_one() -> None:
+    rng = random.Random(3)
+    slots = [(1, 2, 1, 0), (20, 0, 20, 0), (20, 1, 22, 0), (40, 0, 40, 0)]
+    examples = [
+        (rng.choice(slots), rng.random() < 0.3, rng.choice([1.0, 2.0, 4.0])) for _ in range(500)
+    ]
+    one, block = SlotAdjuster(), SlotAdjuster()
+    for x, y, w in examples:
+        one.learn_one(x, y, w)
+    block.predict_many(slots)  # cached predictions must not outlive the block
+    block.learn_many(examples)
+    assert block.examples == one.examples == 500
+    for x in slots:
+        assert block.predict_one(x) == pytest.approx(one.predict_one(x), rel=1e-9)
+    assert block.predict_many(slots) == pytest.approx(one.predict_many(slots), rel=1e-9)
+
+
+def test_online_adjustment_learns_in_blocks_of_labelling_events(tmp_path: Path) -> None:
+    from stream_app.adjustment import OnlineAdjustment
+
+    online = OnlineAdjustment(k=10, learn_every=3)
+    event = [((20, 0, 20, 0), False, 1.0), ((1, 2, 1, 0), True, 4.0)]
+    online.learn(event)
+    online.learn(event)
+    assert online.adjuster.examples == 0  # held until the block is full
+    online.learn(event)
+    assert online.adjuster.examples == 6
+    online.learn(event)
+    online.save(tmp_path)  # a checkpoint holds everything labelled so far
+    restored = OnlineAdjustment(k=10, learn_every=3)
+    assert restored.restore(tmp_path)
+    assert restored.adjuster.examples == 8

@@ -38,6 +38,11 @@ class Adjuster(abc.ABC):
     def predict_many(self, xs: Sequence[X]) -> list[float]:
         return [self.predict_one(x) for x in xs]
 
+    def learn_many(self, examples: Sequence[tuple[X, bool, float]]) -> None:
+        """Learn ``(x, y, w)`` examples in order (a block of them at once)."""
+        for x, y, w in examples:
+            self.learn_one(x, y, w)
+
     @abc.abstractmethod
     def reset(self) -> None:
         """Forget everything learned (after a drift in the loss)."""

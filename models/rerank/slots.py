@@ -151,6 +151,27 @@ class SlotAdjuster(Adjuster):
             for slot in stale:
                 del predicted[slot]
 
+    def learn_many(self, examples: Sequence[tuple[X, bool, float]]) -> None:
+        """Learn a block of examples: one weighted update per distinct slot.
+
+        A weighted mean does not depend on the order it saw its values in, so
+        updating each slot once with its examples' weighted mean (at their summed
+        weight) leaves the rates :meth:`learn_one` on each would leave.
+        """
+        sums: dict[X, list[float]] = {}
+        for x, y, w in examples:
+            acc = sums.get(x)
+            if acc is None:
+                acc = sums[x] = [0.0, 0.0]
+            acc[0] += w if y else 0.0
+            acc[1] += w
+        for x, (hit, weight) in sums.items():
+            for mean in self._chain(x):
+                mean.update(hit / weight, weight)
+        self.examples += len(examples)
+        self._predicted.clear()
+        self._under.clear()
+
     def predict_one(self, x: X) -> float:
         """P(engagement): each level's rate, shrunk toward the level above it."""
         p, m = self.prior, self.m
