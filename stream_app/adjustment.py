@@ -42,7 +42,7 @@ from models.rerank.slots import SlotAdjuster
 from stream_app import monitoring
 
 log = logging.getLogger(__name__)
-CHECKPOINT_FORMAT = 5  # 5: slots with the category flag and source
+CHECKPOINT_FORMAT = 6  # 6: the purchase head without river's pipeline
 #: The adjusters to choose from (``STREAMREC_ADJUST_MODEL``), picked by measurement.
 ADJUSTERS: dict[str, type[Adjuster]] = {
     "slots": SlotAdjuster,
@@ -58,7 +58,7 @@ class _Last(NamedTuple):
     adjusted: list[str]
     base: list[str]
     purchase: float | None = None  # P(next event is a purchase), not yet scored
-    purchase_x: dict[str, float] | None = None  # its features (not changed after)
+    purchase_x: tuple[float, ...] | None = None  # its features (not changed after)
 
 
 class OnlineAdjustment:
@@ -140,7 +140,7 @@ class OnlineAdjustment:
         if last is not None:
             self._last[user] = _Last(item, last.adjusted, last.base)
 
-    def score_purchase(self, p: float, x: dict[str, float], bought: bool) -> None:
+    def score_purchase(self, p: float, x: tuple[float, ...], bought: bool) -> None:
         """Score a purchase prediction against what the user did next, then learn it
         (``x``: its features, in :data:`PURCHASE_FEATURES` order)."""
         self.purchase_quality.add(bought, p)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
 from models.base import Interaction, Scored
+from models.rerank.online_logistic import ScaledLogistic
 from models.rerank.propensity import PURCHASE_FEATURES, PurchasePropensity, purchase_features
 from models.rerank.quality import ClassificationQuality, LogitHistogramAUC
 from stream_app.adjustment import OnlineAdjustment
@@ -19,14 +22,13 @@ def test_purchase_features_on_a_hand_made_history() -> None:
         Interaction("b", "purchase", 3_000),
         Interaction("a", "click", 3_000 + 31 * 60 * 1000),  # a new session
     ]
-    x = purchase_features(history)
-    assert tuple(x) == PURCHASE_FEATURES  # online.py stores the values in this order
+    x = dict(zip(PURCHASE_FEATURES, purchase_features(history), strict=True))
     assert (x["last_click"], x["last_cart"], x["last_purchase"]) == (1.0, 0.0, 0.0)
     assert x["current_carted"] == 1.0  # "a" is in the cart, not bought
     assert x["open_carts"] == 0.6931471805599453  # log1p(1): "b" was bought
     assert (x["mix_click"], x["mix_cart"], x["mix_purchase"]) == (0.4, 0.4, 0.2)
     assert x["session_len"] == 0.6931471805599453  # log1p(1)
-    assert purchase_features([])["gap_s"] == 12.0
+    assert purchase_features([])[PURCHASE_FEATURES.index("gap_s")] == 12.0
 
 
 def test_classification_metrics_on_a_hand_computed_example() -> None:
@@ -126,9 +128,8 @@ def test_window_metrics_match_river_rolling_metrics() -> None:
 def test_the_head_learns_every_purchase_and_every_nth_other_event_weighted() -> None:
     head = PurchasePropensity(negatives_every=3)
     learned: list[tuple[bool, float]] = []
-    regression = head.model["LogisticRegression"]
-    original = regression.learn_one
-    regression.learn_one = lambda x, y, w=1.0: (learned.append((y, w)), original(x, y, w))
+    original = head.model.learn_one
+    head.model.learn_one = lambda x, y, w=1.0: (learned.append((y, w)), original(x, y, w))  # type: ignore[method-assign]
     x = purchase_features([Interaction("a", "click", 0)])
     labels = [False, True, False, False, True, False, False, False]
     for y in labels:
@@ -138,13 +139,26 @@ def test_the_head_learns_every_purchase_and_every_nth_other_event_weighted() -> 
     assert head.examples == len(labels)
 
 
-def test_a_head_pickled_before_downsampling_learns_every_event() -> None:
-    import pickle
+def test_scaled_logistic_follows_river_pipeline_step_by_step() -> None:
+    from river import linear_model, optim, preprocessing
 
-    head = PurchasePropensity()
-    state = {k: v for k, v in head.__dict__.items() if k not in ("negatives_every", "_negatives")}
-    old = PurchasePropensity.__new__(PurchasePropensity)
-    old.__setstate__(pickle.loads(pickle.dumps(state)))
-    assert old.negatives_every == 1
-    old.learn_one(purchase_features([Interaction("a", "click", 0)]), False)
-    assert old.model["StandardScaler"].counts  # learned from the negative
+    river_model = preprocessing.StandardScaler() | linear_model.LogisticRegression(
+        optimizer=optim.Adam(0.001), l2=1e-4
+    )
+    ours = ScaledLogistic(len(PURCHASE_FEATURES), lr=0.001, l2=1e-4)
+    rng = random.Random(5)
+    kinds = ["click", "add_to_cart", "purchase"]
+    for n in range(600):
+        history = [
+            Interaction(rng.choice("abc"), rng.choice(kinds), t * rng.randint(1, 10**6))
+            for t in range(rng.randint(1, 6))
+        ]
+        x = purchase_features(history)
+        named = dict(zip(PURCHASE_FEATURES, x, strict=True))
+        y, w = rng.random() < 0.3, rng.choice([1.0, 2.0])
+        expected = river_model.predict_proba_one(named)[True]
+        assert ours.predict_one(x) == pytest.approx(expected, rel=1e-9, abs=1e-12), n
+        scaler, regression = river_model.steps.values()
+        scaler.learn_one(named)
+        regression.learn_one(scaler.transform_one(named), y, w=w)
+        ours.learn_one(x, y, w)
