@@ -78,7 +78,7 @@ SEEN_GRID = (0.0, 1.0, 3.0, 100.0)  # 100 in log space: never re-recommend the w
 @dataclass
 class TrainConfig:
     epochs: int = 200
-    max_minutes: float = 40.0  # epochs stop here; tuning + saving keep a run under 45 min
+    max_minutes: float = 38.0  # epochs stop here; the blend search (3-5 min) + saving follow
     seed: int = 42
     device: str = "auto"
     lr: float = 1e-3
