@@ -149,8 +149,11 @@ class OnlineAdjustment:
         self.purchase.learn_one(x, bought)
         monitoring.PURCHASE_EVALUATED.inc()
         # Reading the metrics costs ~200 us: at most once a second, checked every 100.
-        if self.purchase_quality.events % 100 == 0 and time.monotonic() >= self._next_summary:
-            self._next_summary = time.monotonic() + 1.0
+        if (
+            self.purchase_quality.events % 100 == 0
+            and (now := time.monotonic()) >= self._next_summary
+        ):
+            self._next_summary = now + 1.0
             summary = self.purchase_quality.summary()
             for name in ClassificationQuality.NAMES:
                 monitoring.PURCHASE_QUALITY.labels(name, "cumulative").set(summary[name])
