@@ -88,7 +88,7 @@ async def test_open_lists_survive_a_restart_with_the_local_state_wiped(
 ) -> None:
     """Lists published before a restart are labelled by the users' next events after it:
     they come back from the feedback table's changelog, not from local files."""
-    stack = new_stack(bootstrap, tmp_path)
+    stack = new_stack(bootstrap, tmp_path, adjust_learn_every=1)  # each label learned at once
     try:
         s = stack.settings
         worker = stack.worker(0).start()
