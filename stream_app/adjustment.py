@@ -37,7 +37,7 @@ from models.rerank.feedback import Example, FeedbackJoin
 from models.rerank.logreg import LogRegAdjuster
 from models.rerank.propensity import PurchasePropensity, purchase_features
 from models.rerank.quality import ClassificationQuality, Prequential
-from models.rerank.ranker import Ranker
+from models.rerank.ranker import Candidates, Ranker
 from models.rerank.signals import ItemSignals
 from models.rerank.slots import SlotAdjuster
 from stream_app import monitoring
@@ -60,6 +60,14 @@ class _Last(NamedTuple):
     base: list[str]
     purchase: float | None = None  # P(next event is a purchase), not yet scored
     purchase_x: tuple[float, ...] | None = None  # its features (not changed after)
+
+
+class Prepared(NamedTuple):
+    """What :meth:`OnlineAdjustment.prepare` took from a history ahead of its rerank."""
+
+    candidates: Candidates
+    purchase_x: tuple[float, ...]
+    purchase: float
 
 
 class OnlineAdjustment:
@@ -196,14 +204,32 @@ class OnlineAdjustment:
         self._pending_events = 0
         monitoring.ADJUSTER_EXAMPLES.set(self.adjuster.examples)
 
-    def rerank(self, user: str, history: Sequence[Interaction], base: Scored) -> Scored:
-        ranked = self.ranker.rank(self.adjuster, history, base, self.k)
+    def prepare(self, history: Sequence[Interaction]) -> Prepared:
+        """The part of :meth:`rerank` that needs no scorer answer, taken early.
+
+        It reads the history, the item signals and the purchase head, which only
+        :meth:`observe` changes: taken after the observations that precede the
+        rerank, it is what the rerank would have read (a served model's batch
+        takes it while the model scores)."""
+        x = purchase_features(history)
+        return Prepared(self.ranker.candidates(history), x, self.purchase.predict_one(x))
+
+    def rerank(
+        self,
+        user: str,
+        history: Sequence[Interaction],
+        base: Scored,
+        prepared: Prepared | None = None,
+    ) -> Scored:
+        """Re-rank the scorer's answer for ``user`` and open its list for feedback
+        (``prepared``: :meth:`prepare` of ``history``, if taken already)."""
+        early = prepared if prepared is not None else self.prepare(history)
+        ranked = self.ranker.rank(self.adjuster, history, base, self.k, early.candidates)
         now = history[-1].ts if history else 0
         self.feedback.publish(user, now, ranked.pool, ranked.xs)
         current = history[-1].item_id if history else ""
         adjusted = [i for i, _ in ranked.items]
-        x = purchase_features(history)
-        purchase = self.purchase.predict_one(x)
+        x, purchase = early.purchase_x, early.purchase
         base_items = [i for i, _ in base.items[: self.k]]
         self._last[user] = _Last(current, adjusted, base_items, purchase, x)
         self._last.move_to_end(user)

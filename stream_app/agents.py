@@ -88,12 +88,13 @@ class Agents:
         for m in messages:
             await topics[m.topic].send(key=m.key, value=m.value, headers=m.headers)
 
-    def ingest(self, event: Any) -> tuple[Source, ScoreRequest | list[Outgoing]]:
-        """Validate and apply to state: must run while ``event`` is the current event."""
+    def ingest(self, event: Any, defer: bool = False) -> Ingested:
+        """Validate and apply to state: must run while ``event`` is the current event
+        (``defer``: see :meth:`Processor.ingest`)."""
         msg = event.message
         src = Source(msg.topic, msg.partition, msg.offset, msg.key, msg.headers or ())
         try:
-            return src, self.processor.ingest(event.value, src)
+            return src, self.processor.ingest(event.value, src, defer)
         except Exception as exc:
             # A bug must not cost the event: it goes to the DLQ, the stream goes on.
             log.exception("processing failed at %s:%d:%d", *src.coordinates)
@@ -124,13 +125,19 @@ class Agents:
         micro-batcher's size at a time, each chunk's requests submitted to it as soon as
         they are ingested (the model scores one chunk while the loop ingests the next),
         then each answer adjusted and rendered in input order (as the outbox path
-        does, one event at a time). A control marker
+        does, one event at a time). The adjuster reads no table state: it observes a
+        chunk's events, and takes each list's early part, while the model scores. A
+        control marker
         (erasure, sweep) waits until every event before it is rendered: a list
         published after an erasure would bring the erased user's data back."""
         out: list[Handled] = []
         scoring: list[tuple[Sequence[Any], list[Ingested], asyncio.Future[list[Any]]]] = []
 
         async def render_scored() -> None:
+            # Every observation before these renders is made: take their early part
+            # while the model may still be scoring.
+            requests = [r for _, got, _ in scoring for _, r in got if isinstance(r, ScoreRequest)]
+            self.processor.prepare(requests)
             for chunk, got, answers in scoring:
                 out.extend(self.render_served(chunk, got, await answers))
             scoring.clear()
@@ -144,10 +151,14 @@ class Agents:
             got = []
             for event in chunk:
                 with event_context(event):
-                    got.append(self.ingest(event))
+                    got.append(self.ingest(event, defer=True))
             requests = [r for _, r in got if isinstance(r, ScoreRequest)]
             scoring.append((chunk, got, asyncio.ensure_future(server.score_all(requests))))
-            await asyncio.sleep(0)  # the batcher takes the chunk while the next is ingested
+            await server.dispatched()  # the model scores the chunk while the loop goes on:
+            for event, (_, result) in zip(chunk, got, strict=True):
+                if isinstance(result, ScoreRequest):
+                    with event_context(event):
+                        self.processor.observe(result)  # the adjuster learns from it
         await render_scored()
         return out
 

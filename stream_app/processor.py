@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from models.base import Interaction, Learner, Scored, Scorer
 from stream_app import monitoring
-from stream_app.adjustment import OnlineAdjustment
+from stream_app.adjustment import OnlineAdjustment, Prepared
 from stream_app.control import CONTROL_HEADER, FORGET, SWEEP
 from stream_app.dlq import dead_letter
 from stream_app.erasure import ForgetRequest, InvalidRequest, audit_entry
@@ -58,6 +58,10 @@ class Source:
         return None
 
 
+# What the adjuster observes of an applied event: user, item, event type, ts, category.
+Observation = tuple[str, str, str, int, str | None]
+
+
 @dataclass(slots=True)
 class ScoreRequest:
     """A valid event applied to state, waiting to be scored."""
@@ -66,6 +70,10 @@ class ScoreRequest:
     history: list[Interaction]
     event_id: str
     event_ts: int
+    # The adjuster's part, when taken apart from ingest (see Processor.observe).
+    observation: Observation | None = None
+    prepared: Prepared | None = None
+    failure: Exception | None = None  # raised by that part: the event goes to the DLQ
 
 
 class Answer(NamedTuple):
@@ -93,7 +101,11 @@ class Processor:
         self._encode = value_encoder(settings.output_format)
 
     # -- ingest -----------------------------------------------------------------
-    def ingest(self, raw: bytes | None, src: Source) -> ScoreRequest | list[Outgoing]:
+    def ingest(
+        self, raw: bytes | None, src: Source, defer: bool = False
+    ) -> ScoreRequest | list[Outgoing]:
+        """Validate, route and apply one message. ``defer``: leave the adjuster's
+        observation of the event to :meth:`observe` (it reads none of the state)."""
         s = self.settings
         marker = src.header(CONTROL_HEADER)
         if marker == SWEEP:
@@ -123,6 +135,7 @@ class Processor:
         state_key = user_id.encode()
         stored = self.users.get(state_key)
         state = UserState.decode(stored)
+        observation = None
 
         state.partition = src.partition
         if src.offset > state.last_offset:
@@ -147,16 +160,45 @@ class Processor:
                 prev = state.records[pos - 1].item_id if pos > 0 else None
                 self.learner.learn_one(prev, event.item_id, src.partition, src.offset)
             if applied and self.adjust is not None:
-                self.adjust.observe(
-                    user_id, event.item_id, event.event_type, event.ts, event.category_id
-                )
+                seen = (user_id, event.item_id, event.event_type, event.ts, event.category_id)
+                if defer:
+                    observation = seen
+                else:
+                    self.adjust.observe(*seen)
             if not applied:
                 monitoring.DUPLICATES.inc()
         else:
             monitoring.DUPLICATES.inc()
 
         monitoring.consumed(event.event_type).inc()
-        return ScoreRequest(user_id, state.interactions(), event_id, event.ts)
+        return ScoreRequest(user_id, state.interactions(), event_id, event.ts, observation)
+
+    def observe(self, req: ScoreRequest) -> None:
+        """The adjuster observes the event :meth:`ingest` deferred (a served model's
+        batch: while the model scores it). Events in input order, each as the current
+        event: the adjuster reads the open lists of the event's partition."""
+        if self.adjust is None or req.observation is None:
+            return
+        try:
+            self.adjust.observe(*req.observation)
+        except Exception as exc:
+            log.exception("the adjuster failed to observe %s", req.event_id)
+            req.failure = exc
+        req.observation = None
+
+    def prepare(self, requests: Sequence[ScoreRequest]) -> None:
+        """The adjuster's share of rendering that needs no answer, taken early: only
+        after every observation that precedes the renders (see
+        :meth:`OnlineAdjustment.prepare`)."""
+        if self.adjust is None:
+            return
+        for req in requests:
+            if req.failure is None and req.prepared is None:
+                try:
+                    req.prepared = self.adjust.prepare(req.history)
+                except Exception as exc:
+                    log.exception("the adjuster failed to prepare %s", req.event_id)
+                    req.failure = exc
 
     def sweep(self, partition: int) -> int:
         """Forget the users of ``partition`` idle for longer than the user TTL.
@@ -254,8 +296,10 @@ class Processor:
         out = []
         now = int(time.time() * 1000)
         for req, (res, model) in zip(requests, answers, strict=True):
+            if req.failure is not None:
+                raise req.failure
             if adjust is not None:
-                res = adjust.rerank(req.user_id, req.history, res)
+                res = adjust.rerank(req.user_id, req.history, res, req.prepared)
                 model = {**model, "adjuster": adjust.name}
             rec = {
                 "user_id": req.user_id,

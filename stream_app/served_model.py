@@ -82,6 +82,11 @@ class ModelServer:
         submitted to the micro-batcher together."""
         return await self.batcher.submit_many(requests)
 
+    async def dispatched(self) -> None:
+        """Return once what was submitted is on its way to the model (or must wait
+        for the batch before it), so the loop's next work overlaps the model's."""
+        await self.batcher.dispatched()
+
     async def recommend(self, request: ScoreRequest) -> list[Outgoing]:
         answer = await self.batcher.submit(request)
         return self.processor.render([request], [answer])

@@ -45,6 +45,9 @@ class Model:
         await asyncio.sleep(0)
         return [frozen(r) for r in requests]
 
+    async def dispatched(self) -> None:
+        await asyncio.sleep(0)
+
 
 def frozen(request: ScoreRequest) -> Answer:
     """A fixed model's answer: it reads the request only, as a served checkpoint does."""
@@ -93,3 +96,26 @@ def test_an_erasure_in_a_batch_waits_for_the_lists_before_it() -> None:
     assert "u3" not in adjust._last and adjust.feedback.store is not None
     assert b"u3" not in adjust.feedback.store and b"u3" not in agents.processor.users
     assert "u0" in adjust._last  # the event after the marker was served as usual
+
+
+def lists(out: list[Any]) -> list[dict[str, Any]]:
+    """Each recommendation, without the wall-clock time it was emitted at."""
+    recs = [decode_value(m.value) for messages, ts in out if ts for m in messages]
+    return [{k: v for k, v in rec.items() if k != "emitted_ts"} for rec in recs]
+
+
+def test_the_adjuster_working_while_the_model_scores_changes_no_list() -> None:
+    """Observing a chunk's events once it went to the model, and taking each list's
+    early part before the answers, publishes what observing at ingest and taking
+    every part at render publishes (users repeat within and across chunks)."""
+    events = log(60)
+    served = run(worker(batch_max_size=8), events)
+    ref = worker(batch_max_size=8)
+    got = [ref.ingest(e) for e in events]  # the adjuster observes each at once
+    expected = [
+        (ref.processor.render([r], [frozen(r)]), r.event_ts)
+        for _, r in got
+        if isinstance(r, ScoreRequest)
+    ]
+    assert len(expected) == 60
+    assert lists(served) == lists(expected)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import NamedTuple
 
 from models.base import Interaction, Scored
 from models.rerank.base import Adjuster, X
@@ -30,6 +31,16 @@ class Ranked:
     items: list[tuple[str, float]]  # final list, best first
     pool: list[str]  # every candidate
     xs: list[X]  # the adjuster's description of each, in pool order
+
+
+class Candidates(NamedTuple):
+    """A list's candidates besides the scorer's, from the history and the signals."""
+
+    user: UserView
+    recent: list[str]  # the user's most recent other items
+    trending: list[str]  # trending now
+    category: str | None  # of the user's current item
+    in_category: list[str]  # trending now in that category, the current item left out
 
 
 class Ranker:
@@ -49,28 +60,44 @@ class Ranker:
         self.trending_k = trending_k
         self.category_k = category_k
 
-    def rank(
-        self, adjuster: Adjuster, history: Sequence[Interaction], base: Scored, k: int
-    ) -> Ranked:
+    def candidates(self, history: Sequence[Interaction]) -> Candidates:
+        """What a list's candidates are drawn from besides the scorer's answer: read
+        from the history and the live signals only, so it can be gathered before the
+        answer arrives (while a served model scores)."""
         user = UserView.of(history)
-        rank_of = {item: r for r, (item, _) in enumerate(base.items[: self.base_k])}
-        trending = self.signals.trending(self.trending_k)
-        recent = user.recent_items(self.recent_k)
         category = self.signals.category(user.current_item)
         in_category = [
             i
             for i in self.signals.trending_in(category, self.category_k + 1)
             if i != user.current_item
         ][: self.category_k]
+        trending = self.signals.trending(self.trending_k)
+        return Candidates(user, user.recent_items(self.recent_k), trending, category, in_category)
+
+    def rank(
+        self,
+        adjuster: Adjuster,
+        history: Sequence[Interaction],
+        base: Scored,
+        k: int,
+        gathered: Candidates | None = None,
+    ) -> Ranked:
+        """The final list (``gathered``: :meth:`candidates` of ``history``, if already
+        taken)."""
+        c = gathered if gathered is not None else self.candidates(history)
+        user, in_category = c.user, c.in_category
+        rank_of = {item: r for r, (item, _) in enumerate(base.items[: self.base_k])}
         # The item just interacted with is not a candidate: showing it again is a
         # "refresh", which recommends nothing new (and the protocol skips it). Only
         # when nothing else is known (the first event ever) is it kept.
-        pool = dict.fromkeys([*rank_of, *recent, *trending, *in_category])
+        pool = dict.fromkeys([*rank_of, *c.recent, *c.trending, *in_category])
         if len(pool) > 1 or user.current_item not in pool:
             pool.pop(user.current_item, None)  # type: ignore[arg-type]
         items = list(pool)
         category_rank = {item: r for r, item in enumerate(in_category)}
-        ctx = ListContext(user, self.signals, rank_of, set(trending), base, category, category_rank)
+        ctx = ListContext(
+            user, self.signals, rank_of, set(c.trending), base, c.category, category_rank
+        )
         xs = adjuster.describe(items, ctx)
         probs = adjuster.predict_many(xs)
         a = self.alpha

@@ -178,6 +178,18 @@ class MicroBatcher(Generic[T, R]):
         finally:
             self._flushing -= 1
 
+    async def dispatched(self, max_turns: int = 16) -> None:
+        """Yield to the event loop until every queued request is in a batch handed to
+        the inference thread, or cannot be yet (a batch runs): the caller's next
+        work then overlaps the inference instead of delaying its start."""
+        await asyncio.sleep(0)  # submitters scheduled before this call queue theirs
+        for _ in range(max_turns):
+            free = self._device_free
+            if not self._pending or free is None or free.locked():
+                break
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the new batch's task reaches the executor
+
     # -- gather and run -----------------------------------------------------------
     async def _gather(self) -> None:
         assert self._arrived is not None and self._device_free is not None
