@@ -154,12 +154,21 @@ def load_model(settings: Settings) -> Scorer:
         from models.serving.remote import ProcessScorer
 
         scorer = ProcessScorer(
-            settings.model_dir, device, settings.influence, settings.torch_threads
+            settings.model_dir,
+            device,
+            settings.influence,
+            settings.torch_threads,
+            settings.serve_precision,
         )
     else:
         from models.serving.scorer import NeuralScorer  # imports torch: only when a model is served
 
-        scorer = NeuralScorer.load(settings.model_dir, device, influence_method=settings.influence)
+        scorer = NeuralScorer.load(
+            settings.model_dir,
+            device,
+            influence_method=settings.influence,
+            precision=settings.serve_precision,
+        )
     log.info("serving %s %s from %s", scorer.name, scorer.version, settings.model_dir)
     return scorer
 

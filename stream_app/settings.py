@@ -316,6 +316,12 @@ class Settings(BaseSettings):
         "waits (backpressure)",
     )
     torch_threads: int = Field(1, ge=1, description="torch intra-op threads of the model")
+    serve_precision: Literal["fp32", "bf16", "int8"] = Field(
+        "fp32",
+        description="arithmetic of the served model's pass: `fp32`; `bf16` (the catalogue-wide "
+        "products in bfloat16); `int8` (the ranking's catalogue product, and without influences "
+        "the encoder's linear layers, dynamically quantized; CPU only); see docs/models.md",
+    )
     inference: Literal["process", "thread"] = Field(
         "process",
         description="run the model in a child process (`process`: no GIL shared with the "

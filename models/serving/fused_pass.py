@@ -13,8 +13,12 @@ respect to the sequence state ``h`` is written out,
 ``next * (E_top - softmax(L) E)``, so autograd only runs through the encoder.
 Every catalogue-wide tensor is touched a handful of times, never kept for autograd.
 
+``precision`` (:mod:`models.serving.precision`) picks the arithmetic of the
+catalogue-wide products, and for ``int8`` without influences of the encoder.
+
 Checkpoints whose blend uses the purchase head take the generic path (the
-reference formula of :mod:`models.nn.predictor`, differentiated by autograd).
+reference formula of :mod:`models.nn.predictor`, differentiated by autograd),
+always in float32.
 ``tests/models`` checks both paths against that reference.
 """
 
@@ -24,13 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from models.nn.batching import Batch
 from models.nn.heads import seen_mask
 from models.nn.predictor import Predictor
 from models.nn.vocab import FIRST
 from models.serving.influence import differentiable_scores, grad_x_input, graph_for_inputs
+from models.serving.precision import CatalogueProduct, quantized_encoder
 
 
 @dataclass(slots=True)
@@ -41,10 +45,12 @@ class ServedBatch:
 
 
 class ServingPass:
-    def __init__(self, predictor: Predictor) -> None:
+    def __init__(self, predictor: Predictor, precision: str = "fp32") -> None:
         self.predictor = predictor
         net, w = predictor.network, predictor.weights
         self.fast = not (net.config.purchase_trained and w.purchase)
+        self.product = CatalogueProduct(net.item_table[FIRST:], net.next_head.bias, precision)
+        self._int8_encoder = quantized_encoder(net.encoder) if precision == "int8" else None
         trans = predictor.transitions
         self.t = w.transition if trans is not None else 0.0
         self.n = w.next_item
@@ -65,7 +71,9 @@ class ServingPass:
         net = self.predictor.network
         if not influences:
             with torch.inference_mode():
-                h = net.last_state(net(batch), batch.lengths)
+                h = net.last_state(
+                    net.encode(net.content(batch), batch.lengths, self._int8_encoder), batch.lengths
+                )
                 top_scores, top_cols, _, _ = self._rank(h, batch, k, need_softmax=False)
             return ServedBatch(top_scores.cpu(), top_cols.cpu(), None)
         with graph_for_inputs():
@@ -73,10 +81,9 @@ class ServingPass:
             h = net.last_state(net.encode(x, batch.lengths), batch.lengths)
             with torch.no_grad():
                 top_scores, top_cols, probs, trans_top = self._rank(h.detach(), batch, k, True)
-                table = net.item_table[FIRST:]
                 top = top_cols[:, 0]
                 assert probs is not None  # asked for above
-                grad_h = self.n * (table[top] - probs @ table)
+                grad_h = self.n * (net.item_table[FIRST:][top] - self.product.mixture(probs))
             (grad_x,) = torch.autograd.grad(h, x, grad_outputs=grad_h)
         contrib = (grad_x * x.detach()).sum(-1) * batch.mask
         if self.t:
@@ -89,8 +96,7 @@ class ServingPass:
         self, h: torch.Tensor, batch: Batch, k: int, need_softmax: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Top-k of the blended score; softmax(L) and log P_T(top | last) for the gradient."""
-        net = self.predictor.network
-        logits = F.linear(h, net.item_table[FIRST:], net.next_head.bias)  # (B, N)
+        logits = self.product.logits(h)  # (B, N)
         if need_softmax:  # one exp pass gives both softmax(L) and lse(L)
             peak = logits.amax(dim=1, keepdim=True)
             probs = (logits - peak).exp_()

@@ -33,7 +33,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _init(directory: str, device: str | None, influence: str, threads: int) -> None:
+def _init(directory: str, device: str | None, influence: str, threads: int, precision: str) -> None:
     global _SCORER
     import torch
 
@@ -41,7 +41,9 @@ def _init(directory: str, device: str | None, influence: str, threads: int) -> N
 
     _die_with_parent()
     torch.set_num_threads(threads)
-    _SCORER = NeuralScorer.load(directory, device=device, influence_method=influence)
+    _SCORER = NeuralScorer.load(
+        directory, device=device, influence_method=influence, precision=precision
+    )
 
 
 def _describe() -> tuple[str, str, str]:
@@ -61,12 +63,13 @@ class ProcessScorer:
         device: str | None = None,
         influence_method: str = "grad_x_input",
         threads: int = 1,
+        precision: str = "fp32",
     ) -> None:
         self._pool = ProcessPoolExecutor(
             1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init,
-            initargs=(str(directory), device, influence_method, threads),
+            initargs=(str(directory), device, influence_method, threads, precision),
         )
         try:
             self.name, self._version, self.device = self._pool.submit(_describe).result()

@@ -16,7 +16,8 @@ few bucket widths (so shapes repeat and short histories are not padded to 50).
 Each group takes one :class:`models.serving.fused_pass.ServingPass`: a forward pass, a
 top-k, and a backward pass through the encoder only for grad x input
 influences; with ``influence_method="none"`` it runs under
-``torch.inference_mode`` and influences are empty.
+``torch.inference_mode`` and influences are empty. ``precision`` (``fp32``,
+``bf16``, ``int8``) is the arithmetic of the pass (:mod:`models.serving.precision`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class NeuralScorer:
         device: str | torch.device = "cpu",
         influence_method: str = "grad_x_input",
         batch_size: int = 256,
+        precision: str = "fp32",
     ) -> None:
         if influence_method not in INFLUENCE_METHODS:
             raise ValueError(f"influence_method must be one of {INFLUENCE_METHODS}")
@@ -65,7 +67,8 @@ class NeuralScorer:
         self._device = torch.device(device)
         ckpt.network.to(self._device).eval().requires_grad_(False)
         self._predictor = Predictor(ckpt.network, ckpt.transitions, self._device)
-        self._serving = ServingPass(self._predictor)
+        self._serving = ServingPass(self._predictor, precision)
+        self.precision = precision
         self._widths = bucket_widths(ckpt.network.config.max_len)
         self.influence_method = influence_method
         self.batch_size = batch_size
