@@ -127,3 +127,19 @@ def test_each_mode_serves_the_float32_top_items_and_influences(
         # only softmax(L) in the written-out gradient moves (largest change seen 0.004).
         if o.items[0][0] == r.items[0][0]:
             np.testing.assert_allclose(o.influences, r.influences, atol=0.05)
+
+
+def test_the_model_process_serves_the_chosen_precision(
+    tmp_path: Path, make_network: Factory
+) -> None:
+    """The worker's default path: the setting reaches the scorer in the child process."""
+    from models.serving.remote import ProcessScorer
+
+    net = make_network("bsarec")
+    checkpoint.save(tmp_path, net, ItemVocab(ITEMS), None, {"dataset": "unit"})
+    here = NeuralScorer.load(tmp_path, "cpu", precision="int8")
+    child = ProcessScorer(tmp_path, "cpu", "grad_x_input", 1, "int8")
+    try:
+        assert child.score(_histories(), 5) == here.score(_histories(), 5)
+    finally:
+        child.close()
