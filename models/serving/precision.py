@@ -41,7 +41,8 @@ def _quantize_linears(module: nn.Module, per_item: bool) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantize_per_.*", category=UserWarning)
-        return q.quantize_dynamic(module, spec, dtype=torch.qint8)  # type: ignore[arg-type]
+        out: nn.Module = q.quantize_dynamic(module, spec, dtype=torch.qint8)
+        return out
 
 
 def quantized_encoder(encoder: nn.Module) -> nn.Module:
@@ -71,7 +72,8 @@ class CatalogueProduct:
             with torch.no_grad():
                 linear.weight.copy_(table)
                 linear.bias.copy_(bias)
-            self._q = _quantize_linears(nn.Sequential(linear), per_item=True)[0]
+            wrapped = _quantize_linears(nn.Sequential(linear), per_item=True)
+            self._q = next(iter(wrapped.children()))
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """(B, d) -> (B, N) float32 logits (a fresh tensor: callers modify it in place)."""
