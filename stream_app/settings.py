@@ -318,9 +318,9 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=1, description="torch intra-op threads of the model")
     serve_precision: Literal["fp32", "bf16", "int8"] = Field(
         "fp32",
-        description="arithmetic of the served model's pass: `fp32`; `bf16` (the catalogue-wide "
-        "products in bfloat16); `int8` (the ranking's catalogue product, and without influences "
-        "the encoder's linear layers, dynamically quantized; CPU only); see docs/models.md",
+        description="arithmetic of the served model's catalogue-wide products: `fp32`; `bf16` "
+        "(bfloat16 operands); `int8` (the ranking's product dynamically quantized, CPU only); "
+        "the encoder and its influences stay float32; see docs/models.md",
     )
     inference: Literal["process", "thread"] = Field(
         "process",

@@ -52,20 +52,12 @@ class SequenceRecommender(nn.Module):
         """(B, L, d) per-event inputs; influence methods differentiate with respect to these."""
         return self.embed(batch.items, batch.events, batch.gaps)
 
-    def encode(
-        self,
-        x: torch.Tensor,
-        lengths: torch.Tensor | None = None,
-        encoder: nn.Module | None = None,
-    ) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L, d) inputs -> (B, L, d) states; state t summarises events 0..t (with the
-        window-scope filter, only the last real state is meaningful; ``lengths`` required).
-        ``encoder``: a stand-in for this network's own (a quantized copy of it)."""
-        enc = self.encoder if encoder is None else encoder
-        if isinstance(enc, BSARecEncoder):
-            return enc(x, lengths)
-        out: torch.Tensor = enc(x)
-        return out
+        window-scope filter, only the last real state is meaningful; ``lengths`` required)."""
+        if isinstance(self.encoder, BSARecEncoder):
+            return self.encoder(x, lengths)
+        return self.encoder(x)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.encode(self.content(batch), batch.lengths)

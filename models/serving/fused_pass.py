@@ -14,7 +14,7 @@ respect to the sequence state ``h`` is written out,
 Every catalogue-wide tensor is touched a handful of times, never kept for autograd.
 
 ``precision`` (:mod:`models.serving.precision`) picks the arithmetic of the
-catalogue-wide products, and for ``int8`` without influences of the encoder.
+catalogue-wide products; the encoder is always float32.
 
 Checkpoints whose blend uses the purchase head take the generic path (the
 reference formula of :mod:`models.nn.predictor`, differentiated by autograd),
@@ -34,7 +34,7 @@ from models.nn.heads import seen_mask
 from models.nn.predictor import Predictor
 from models.nn.vocab import FIRST
 from models.serving.influence import differentiable_scores, grad_x_input, graph_for_inputs
-from models.serving.precision import CatalogueProduct, quantized_encoder
+from models.serving.precision import CatalogueProduct
 
 
 @dataclass(slots=True)
@@ -50,7 +50,6 @@ class ServingPass:
         net, w = predictor.network, predictor.weights
         self.fast = not (net.config.purchase_trained and w.purchase)
         self.product = CatalogueProduct(net.item_table[FIRST:], net.next_head.bias, precision)
-        self._int8_encoder = quantized_encoder(net.encoder) if precision == "int8" else None
         trans = predictor.transitions
         self.t = w.transition if trans is not None else 0.0
         self.n = w.next_item
@@ -71,9 +70,7 @@ class ServingPass:
         net = self.predictor.network
         if not influences:
             with torch.inference_mode():
-                h = net.last_state(
-                    net.encode(net.content(batch), batch.lengths, self._int8_encoder), batch.lengths
-                )
+                h = net.last_state(net(batch), batch.lengths)
                 top_scores, top_cols, _, _ = self._rank(h, batch, k, need_softmax=False)
             return ServedBatch(top_scores.cpu(), top_cols.cpu(), None)
         with graph_for_inputs():

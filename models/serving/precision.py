@@ -1,4 +1,4 @@
-"""Numeric precision of the served model's catalogue-wide products (and int8 encoder).
+"""Numeric precision of the served pass's catalogue-wide products.
 
 - ``fp32``: everything in float32 (the default).
 - ``bf16``: the two catalogue-wide products of the serving pass, the logits
@@ -6,11 +6,13 @@
   (the item table is converted once); the bias is added in float32.
 - ``int8``: the logits come from a dynamically quantized ``nn.Linear`` holding the
   item table (int8 weights with one scale per item, the input quantized per call);
-  the bias is kept in float32 inside it. Without influences the encoder's
-  ``nn.Linear`` layers are dynamically quantized too. Quantized linears have no
-  backward, so with influences the encoder stays float32 (its gradient is the
-  influences) and only the ranking's product is int8; the gradient's mixture stays
-  float32 (per-tensor quantized probabilities would round most of them to zero).
+  the bias is kept in float32 inside it. The gradient's mixture stays float32
+  (per-tensor quantized probabilities would round most of them to zero).
+
+The encoder stays float32 in every mode: its gradient is the influences, and
+quantized linears have no backward. Its ``nn.Linear`` layers quantized the same
+way were also measured no faster without influences (docs/benchmarks.md), so only
+the ranking's product is quantized, and influences on or off rank alike.
 
 Eager-mode dynamic quantization (``torch.ao.quantization.quantize_dynamic``) runs
 on the CPU only (fbgemm / x86 kernels); ``int8`` on another device is refused.
@@ -27,15 +29,12 @@ from torch import nn
 PRECISIONS = ("fp32", "bf16", "int8")
 
 
-def _quantize_linears(module: nn.Module, per_item: bool) -> nn.Module:
-    """A copy of ``module`` with its ``nn.Linear`` layers dynamically quantized to int8."""
+def _quantize_linears(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with its ``nn.Linear`` layers dynamically quantized to int8,
+    one weight scale per output row (per item)."""
     from torch.ao import quantization as q
 
-    spec: dict[type[nn.Module], object] = (
-        {nn.Linear: q.per_channel_dynamic_qconfig}
-        if per_item
-        else {nn.Linear: q.default_dynamic_qconfig}
-    )
+    spec = {nn.Linear: q.per_channel_dynamic_qconfig}
     # torch marks eager-mode quantization deprecated in favour of torchao, which this
     # project does not depend on; the kernels themselves are unchanged.
     with warnings.catch_warnings():
@@ -43,11 +42,6 @@ def _quantize_linears(module: nn.Module, per_item: bool) -> nn.Module:
         warnings.filterwarnings("ignore", message=".*quantize_per_.*", category=UserWarning)
         out: nn.Module = q.quantize_dynamic(module, spec, dtype=torch.qint8)
         return out
-
-
-def quantized_encoder(encoder: nn.Module) -> nn.Module:
-    """An int8 copy of ``encoder`` (its linears); the original is left as it was."""
-    return _quantize_linears(encoder, per_item=False)
 
 
 class CatalogueProduct:
@@ -72,7 +66,7 @@ class CatalogueProduct:
             with torch.no_grad():
                 linear.weight.copy_(table)
                 linear.bias.copy_(bias)
-            wrapped = _quantize_linears(nn.Sequential(linear), per_item=True)
+            wrapped = _quantize_linears(nn.Sequential(linear))
             self._q = next(iter(wrapped.children()))
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
