@@ -9,6 +9,7 @@ recommendation messages. The split lets scoring be batched across users.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import MutableMapping, Sequence
@@ -283,9 +284,31 @@ class Processor:
         """The scorer's answers, each with the model that gave it. Thread-safe: the
         micro-batcher runs this on its inference thread."""
         scorer = self.scorer  # read once: a hot reload may swap it meanwhile
-        k = self.adjust.base_k if self.adjust is not None else self.settings.top_k
         model = {"name": scorer.name, "version": scorer.version}
-        return [Answer(res, model) for res in scorer.score([r.history for r in requests], k)]
+        return [Answer(res, model) for res in scorer.score(self._histories(requests), self.k)]
+
+    async def score_async(self, requests: Sequence[ScoreRequest]) -> list[Answer]:
+        """:meth:`score` with a scorer that answers on the event loop (a model in its own
+        process, :meth:`~models.serving.remote.ProcessScorer.score_async`), else on a
+        thread of the loop's executor."""
+        scorer = self.scorer
+        model = {"name": scorer.name, "version": scorer.version}
+        histories = self._histories(requests)
+        on_loop = getattr(scorer, "score_async", None)
+        if on_loop is not None:
+            answers = await on_loop(histories, self.k)
+        else:
+            answers = await asyncio.to_thread(scorer.score, histories, self.k)
+        return [Answer(res, model) for res in answers]
+
+    @property
+    def k(self) -> int:
+        """How many items the scorer is asked for: the adjuster re-ranks a longer list."""
+        return self.adjust.base_k if self.adjust is not None else self.settings.top_k
+
+    @staticmethod
+    def _histories(requests: Sequence[ScoreRequest]) -> list[list[Interaction]]:
+        return [r.history for r in requests]
 
     def render(self, requests: Sequence[ScoreRequest], answers: Sequence[Answer]) -> list[Outgoing]:
         """Adjust the scorers' answers and build the output messages. Runs on the event

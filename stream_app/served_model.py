@@ -54,6 +54,8 @@ class ModelServer:
         self.load = load
         self.batcher: MicroBatcher[ScoreRequest, Answer] = MicroBatcher(
             processor.score,
+            # A model in its own process is fed from the loop, with no thread between.
+            afn=processor.score_async if settings.inference == "process" else None,
             max_batch_size=settings.batch_max_size,
             max_delay_ms=settings.batch_max_delay_ms,
             max_queue=settings.batch_queue_size,

@@ -8,7 +8,9 @@ worker's own event loop:
 - at most ``max_queue`` requests wait; ``submit`` blocks beyond that (backpressure);
 - the batch function runs on one dedicated thread, so the loop keeps consuming, and
   while one batch runs the next one is being gathered (``thread_init`` runs first
-  on that thread, e.g. to set its torch thread count);
+  on that thread, e.g. to set its torch thread count); given ``afn``, a coroutine
+  function that does not block the loop (a model in another process), batches run
+  through it on the loop instead, with no thread hand-off;
 - when a batch raises, its requests are retried one by one, so a bad request fails
   alone;
 - ``close`` dispatches everything still queued (no delay) and waits for it;
@@ -28,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -76,6 +78,7 @@ class MicroBatcher(Generic[T, R]):
         self,
         fn: Callable[[list[T]], Sequence[R]],
         *,
+        afn: Callable[[list[T]], Awaitable[Sequence[R]]] | None = None,
         max_batch_size: int = 64,
         max_delay_ms: float = 5.0,
         max_queue: int = 1024,
@@ -86,6 +89,7 @@ class MicroBatcher(Generic[T, R]):
         if max_batch_size < 1 or max_queue < 1 or max_delay_ms < 0:
             raise ValueError("need max_batch_size >= 1, max_queue >= 1 and max_delay_ms >= 0")
         self.fn = fn
+        self.afn = afn
         self.max_batch_size = max_batch_size
         self.max_delay = max_delay_ms / 1000.0
         self.max_queue = max_queue
@@ -243,7 +247,10 @@ class MicroBatcher(Generic[T, R]):
             items = [r.item for r in batch]
             loop = asyncio.get_running_loop()
             try:
-                results = await loop.run_in_executor(self._executor, self._call, items)
+                if self.afn is not None:
+                    results = await self._acall(items)
+                else:
+                    results = await loop.run_in_executor(self._executor, self._call, items)
             except Exception as exc:  # the executor itself failed: every caller hears of it
                 results = [_Failed(exc)] * len(batch)
             self.observer.on_batch(len(batch), waits, time.perf_counter() - started)
@@ -260,10 +267,7 @@ class MicroBatcher(Generic[T, R]):
     def _call(self, items: list[T]) -> list[R | _Failed]:
         """On the inference thread: the whole batch, or each item alone if the batch fails."""
         try:
-            results = list(self.fn(items))
-            if len(results) != len(items):
-                raise RuntimeError(f"{len(results)} results for {len(items)} requests")
-            return results  # type: ignore[return-value]
+            return _checked(self.fn(items), items)
         except Exception as exc:
             if len(items) == 1:
                 return [_Failed(exc)]
@@ -271,3 +275,23 @@ class MicroBatcher(Generic[T, R]):
         for item in items:
             out += self._call([item])
         return out
+
+    async def _acall(self, items: list[T]) -> list[R | _Failed]:
+        """:meth:`_call` through ``afn``, on the loop."""
+        assert self.afn is not None
+        try:
+            return _checked(await self.afn(items), items)
+        except Exception as exc:
+            if len(items) == 1:
+                return [_Failed(exc)]
+        out: list[R | _Failed] = []
+        for item in items:
+            out += await self._acall([item])
+        return out
+
+
+def _checked(results: Sequence[R], items: list[T]) -> list[R | _Failed]:
+    out: list[R | _Failed] = list(results)
+    if len(out) != len(items):
+        raise RuntimeError(f"{len(out)} results for {len(items)} requests")
+    return out
