@@ -19,6 +19,11 @@ Then, in order:
    delivered, then the tables written locally;
 3. every event of the batch is acked, in input order.
 
+These steps run in the background while the next batch is processed (its reads
+see the batch's writes, held until written locally); the next batch's own steps
+start only once they are done, so records reach the broker in the order the
+one-batch-at-a-time loop sent them.
+
 A user's state, holding the last input offset applied, is thus delivered only
 after the counts its events made: a replay skips an event the user already
 holds, and the counts skip what their rows already hold (they keep an offset
@@ -34,7 +39,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from stream_app import monitoring
 from stream_app.kafka.batches import BatchSender, Record, last_offsets
@@ -89,24 +94,29 @@ class BatchLoop:
         self.counts = counts
         self.rest = rest
         self.sender = sender or BatchSender(topology.app, settings.producer_batch_bytes)
+        self._in_flight: asyncio.Future[None] | None = None  # a batch being delivered
 
     async def run(self, inbox: Inbox) -> None:
         s = self.settings
         log.info("input in batches of up to %d events", s.stream_batch_max)
-        async for events in inbox.batches(s.stream_batch_max, s.stream_batch_wait_ms / 1000):
-            try:
-                await self.handle(events)
-            except Exception:
-                log.critical(
-                    "a batch of %d events failed; none acked, stopping the worker",
-                    len(events),
-                    exc_info=True,
-                )
-                for handler in logging.getLogger().handlers:
-                    handler.flush()  # os._exit skips it
-                os._exit(EXIT_BATCH_FAILED)
+        try:
+            async for events in inbox.batches(s.stream_batch_max, s.stream_batch_wait_ms / 1000):
+                try:
+                    await self.start(events)
+                except Exception:
+                    self.fail(len(events))
+        finally:
+            await self.drain()  # the batch sent last is delivered and acked before the loop ends
 
     async def handle(self, events: Sequence[Any]) -> None:
+        """One batch through, delivered and acked before this returns."""
+        await self.start(events)
+        await self.drain()
+
+    async def start(self, events: Sequence[Any]) -> None:
+        """Process a batch now, then deliver and ack it in the background, once the
+        batch before it is delivered and acked: the next batch is processed while
+        this one's records are on their way (its reads see this one's writes)."""
         app = self.topology.app
         live = []
         for event in events:
@@ -122,15 +132,39 @@ class BatchLoop:
             store.begin()
         try:
             done = await self.process(live)
-            await self.deliver(self.counts, [], done)
-            await self.deliver(self.rest, done.outputs, done)
-        finally:
+        except BaseException:
             for store in stores:
                 store.abort()
-        for event in live:
+            raise
+        await self.drain()  # the batch before: delivered, written locally, acked
+        for store in stores:
+            store.seal()
+        self._in_flight = asyncio.ensure_future(self.finish(live, done))
+
+    async def drain(self) -> None:
+        """Wait until the batch in flight, if any, is delivered and acked."""
+        if self._in_flight is not None:
+            task, self._in_flight = self._in_flight, None
+            await task
+
+    async def finish(self, events: Sequence[Any], done: Processed) -> None:
+        try:
+            await self.deliver(self.counts, [], done)
+            await self.deliver(self.rest, done.outputs, done)
+        except Exception:
+            self.fail(len(events))
+        for event in events:
             event.ack()
         for consumed_at, event_ts in done.published:
             monitoring.observe_published(consumed_at, event_ts)
+
+    def fail(self, size: int) -> NoReturn:
+        log.critical(
+            "a batch of %d events failed; none acked, stopping the worker", size, exc_info=True
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()  # os._exit skips it
+        os._exit(EXIT_BATCH_FAILED)
 
     async def process(self, events: Sequence[Any]) -> Processed:
         """Each event through ingest and scoring, in order (``handle_batch``)."""

@@ -107,3 +107,16 @@ def test_a_failed_delivery_acks_nothing_and_stops_the_worker(
         asyncio.run(loop_with(log, fail=True).run(inbox))
     assert exited.value.args == (batch_loop.EXIT_BATCH_FAILED,)
     assert not [x for x in log if x[0] == "ack"]
+
+
+def test_the_next_batch_is_processed_while_one_is_delivered() -> None:
+    """Batch 2 is processed before batch 1 is acked, but nothing of batch 2 is sent
+    until batch 1 is delivered and acked: the broker sees the sequential order."""
+    log: Log = []
+    first, second = [Event(n, log) for n in range(3)], [Event(n, log) for n in range(3, 6)]
+    inbox: Any = Inbox([first, second])
+    asyncio.run(loop_with(log).run(inbox))
+    kinds = [(kind, n if kind != "delivered" else n.decode()) for kind, n in log]
+    assert kinds.index(("processed", 3)) < kinds.index(("ack", 0))  # overlapped
+    assert max(kinds.index(("ack", n)) for n in range(3)) < kinds.index(("delivered", "v3"))
+    assert [n for kind, n in kinds if kind == "ack"] == list(range(6))  # all, in order

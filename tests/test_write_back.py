@@ -128,3 +128,34 @@ def test_markov_rows_of_every_held_partition_are_read(table: Any) -> None:
         assert dict(store.successors("a")) == {"b": 1, "c": 1}  # from both partitions' stores
         assert wb.get(b"2:a") is None  # a plain read: the current partition's store only
     wb.abort()
+
+
+def test_a_sealed_batch_is_read_by_the_next_until_it_is_written(table: Any) -> None:
+    """The next batch is processed while the one before is delivered: it reads that
+    batch's writes (newest first), and records and apply take the oldest batch."""
+    wb = WriteBack(table)
+    p1 = fake_event(1)
+    with event_context(p1):
+        table.data[b"a"] = b"store"
+    wb.begin()
+    with event_context(p1):
+        wb[b"a"] = b"first"
+        wb[b"b"] = b"first"
+    wb.seal()
+    wb.begin()
+    with event_context(p1):
+        assert (wb.get(b"a"), wb.get(b"b")) == (b"first", b"first")
+        wb[b"b"] = b"second"
+        del wb[b"a"]
+        assert (wb.get(b"a"), wb.get(b"b")) == (None, b"second")
+    assert dict(wb.items()) == {b"b": b"second"}
+    topic = table.changelog_topic_name
+    assert wb.records() == [(topic, 1, b"a", b"first", None), (topic, 1, b"b", b"first", None)]
+    wb.apply({1: p1}, {})
+    assert (table.data[b"a"], table.data[b"b"]) == (b"first", b"first")
+    with event_context(p1):  # the open batch still sees its own writes over the store's
+        assert (wb.get(b"a"), wb.get(b"b")) == (None, b"second")
+    wb.seal()
+    assert wb.records() == [(topic, 1, b"b", b"second", None), (topic, 1, b"a", None, None)]
+    wb.apply({1: p1}, {})
+    assert dict(table.data.items()) == {b"b": b"second"}

@@ -11,7 +11,9 @@ tombstone for a deletion, as Faust's ``del table[k]``) for the batch loop to
 send; once they are delivered, :meth:`~WriteBack.apply` writes the local store
 (one RocksDB write batch per partition) and then the persisted changelog
 offset. The local store is thus never ahead of the changelog: a crash before
-delivery leaves both where they were, and the batch is processed again.
+delivery leaves both where they were, and the batch is processed again. A
+batch :meth:`~WriteBack.seal`-ed while it is delivered stays visible to the next
+batch's reads until it is applied, so the next batch is processed meanwhile.
 
 Faust 0.15.3 writes a RocksDB table only while an event is current
 (``Store._set`` takes the partition from ``current_event()``), and reads the
@@ -53,10 +55,14 @@ def current_partition() -> int:
     return int(event.message.partition)
 
 
+Writes = dict[tuple[int, bytes], bytes | None]  # (partition, key) -> value, None: deleted
+
+
 class WriteBack(MutableMapping[bytes, bytes]):
     def __init__(self, table: faust.Table) -> None:
         self.table = table
-        self._pending: dict[tuple[int, bytes], bytes | None] | None = None
+        self._pending: Writes | None = None  # the open batch's
+        self._sealed: list[Writes] = []  # earlier batches', being delivered, oldest first
         self._read: dict[tuple[int, bytes], bytes | None] = {}  # the store, as read this batch
 
     @property
@@ -64,11 +70,21 @@ class WriteBack(MutableMapping[bytes, bytes]):
         return self._pending is not None
 
     def begin(self) -> None:
+        """Open a batch: its writes are held (reads see them, and a sealed batch's)."""
         self._pending = {}
         self._read = {}
 
+    def seal(self) -> None:
+        """Close the open batch's writes. Until :meth:`apply` writes them locally the
+        next batch's reads still see them: the next batch can be processed while
+        this one is delivered."""
+        assert self._pending is not None, "seal() outside a batch"
+        self._sealed.append(self._pending)
+        self._pending = None
+        self._read = {}
+
     def abort(self) -> None:
-        """Forget the batch's writes (nothing was written locally)."""
+        """Forget the open batch's writes (nothing of it was written locally)."""
         self._pending = None
         self._read = {}
 
@@ -91,11 +107,13 @@ class WriteBack(MutableMapping[bytes, bytes]):
         """``key`` as ``partition``'s store holds it, whichever event is current (a
         Faust read sees the current event's partition only)."""
         slot = (partition, key)
-        if self._pending is not None:
-            if slot in self._pending:
-                return self._pending[slot]
-            if slot in self._read:
-                return self._read[slot]
+        if self._pending is not None and slot in self._pending:
+            return self._pending[slot]
+        for writes in reversed(self._sealed):  # newest first
+            if slot in writes:
+                return writes[slot]
+        if self._pending is not None and slot in self._read:
+            return self._read[slot]
         db = self._partition_db(partition)
         if db is None:  # a store without partitions (memory): it holds every key
             value: bytes | None = self.table.data.get(key)
@@ -122,11 +140,12 @@ class WriteBack(MutableMapping[bytes, bytes]):
     def _merged(self) -> dict[bytes, bytes]:
         """Every key of the partitions held, with this batch's writes applied."""
         out = dict(self.table.items())
-        for (_, key), value in (self._pending or {}).items():
-            if value is None:
-                out.pop(key, None)
-            else:
-                out[key] = value
+        for writes in [*self._sealed, self._pending or {}]:
+            for (_, key), value in writes.items():
+                if value is None:
+                    out.pop(key, None)
+                else:
+                    out[key] = value
         return out
 
     def items(self) -> Any:
@@ -147,22 +166,28 @@ class WriteBack(MutableMapping[bytes, bytes]):
         return None if open_db is None else open_db(partition)
 
     # -- the batch's end ----------------------------------------------------------
+    def _delivering(self) -> Writes:
+        """The oldest batch not written locally (the open one is sealed if none is)."""
+        if not self._sealed:
+            self.seal()
+        return self._sealed[0]
+
     def records(self) -> list[Record]:
-        """One changelog record per changed key, to its partition (a tombstone for a
-        deletion), for :class:`~stream_app.kafka.batches.BatchSender`."""
-        assert self._pending is not None, "records() outside a batch"
+        """The oldest unwritten batch's records: one changelog record per changed key,
+        to its partition (a tombstone for a deletion), for
+        :class:`~stream_app.kafka.batches.BatchSender`."""
         topic = self.table.changelog_topic.get_topic_name()
-        return [(topic, p, key, value, None) for (p, key), value in self._pending.items()]
+        return [(topic, p, key, value, None) for (p, key), value in self._delivering().items()]
 
     def apply(self, events: Mapping[int, Any], last_offsets: Mapping[Any, int]) -> None:
         """After every record of :meth:`records` was delivered: write the local store
         (``events``: one event per input partition written), then the persisted
         changelog offsets (``last_offsets``: the highest offset delivered per
-        topic-partition; other topics' are ignored). Ends the batch."""
-        assert self._pending is not None, "apply() outside a batch"
+        topic-partition; other topics' are ignored). Ends that batch."""
+        writes = self._delivering()
         store = self.table.data
         batches: dict[int, rocksdict.WriteBatch] = {}
-        for (partition, key), value in self._pending.items():
+        for (partition, key), value in writes.items():
             if self._partition_db(partition) is None:  # not RocksDB: through the store
                 with event_context(events[partition]):
                     if value is None:
@@ -186,4 +211,4 @@ class WriteBack(MutableMapping[bytes, bytes]):
             if tp.topic == topic:
                 with event_context(events[tp.partition]):
                     store.set_persisted_offset(tp, offset)
-        self.abort()
+        self._sealed.pop(0)  # now in the store: reads find it there

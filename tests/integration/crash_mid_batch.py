@@ -23,15 +23,15 @@ CRASH_EXIT = 86
 AT = int(os.environ.get("CRASH_AT_BATCH", "3"))
 PHASE = os.environ.get("CRASH_PHASE", "counts")
 
-_handle = batch_loop.BatchLoop.handle
+_start = batch_loop.BatchLoop.start
 _deliver = batch_loop.BatchLoop.deliver
 _batches = 0
 
 
-async def handle(self: batch_loop.BatchLoop, events: Any) -> None:
+async def start(self: batch_loop.BatchLoop, events: Any) -> None:
     global _batches
     _batches += 1
-    await _handle(self, events)
+    await _start(self, events)
 
 
 async def deliver(self: batch_loop.BatchLoop, stores: Any, outputs: Any, done: Any) -> None:
@@ -47,7 +47,7 @@ async def deliver(self: batch_loop.BatchLoop, stores: Any, outputs: Any, done: A
     await _deliver(self, stores, outputs, done)
 
 
-batch_loop.BatchLoop.handle = handle  # type: ignore[method-assign]
+batch_loop.BatchLoop.start = start  # type: ignore[method-assign]
 batch_loop.BatchLoop.deliver = deliver  # type: ignore[method-assign]
 
 if __name__ == "__main__":
