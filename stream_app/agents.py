@@ -194,7 +194,12 @@ class Agents:
                 if self.server is None
                 else partial(self.handle_served, self.server)
             )
-            loop = BatchLoop(self.settings, self.topology, steps, counts, rest)
+            # By default only a served model's batches overlap delivery: a Markov batch
+            # never pauses, so its successor would only hold back its delivery
+            # (measured: p50 30 -> 38-51 ms at 2,000 events/s).
+            mode = self.settings.stream_overlap
+            overlap = mode == "on" or (mode == "auto" and self.server is not None)
+            loop = BatchLoop(self.settings, self.topology, steps, counts, rest, overlap=overlap)
             assert self.inbox is not None, "register() makes the inbox"
             await loop.run(self.inbox)
         elif self.server is None:

@@ -19,10 +19,10 @@ Then, in order:
    delivered, then the tables written locally;
 3. every event of the batch is acked, in input order.
 
-These steps run in the background while the next batch is processed (its reads
-see the batch's writes, held until written locally); the next batch's own steps
-start only once they are done, so records reach the broker in the order the
-one-batch-at-a-time loop sent them.
+With ``overlap`` (a served model) these steps run in the background while the
+next batch is processed (its reads see the batch's writes, held until written
+locally); the next batch's own steps start only once they are done, so records
+reach the broker in the order the one-batch-at-a-time loop sent them.
 
 A user's state, holding the last input offset applied, is thus delivered only
 after the counts its events made: a replay skips an event the user already
@@ -77,7 +77,10 @@ class Processed:
 
 
 class BatchLoop:
-    """``counts``: the tables delivered first (the Markov counts); ``rest``: the others."""
+    """``counts``: the tables delivered first (the Markov counts); ``rest``: the others.
+    ``overlap``: process the next batch while one is delivered (worth it when
+    processing waits for something, a served model: a batch processed without a
+    pause would only delay the delivery before it)."""
 
     def __init__(
         self,
@@ -87,6 +90,7 @@ class BatchLoop:
         counts: Sequence[WriteBack],
         rest: Sequence[WriteBack],
         sender: Sender | None = None,
+        overlap: bool = True,
     ) -> None:
         self.settings = settings
         self.topology = topology
@@ -95,6 +99,7 @@ class BatchLoop:
         self.rest = rest
         self.sender = sender or BatchSender(topology.app, settings.producer_batch_bytes)
         self._in_flight: asyncio.Future[None] | None = None  # a batch being delivered
+        self.overlap = overlap
 
     async def run(self, inbox: Inbox) -> None:
         s = self.settings
@@ -140,6 +145,8 @@ class BatchLoop:
         for store in stores:
             store.seal()
         self._in_flight = asyncio.ensure_future(self.finish(live, done))
+        if not self.overlap:
+            await self.drain()
 
     async def drain(self) -> None:
         """Wait until the batch in flight, if any, is delivered and acked."""

@@ -303,6 +303,12 @@ class Settings(BaseSettings):
         "before it is processed; 0 takes what the consumer's fetch brought (under load "
         "batches grow by themselves: more arrives while one is processed)",
     )
+    stream_overlap: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="process the next input batch while one is delivered (its sends and acks "
+        "keep their order): `auto` with a served model, whose batches pause for the model; a "
+        "Markov batch never pauses, so overlapping only delays the delivery before it",
+    )
     batch_max_size: int = Field(64, ge=1, description="micro-batcher: most requests per batch")
     batch_max_delay_ms: float = Field(
         5.0,

@@ -54,7 +54,7 @@ class Sender:
         return out
 
 
-def loop_with(log: Log, fail: bool = False) -> BatchLoop:
+def loop_with(log: Log, fail: bool = False, overlap: bool = True) -> BatchLoop:
     app = SimpleNamespace(consumer_generation_id=1)
     topology: Any = SimpleNamespace(app=app)
 
@@ -65,7 +65,7 @@ def loop_with(log: Log, fail: bool = False) -> BatchLoop:
             out.append(([Outgoing("out", b"k", event.value)], None))  # no recommendation timed
         return out
 
-    return BatchLoop(Settings(), topology, handle, (), (), Sender(log, fail))
+    return BatchLoop(Settings(), topology, handle, (), (), Sender(log, fail), overlap)
 
 
 def test_acks_in_order_after_every_delivery() -> None:
@@ -120,3 +120,13 @@ def test_the_next_batch_is_processed_while_one_is_delivered() -> None:
     assert kinds.index(("processed", 3)) < kinds.index(("ack", 0))  # overlapped
     assert max(kinds.index(("ack", n)) for n in range(3)) < kinds.index(("delivered", "v3"))
     assert [n for kind, n in kinds if kind == "ack"] == list(range(6))  # all, in order
+
+
+def test_without_overlap_a_batch_waits_for_the_one_before() -> None:
+    log: Log = []
+    first, second = [Event(n, log) for n in range(3)], [Event(n, log) for n in range(3, 6)]
+    inbox: Any = Inbox([first, second])
+    asyncio.run(loop_with(log, overlap=False).run(inbox))
+    kinds = [(kind, n if kind != "delivered" else n.decode()) for kind, n in log]
+    assert max(kinds.index(("ack", n)) for n in range(3)) < kinds.index(("processed", 3))
+    assert [n for kind, n in kinds if kind == "ack"] == list(range(6))

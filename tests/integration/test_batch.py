@@ -233,10 +233,13 @@ async def read_until_all(s: Any, ids: set[str], timeout: float) -> list[dict]:
             return recs
 
 
+@pytest.mark.parametrize("overlap", ["auto", "on"])  # on: the next batch processed meanwhile
 async def test_kill_mid_batch_loses_nothing_and_applies_nothing_twice(
-    bootstrap: str, tmp_path: Path
+    bootstrap: str, tmp_path: Path, overlap: str
 ) -> None:
-    stack = new_stack(bootstrap, tmp_path, stream_batch_max=2000, history_len=500)
+    stack = new_stack(
+        bootstrap, tmp_path, stream_batch_max=2000, history_len=500, stream_overlap=overlap
+    )
     s = stack.settings
     log = crash_log(int(time.time() * 1000))
     try:
