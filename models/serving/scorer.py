@@ -56,9 +56,7 @@ def bucket_widths(max_len: int) -> list[int]:
     return [b for b in BUCKETS if b < max_len] + [max_len]
 
 
-def width_groups(
-    widths: Sequence[int], min_rows: int = MIN_GROUP_ROWS
-) -> list[tuple[int, list[int]]]:
+def width_groups(widths: Sequence[int], min_rows: int = MIN_GROUP_ROWS) -> list[Group]:
     """The rows of each padding width, narrowest first, as (width, row indices); a
     width with fewer than ``min_rows`` rows joins the next wider one (the widest
     keeps what is left).
