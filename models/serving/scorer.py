@@ -42,7 +42,7 @@ BUCKETS = (8, 16, 32, 64, 128, 256)
 INFLUENCE_METHODS = ("grad_x_input", "leave_one_out", "none")
 # A call costs about a millisecond whatever its rows (Beauty, one thread): a width
 # with fewer rows than this is padded to the next one instead. Measured at 33
-# histories a batch: 15.0 -> 13.4 ms, the same top items (scripts: docs/benchmarks.md).
+# histories a batch: 15.0 -> 13.4 ms, the same top items (docs/benchmarks.md).
 MIN_GROUP_ROWS = 16
 Group = tuple[int, list[int]]  # a padding width, and the rows padded to it
 
