@@ -16,9 +16,11 @@ and times the output topic from the first output to the N-th. ``--variants``:
 - ``one-at-a-time``: ``STREAMREC_STREAM_BATCH_MAX=1`` (no batch loop).
 
 ``--against COMMIT`` runs each variant on that commit's code too (a temporary git
-worktree), before this tree's, in the same round. ``--profile DIR`` records each
-run's (first) worker with py-spy and adds its time by stage
-(``scripts/worker_flame.py``) to the report.
+worktree, its hot path compiled as ``setup.py`` builds it), before this tree's,
+in the same round. ``--profile DIR`` records each run's (first) worker with
+py-spy and adds its time by stage (``scripts/worker_flame.py``) to the report;
+those workers run the sources (``STREAMREC_PURE_PYTHON=1``): py-spy sees no
+frame inside a compiled module. Each run records its ``hot_path``.
 
 Every run, each variant's ratio to the bare agent of its round, the machine and
 the commit go to ``results/bench_pipeline.json``.
@@ -66,6 +68,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models.compiled import PURE_ENV
 from stream_app.harness import Stack, broker_running, broker_settings, isolated_env, settings_env
 from stream_app.kafka import clients
 from stream_app.kafka.producer import dataset_events, produce
@@ -202,6 +205,8 @@ def run_one(
         env = {**isolated(base, prefix, Path(tmp)), **settings_env(**v.fields)}
         if v.code is not None:
             env["PYTHONPATH"] = str(v.code)
+        if profile:
+            env[PURE_ENV] = "1"
         stack = Stack(env, Path(tmp), cwd=v.code or ROOT, argv=v.command())
         settings = stack.settings
         stack.create_topics()
@@ -227,6 +232,8 @@ def run_one(
                 print(f"{v.name}: {result['outputs']} of {n} outputs; {w.log_path.name}:")
                 print(w.log_tail(20))
     result.update(name=v.name, about=v.about, events=n, workers=v.workers, input_format=v.fmt)
+    if not v.bare:
+        result["hot_path"] = hot_path(env, v.code or ROOT)
     if misplaced is not None:
         result["events_off_their_users_partition"] = misplaced
     print(f"{v.name:>13}: {result['outputs']} outputs, {result['events_per_s']:.0f} events/s")
@@ -245,9 +252,21 @@ def checkout(commit: str | None) -> Iterator[Path | None]:
         git = ["git", "-C", str(ROOT), "worktree"]
         subprocess.run([*git, "add", "--detach", str(tree), commit], check=True)
         try:
+            if (tree / "setup.py").exists():  # compiled as this tree is
+                build = [sys.executable, "setup.py", "-q", "build_ext", "--inplace", "-j", "2"]
+                subprocess.run(build, cwd=tree, check=True)
             yield tree
         finally:
             subprocess.run([*git, "remove", "--force", str(tree)], check=False)
+
+
+def hot_path(env: dict[str, str], cwd: Path) -> str:
+    """``compiled`` or ``source``: how a worker started with ``env`` runs the Processor."""
+    probe = "import stream_app.processor as p, models.compiled as c; print(c.origin(p))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env={**os.environ, **env}, cwd=cwd, capture_output=True
+    )
+    return out.stdout.decode().strip() or "unknown"
 
 
 def flame() -> types.ModuleType:

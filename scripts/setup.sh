@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything streamrec needs on a fresh Debian machine: Python 3.11 venv with
-# pinned dependencies, a Java runtime and Maven (for the embedded Kafka), the
-# broker jars from Maven Central, Prometheus and promtool (for the dashboard
-# test). Idempotent: a second run takes a second.
+# pinned dependencies, the hot path compiled (gcc; STREAMREC_NO_EXTENSIONS=1 skips
+# it), a Java runtime and Maven (for the embedded Kafka), the broker jars from
+# Maven Central, Prometheus and promtool (for the dashboard test). Idempotent:
+# a second run takes a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,12 @@ if [ -z "$PY" ]; then
 fi
 if [ -z "$PY" ]; then apt_install python3.11 python3.11-venv; PY=python3.11; fi
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || apt_install python3.11-venv
+if [ -z "${STREAMREC_NO_EXTENSIONS:-}" ]; then
+  command -v gcc >/dev/null || apt_install gcc
+  "$PY" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' ||
+    apt_install python3.11-dev
+fi
 command -v java >/dev/null || apt_install default-jre-headless
 command -v mvn >/dev/null || apt_install maven
 # Prometheus and promtool: the dashboard test scrapes a live worker with them.
@@ -35,4 +42,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --progress-bar off -e '.[dev]'
   touch "$stamp"
 fi
+# The compiled hot path (setup.py): rebuilds what changed since, else a no-op.
+.venv/bin/python setup.py -q build_ext --inplace -j 2
 .venv/bin/streamrec broker --fetch-only
