@@ -2,7 +2,7 @@
 
 The compiled modules are the same ``.py`` files (Cython compiles plain Python):
 nothing is written twice, and every module also runs as source. Measured on the
-worker with the Markov scorer and the adjuster: about 13% more events a second
+worker with the Markov scorer and the adjuster: 8-16% more events a second
 (docs/benchmarks.md). ``STREAMREC_NO_EXTENSIONS=1`` builds without compiling (no C
 compiler needed); ``STREAMREC_PURE_PYTHON=1`` runs the sources of a compiled build
 (:mod:`models.compiled`).

@@ -10,6 +10,8 @@ for profilers that see Python frames only (py-spy), and to compare the two.
 >>> import models.markov
 >>> origin(models.markov) in {"compiled", "source"}
 True
+>>> describe().startswith(("compiled (", "from source ("))
+True
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ def origin(module: ModuleType) -> str:
     """``compiled`` or ``source``: what ``module`` was loaded from."""
     suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
     return "compiled" if str(module.__file__).endswith(suffixes) else "source"
+
+
+def describe() -> str:
+    """How this process runs this project's compiled modules, for the start-up log."""
+    ours = [m for name, m in list(sys.modules.items()) if name.startswith(PACKAGES) and m]
+    built = sum(origin(m) == "compiled" for m in ours if getattr(m, "__file__", None))
+    if built:
+        return f"compiled ({built} modules)"
+    return f"from source ({PURE_ENV})" if pure_python() else "from source (not compiled)"
 
 
 class SourceWhenStale(importlib.abc.MetaPathFinder):

@@ -262,7 +262,9 @@ def checkout(commit: str | None) -> Iterator[Path | None]:
 
 def hot_path(env: dict[str, str], cwd: Path) -> str:
     """``compiled`` or ``source``: how a worker started with ``env`` runs the Processor."""
-    probe = "import stream_app.processor as p, models.compiled as c; print(c.origin(p))"
+    # (by its file: a tree from before models.compiled has no compiled build)
+    probe = "import stream_app.processor as p\n"
+    probe += "print('compiled' if p.__file__.endswith('.so') else 'source')"
     out = subprocess.run(
         [sys.executable, "-c", probe], env={**os.environ, **env}, cwd=cwd, capture_output=True
     )

@@ -41,6 +41,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NoReturn, Protocol
 
+from models import compiled
 from stream_app import monitoring
 from stream_app.kafka.batches import BatchSender, Record, last_offsets
 from stream_app.kafka.inbox import Inbox
@@ -103,7 +104,11 @@ class BatchLoop:
 
     async def run(self, inbox: Inbox) -> None:
         s = self.settings
-        log.info("input in batches of up to %d events", s.stream_batch_max)
+        log.info(
+            "input in batches of up to %d events; hot path %s",
+            s.stream_batch_max,
+            compiled.describe(),
+        )
         try:
             async for events in inbox.batches(s.stream_batch_max, s.stream_batch_wait_ms / 1000):
                 try:
