@@ -23,11 +23,18 @@ if [ -z "$PY" ]; then
 fi
 if [ -z "$PY" ]; then apt_install python3.11 python3.11-venv; PY=python3.11; fi
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || apt_install python3.11-venv
-if [ -z "${STREAMREC_NO_EXTENSIONS:-}" ]; then
-  command -v gcc >/dev/null || apt_install gcc
+headers() {
   "$PY" -c 'import os, sys, sysconfig
-sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' ||
-    apt_install python3.11-dev
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'
+}
+if [ -z "${STREAMREC_NO_EXTENSIONS:-}" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    command -v gcc >/dev/null || apt_install gcc
+    headers || apt_install python3.11-dev
+  elif ! command -v gcc >/dev/null || ! headers; then
+    echo "no gcc or Python headers (and not root): the hot path runs from source," \
+      "8-16% slower; STREAMREC_NO_EXTENSIONS=1 silences this" >&2
+  fi
 fi
 command -v java >/dev/null || apt_install default-jre-headless
 command -v mvn >/dev/null || apt_install maven
