@@ -167,8 +167,7 @@ class BatchLoop:
             self.fail(len(events))
         for event in events:
             event.ack()
-        for consumed_at, event_ts in done.published:
-            monitoring.observe_published(consumed_at, event_ts)
+        monitoring.observe_published_many(done.published)
 
     def fail(self, size: int) -> NoReturn:
         log.critical(

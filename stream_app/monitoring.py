@@ -14,6 +14,7 @@ Grafana dashboard from these objects.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,6 +66,38 @@ def observe_published(consumed_at: float, event_ts_ms: int) -> None:
     RECOMMENDATIONS.inc()
     CONSUME_TO_PUBLISH.observe(max(0.0, time.monotonic() - consumed_at))
     EVENT_TO_PUBLISH.observe(max(0.0, time.time() - event_ts_ms / 1000))
+
+
+def observe_published_many(published: Sequence[tuple[float, int]]) -> None:
+    """:func:`observe_published` of each ``(consumed_at, event_ts_ms)``, published
+    together (a batch): one clock read, and each histogram updated per bucket hit."""
+    if not published:
+        return
+    now_mono, now = time.monotonic(), time.time()
+    RECOMMENDATIONS.inc(len(published))
+    observe_many(CONSUME_TO_PUBLISH, [max(0.0, now_mono - c) for c, _ in published])
+    observe_many(EVENT_TO_PUBLISH, [max(0.0, now - ts / 1000) for _, ts in published])
+
+
+def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """``histogram.observe(a)`` for each of ``amounts`` (no labels, no exemplars), with
+    one increment per bucket hit and one of the sum, not two locked increments per
+    amount. It reads prometheus_client's internals (``tests/test_monitoring.py``
+    compares it with ``observe``).
+
+    >>> h = Histogram("doc_latency_seconds", "", buckets=(0.1, 1), registry=None)
+    >>> observe_many(h, [0.05, 0.5, 0.5, 7])
+    >>> [b.get() for b in h._buckets], h._sum.get()
+    ([1.0, 2.0, 1.0], 8.05)
+    """
+    hits: dict[int, int] = {}
+    bounds = histogram._upper_bounds  # ascending, the last +Inf
+    for a in amounts:
+        i = bisect_left(bounds, a)  # the first bound >= a: observe's bucket
+        hits[i] = hits.get(i, 0) + 1
+    for i, n in hits.items():
+        histogram._buckets[i].inc(n)
+    histogram._sum.inc(sum(amounts))
 
 
 # --- Kafka consumer and state ---------------------------------------------------
