@@ -52,25 +52,28 @@ class ScaledLogistic:
 
     def predict_one(self, x: Sequence[float]) -> float:
         """P(y is True)."""
-        return _sigmoid(self._logit(self.scale(x)))
+        # scale() and the dot product in one pass: this runs for every published list.
+        dot = 0.0
+        for xi, mean, var, wi in zip(x, self.means, self.vars, self.weights, strict=True):
+            dot += wi * ((xi - mean) / var**0.5 if var else 0.0)
+        return _sigmoid(dot + self.intercept)
 
     def learn_one(self, x: Sequence[float], y: bool, w: float = 1.0) -> None:
-        self._learn_scale(x)
-        z = self.scale(x)
-        g = _log_loss_gradient(y, self._logit(z)) * w
-        self.intercept -= self.intercept_lr * g
-        self._adam(z, g)
-
-    def _learn_scale(self, x: Sequence[float]) -> None:
+        # Welford's update, the scaling by it and the dot product in one pass.
         self.seen += 1
-        n, means, vars_ = self.seen, self.means, self.vars
+        n, means, vars_, weights = self.seen, self.means, self.vars, self.weights
+        z: list[float] = []
+        dot = 0.0
         for i, xi in enumerate(x):
             old = means[i]
             means[i] = new = old + (xi - old) / n
-            vars_[i] += ((xi - old) * (xi - new) - vars_[i]) / n
-
-    def _logit(self, z: Sequence[float]) -> float:
-        return sum(wi * zi for wi, zi in zip(self.weights, z, strict=True)) + self.intercept
+            vars_[i] = var = vars_[i] + ((xi - old) * (xi - new) - vars_[i]) / n
+            zi = (xi - new) / var**0.5 if var else 0.0
+            z.append(zi)
+            dot += weights[i] * zi
+        g = _log_loss_gradient(y, dot + self.intercept) * w
+        self.intercept -= self.intercept_lr * g
+        self._adam(z, g)
 
     def _adam(self, z: Sequence[float], g: float) -> None:
         b1, b2, t = self.beta_1, self.beta_2, self.steps + 1
