@@ -2,10 +2,10 @@
 
 The compiled modules are the same ``.py`` files (Cython compiles plain Python):
 nothing is written twice, and every module also runs as source. Measured on the
-worker with the Markov scorer and the adjuster: 8-16% more events a second
-(docs/benchmarks.md). A module that does not compile (no C compiler) is skipped
-with a warning and runs as source; ``STREAMREC_NO_EXTENSIONS=1`` does not try;
-``STREAMREC_PURE_PYTHON=1`` runs the sources of a compiled build
+worker with the Markov scorer and the adjuster: 2-17% more events a second (8-16% in
+most runs; docs/benchmarks.md). A module that does not compile (no C compiler) is
+skipped with a warning and runs as source; ``STREAMREC_NO_EXTENSIONS=1`` does not
+try; ``STREAMREC_PURE_PYTHON=1`` runs the sources of a compiled build
 (:mod:`models.compiled`).
 """
 

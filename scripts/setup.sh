@@ -33,7 +33,7 @@ if [ -z "${STREAMREC_NO_EXTENSIONS:-}" ]; then
     headers || apt_install python3.11-dev
   elif ! command -v gcc >/dev/null || ! headers; then
     echo "no gcc or Python headers (and not root): the hot path runs from source," \
-      "8-16% slower; STREAMREC_NO_EXTENSIONS=1 silences this" >&2
+      "about 10% slower; STREAMREC_NO_EXTENSIONS=1 silences this" >&2
   fi
 fi
 command -v java >/dev/null || apt_install default-jre-headless

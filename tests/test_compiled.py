@@ -39,7 +39,7 @@ def test_every_hot_module_exists() -> None:
 
 @pytest.mark.skipif(not built(), reason="built without extensions (STREAMREC_NO_EXTENSIONS)")
 def test_the_hot_path_runs_compiled() -> None:
-    """A failed build must fail here, not pass 13% slower unnoticed."""
+    """A failed build must fail here, not pass slower unnoticed."""
     if compiled.pure_python():
         pytest.skip("STREAMREC_PURE_PYTHON is set")
     origins = {m: compiled.origin(importlib.import_module(m)) for m in hot_modules()}
