@@ -63,9 +63,7 @@ def observe_published(consumed_at: float, event_ts_ms: int) -> None:
 
     ``consumed_at`` is ``time.monotonic()`` when the agent received the event.
     """
-    RECOMMENDATIONS.inc()
-    CONSUME_TO_PUBLISH.observe(max(0.0, time.monotonic() - consumed_at))
-    EVENT_TO_PUBLISH.observe(max(0.0, time.time() - event_ts_ms / 1000))
+    observe_published_many([(consumed_at, event_ts_ms)])
 
 
 def observe_published_many(published: Sequence[tuple[float, int]]) -> None:
