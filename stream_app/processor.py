@@ -292,14 +292,11 @@ class Processor:
         process, :meth:`~models.serving.remote.ProcessScorer.score_async`), else on a
         thread of the loop's executor."""
         scorer = self.scorer
-        model = {"name": scorer.name, "version": scorer.version}
-        histories = self._histories(requests)
         on_loop = getattr(scorer, "score_async", None)
-        if on_loop is not None:
-            answers = await on_loop(histories, self.k)
-        else:
-            answers = await asyncio.to_thread(scorer.score, histories, self.k)
-        return [Answer(res, model) for res in answers]
+        if on_loop is None:
+            return await asyncio.to_thread(self.score, requests)
+        model = {"name": scorer.name, "version": scorer.version}
+        return [Answer(res, model) for res in await on_loop(self._histories(requests), self.k)]
 
     @property
     def k(self) -> int:
