@@ -17,8 +17,11 @@ and times the output topic from the first output to the N-th. ``--variants``:
 
 ``--against COMMIT`` runs each variant on that commit's code too (a temporary git
 worktree, its hot path compiled as ``setup.py`` builds it), before this tree's,
-in the same round. ``--profile DIR`` records each run's (first) worker with
-py-spy and adds its time by stage (``scripts/worker_flame.py``) to the report;
+in the same round. Before the first round the bare agent runs once on
+``--warm-up`` events, not counted: a broker just started spends a share of the
+cores compiling, which slowed the first run of a round most. ``--profile DIR``
+records each run's (first) worker with py-spy and adds its time by stage
+(``scripts/worker_flame.py``) to the report;
 those workers run the sources (``STREAMREC_PURE_PYTHON=1``): py-spy sees no
 frame inside a compiled module. Each run records its ``hot_path``.
 
@@ -300,9 +303,11 @@ def compare(
     n: int,
     timeout: float,
     profile: Path | None = None,
+    warm_up: int = 0,
 ) -> dict[str, Any]:
     """``rounds`` rounds of the bare agent then each variant; every run, and each
-    variant's ratio to the bare agent of its round."""
+    variant's ratio to the bare agent of its round. First, unless ``warm_up`` is 0,
+    the bare agent on that many events, not counted."""
     report: dict[str, Any] = {
         "benchmark": "end-to-end events/s against a bare Faust agent of the same round, "
         "input pre-produced, broker and workers on the same machine",
@@ -316,6 +321,10 @@ def compare(
         "runs": [],
     }
     with broker_running(base):
+        if warm_up:
+            # A broker just started spends a share of the cores compiling: its JIT
+            # threads took 0.4-0.5 of a core during the first run, 0.1-0.2 after.
+            report["warm_up"] = run_one(BARE, base, warm_up, timeout)
         for r in range(1, rounds + 1):
             bare = run_one(BARE, base, n, timeout, profile)
             report["runs"].append({**bare, "round": r})
@@ -371,6 +380,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="default: results/bench_pipeline.json")
     ap.add_argument("--rounds", type=int, default=1, help="bare agent then variants, N times")
     ap.add_argument(
+        "--warm-up",
+        type=int,
+        default=20_000,
+        metavar="EVENTS",
+        help="first run the bare agent on this many events, not counted (0: none)",
+    )
+    ap.add_argument(
         "--variants",
         default=",".join(VARIANTS),
         help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)",
@@ -399,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
         variants = [VARIANTS[name] for name in names]
         if tree is not None:  # each variant on the other commit's code, then on this tree's
             variants = [x for v in variants for x in (v.at(args.against, tree), v)]
-        report = compare(base, variants, args.rounds, args.events, args.timeout, args.profile)
+        report = compare(
+            base, variants, args.rounds, args.events, args.timeout, args.profile, args.warm_up
+        )
     out = args.out or ROOT / "results/bench_pipeline.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -106,62 +106,105 @@ def batcher_means(before: dict[str, float], after: dict[str, float]) -> dict[str
     }
 
 
+WARM_STEP = 10_000  # the warm-up step's id in the event ids (never a measured step's)
+
+
 async def run_rates(
-    settings: Settings, rates: list[int], seconds: float, grace: float, bound_ms: float
-) -> list[dict[str, Any]]:
+    settings: Settings,
+    rates: list[int],
+    seconds: float,
+    grace: float,
+    bound_ms: float,
+    warm_s: float = 0.0,
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The warm-up step at the first rate (``warm_s`` seconds, None when 0), then the
+    measured steps, up to the first one not sustained."""
     receiver = Receiver(settings)
     reading = asyncio.create_task(receiver.run())
     producer = clients.producer(settings)
     await producer.start()
     events = dataset_events(DATASET if DATASET.exists() else None)
     steps: list[dict[str, Any]] = []
+    warm_up = None
+
+    async def step(number: int, rate: int, length: float) -> dict[str, Any]:
+        return await run_step(receiver, producer, settings, events, number, rate, length, grace)
+
     try:
-        # Warm-up: the worker joins its group and the model's first batches run. A
-        # loaded machine starts slower: wait until the warm-up is all recommended.
-        warm = await send_step(producer, settings, events, 0, 100, 5)
+        # The worker joins its group and the model's first batches run. A loaded
+        # machine starts slower: wait until the first events are all recommended.
+        first = await send_step(producer, settings, events, 0, 100, 5)
         deadline = time.monotonic() + 60
-        while len(receiver.received.get(0, ())) < warm and time.monotonic() < deadline:
+        while len(receiver.received.get(0, ())) < first and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         await asyncio.sleep(3)
-        for step, rate in enumerate(rates, start=1):
+        if warm_s > 0 and rates:
+            # A broker just started spends a share of the cores compiling (its JIT
+            # threads took 0.2-0.5 of a core in its first half minute of traffic).
+            warm_up = await step(WARM_STEP, rates[0], warm_s)
+            report_step("warm-up", warm_up, bound_ms)
+            await asyncio.sleep(2)
+        for number, rate in enumerate(rates, start=1):
             before = await asyncio.to_thread(scrape, settings)
-            started = time.monotonic()
-            sent = await send_step(producer, settings, events, step, rate, seconds)
-            send_s = time.monotonic() - started
-            deadline = time.monotonic() + grace
-            while len(receiver.received.get(step, ())) < sent and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-            lat = np.array(receiver.latencies.get(step, [0.0]))
-            got = len(receiver.received.get(step, ()))
-            p99 = float(np.percentile(lat, 99))
-            row = {
-                "target_rate": rate,
-                "sent": sent,
-                "achieved_input_rate": sent / send_s,
-                "recommended": got,
-                "p50_ms": float(np.percentile(lat, 50)),
-                "p99_ms": p99,
-                "max_ms": float(lat.max()),
-                "sustained": got == sent and p99 <= bound_ms and sent / send_s >= 0.95 * rate,
-            }
+            row = await step(number, rate, seconds)
             if before:
                 row.update(batcher_means(before, await asyncio.to_thread(scrape, settings)))
             steps.append(row)
-            print(
-                f"  {rate:>6}/s: in {row['achieved_input_rate']:.0f}/s, {got}/{sent} recommended, "
-                f"p50 {row['p50_ms']:.1f} ms, p99 {p99:.1f} ms"
-                + (f", batch {row['mean_batch_size']:.1f}" if "mean_batch_size" in row else "")
-                + ("" if row["sustained"] else "  (not sustained)"),
-                flush=True,
-            )
-            if not row["sustained"]:
+            if not report_step(f"{rate:>6}/s", row, bound_ms):
                 break
             await asyncio.sleep(2)
     finally:
         await producer.stop()
         receiver.stop = True
         await reading
-    return steps
+    return warm_up, steps
+
+
+async def run_step(
+    receiver: Receiver,
+    producer: Any,
+    settings: Settings,
+    events: Any,
+    number: int,
+    rate: int,
+    seconds: float,
+    grace: float,
+) -> dict[str, Any]:
+    """Send one step at ``rate``, wait up to ``grace`` s for its recommendations; its row."""
+    started = time.monotonic()
+    sent = await send_step(producer, settings, events, number, rate, seconds)
+    send_s = time.monotonic() - started
+    deadline = time.monotonic() + grace
+    while len(receiver.received.get(number, ())) < sent and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    lat = np.array(receiver.latencies.get(number, [0.0]))
+    return {
+        "target_rate": rate,
+        "sent": sent,
+        "achieved_input_rate": sent / send_s,
+        "recommended": len(receiver.received.get(number, ())),
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "max_ms": float(lat.max()),
+    }
+
+
+def report_step(label: str, row: dict[str, Any], bound_ms: float) -> bool:
+    """Mark ``row`` sustained or not, print it; whether it was sustained."""
+    got, sent = row["recommended"], row["sent"]
+    row["sustained"] = (
+        got == sent
+        and row["p99_ms"] <= bound_ms
+        and row["achieved_input_rate"] >= 0.95 * row["target_rate"]
+    )
+    print(
+        f"  {label}: in {row['achieved_input_rate']:.0f}/s, {got}/{sent} recommended, "
+        f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms"
+        + (f", batch {row['mean_batch_size']:.1f}" if "mean_batch_size" in row else "")
+        + ("" if row["sustained"] else "  (not sustained)"),
+        flush=True,
+    )
+    return bool(row["sustained"])
 
 
 def run_scorer(
@@ -178,12 +221,15 @@ def run_scorer(
             worker = stack.worker("worker").start()
             # The worker's own settings: its /metrics port is scraped between steps.
             settings = Settings.from_env(worker.env)
-            steps = asyncio.run(run_rates(settings, rates, args.seconds, args.grace, args.bound_ms))
+            warm_up, steps = asyncio.run(
+                run_rates(settings, rates, args.seconds, args.grace, args.bound_ms, args.warm_s)
+            )
     ok = [s for s in steps if s["sustained"]]
     best = max(ok, key=lambda s: s["target_rate"]) if ok else None
     return {
         "scorer": name,
         "env": extra_env,
+        "warm_up": warm_up,
         "steps": steps,
         "highest_sustained_rate": best["target_rate"] if best else 0,
         "at_highest": best,
@@ -196,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scorers", default="markov,transformer")
     ap.add_argument("--seconds", type=float, default=15.0, help="per rate step")
     ap.add_argument("--grace", type=float, default=5.0, help="seconds to catch up after a step")
+    ap.add_argument(
+        "--warm-s",
+        type=float,
+        default=10.0,
+        help="seconds at the first rate before the measured steps, not measured (0: none)",
+    )
     ap.add_argument("--bound-ms", type=float, default=1000.0, help="p99 bound of a sustained step")
     ap.add_argument("--markov-rates", default=",".join(map(str, MARKOV_RATES)))
     ap.add_argument("--model-rates", default=",".join(map(str, MODEL_RATES)))
@@ -236,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         "commit": git_commit(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "seconds_per_step": args.seconds,
+        "warm_up_seconds": args.warm_s,
         "settings": args.set,
         "dataset": str(DATASET),
         "machine": {

@@ -20,11 +20,13 @@ def test_compare_one_variant(
     monkeypatch.setenv("STREAMREC_KAFKA_BOOTSTRAP", bootstrap)
     out = tmp_path / "bench.json"
     argv = ["--events", "500", "--variants", "adjust-off", "--timeout", "120", "--out", str(out)]
+    argv += ["--warm-up", "200"]
     assert bench_pipeline.main(argv) == 0
     report = json.loads(out.read_text())
     assert report["commit"] and report["date"]
     assert {"cpus", "python", "load_average_at_start"} <= report["machine"].keys()
     assert list(report["variants"]) == ["adjust-off"]
+    assert report["warm_up"]["name"] == "baseline" and report["warm_up"]["outputs"] == 200
     runs = report["runs"]
     assert [(r["name"], r["round"]) for r in runs] == [("baseline", 1), ("adjust-off", 1)]
     assert all(r["outputs"] == 500 for r in runs), [r["outputs"] for r in runs]
