@@ -1,0 +1,34 @@
+"""``scripts/bench_rates.py``'s verdict on a step: what *sustained* means. The steps
+themselves run against a real broker in the benchmark, not here (no figure is
+checked: the machine's speed varies)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from scripts.bench_rates import report_step
+
+
+def step(**changes: Any) -> dict[str, Any]:
+    row = {"target_rate": 1000, "sent": 8000, "recommended": 8000, "achieved_input_rate": 998.0}
+    return {**row, "p50_ms": 20.0, "p99_ms": 60.0, "max_ms": 90.0, **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "sustained"),
+    [
+        ({}, True),
+        ({"recommended": 7999}, False),  # one event got no recommendation in time
+        ({"p99_ms": 1000.5}, False),  # past the bound
+        ({"achieved_input_rate": 940.0}, False),  # the producer could not keep the rate
+    ],
+)
+def test_sustained(changes: dict[str, Any], sustained: bool, capsys: Any) -> None:
+    row = step(**changes)
+    assert report_step("1000/s", row, bound_ms=1000.0) is sustained
+    assert row["sustained"] is sustained
+    printed = capsys.readouterr().out
+    assert printed.startswith("  1000/s: in ")
+    assert ("not sustained" in printed) is not sustained
