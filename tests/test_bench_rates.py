@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from scripts.bench_rates import report_step
+from scripts.bench_rates import report_step, summarise
 
 
 def step(**changes: Any) -> dict[str, Any]:
@@ -32,3 +32,20 @@ def test_sustained(changes: dict[str, Any], sustained: bool, capsys: Any) -> Non
     printed = capsys.readouterr().out
     assert printed.startswith("  1000/s: in ")
     assert ("not sustained" in printed) is not sustained
+
+
+def test_summary_over_rounds() -> None:
+    runs = [
+        {"scorer": "s", "steps": [step(p99_ms=100.0, sustained=True)]},
+        {"scorer": "s", "steps": [step(p99_ms=300.0, sustained=True)]},
+        {"scorer": "s", "steps": [step(p99_ms=200.0, sustained=False)]},
+        {"scorer": "t", "steps": [step(target_rate=500, p50_ms=5.0, sustained=True)]},
+    ]
+    summary = summarise(runs)
+    assert summary["s"][1000] == {
+        "rounds": 3,
+        "sustained": 2,
+        "median_p50_ms": 20.0,
+        "median_p99_ms": 200.0,
+    }
+    assert summary["t"][500]["median_p50_ms"] == 5.0 and summary["t"][500]["rounds"] == 1
