@@ -19,7 +19,7 @@ and times the output topic from the first output to the N-th. ``--variants``:
 worktree, its hot path compiled as ``setup.py`` builds it), before this tree's,
 in the same round. Before the first round the bare agent runs once on
 ``--warm-up`` events, not counted: a broker just started spends a share of the
-cores compiling, which slowed the first run of a round most. ``--profile DIR``
+cores compiling, which can slow the first run of a round. ``--profile DIR``
 records each run's (first) worker with py-spy and adds its time by stage
 (``scripts/worker_flame.py``) to the report;
 those workers run the sources (``STREAMREC_PURE_PYTHON=1``): py-spy sees no
@@ -326,7 +326,7 @@ def compare(
     with broker_running(base):
         if warm_up:
             # A broker just started spends a share of the cores compiling: its JIT
-            # threads took 0.4-0.5 of a core during the first run, 0.1-0.2 after.
+            # threads took 0.4-0.5 of a core during the first run, 0.1-0.25 after.
             report["warm_up"] = run_one(BARE, base, warm_up, timeout)
         for r in range(1, rounds + 1):
             bare = run_one(BARE, base, n, timeout, profile)
