@@ -61,14 +61,29 @@ class Transitions:
         self, last: np.ndarray, alpha: float, log_tot: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows, columns and ``log P_T(j | last)`` of every observed successor."""
-        seen = self.counts[last].tocoo()
-        r, c = seen.row, seen.col
-        return r, c, np.log(seen.data + alpha * self._pop[c]) - log_tot[r]
+        r, c, counts = self._entries(last)
+        return r, c, np.log(counts + alpha * self._pop[c]) - log_tot[r]
 
     def log_prob_at(self, last: np.ndarray, cols: np.ndarray, alpha: float) -> np.ndarray:
         """(B,) ``log P_T(cols[b] | last[b])``, one value per row."""
-        counts = np.asarray(self.counts[last.copy(), cols.copy()]).ravel()  # scipy: writeable
+        r, c, observed = self._entries(last)
+        counts = np.zeros(len(last), dtype=observed.dtype)
+        hit = c == cols[r]
+        counts[r[hit]] = observed[hit]  # a row holds a column at most once
         return np.log(counts + alpha * self._pop[cols]) - self.log_totals(last, alpha)
+
+    def _entries(self, last: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row number in ``last``, column and count of every stored entry of the rows
+        ``last``, row by row: ``self.counts[last].tocoo()``'s, read from the CSR arrays
+        (scipy's indexing cost more than the serving pass's top-k on small batches)."""
+        indptr = self.counts.indptr
+        starts = indptr[last]
+        lengths = indptr[last + 1] - starts
+        rows = np.repeat(np.arange(len(last)), lengths)
+        # Entry k of the output is entry (k - first output of its row) of its row.
+        shift = starts - (np.cumsum(lengths) - lengths)
+        pos = np.arange(int(lengths.sum())) + np.repeat(shift, lengths)
+        return rows, self.counts.indices[pos], self.counts.data[pos]
 
     def log_prob(self, last: np.ndarray, alpha: float) -> np.ndarray:
         """(B,) previous item indices -> (B, n_items) float32 log P_T(j | last).
