@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from scripts.bench_pipeline import DATASET, ROOT, git_commit, isolated
+from scripts.bench_pipeline import DATASET, ROOT, cpu_seconds, git_commit, isolated
 from stream_app.harness import Stack, broker_running, broker_settings, settings_env
 from stream_app.kafka import clients
 from stream_app.kafka.producer import Pacer, dataset_events, send_event
@@ -106,6 +106,55 @@ def batcher_means(before: dict[str, float], after: dict[str, float]) -> dict[str
     }
 
 
+class CpuMeter:
+    """CPU time over a step: the worker's process, its children (a served model's
+    process), this benchmark's own (producer and consumer), and the whole machine's
+    busy time (``/proc/stat``; the rest is mostly the broker on this machine)."""
+
+    def __init__(self, worker_pid: int | None = None) -> None:
+        self.worker_pid = worker_pid
+
+    def read(self) -> dict[str, float]:
+        if self.worker_pid is None:
+            return {}
+        return {
+            "worker": cpu_seconds([self.worker_pid]),
+            "model": cpu_seconds(children(self.worker_pid)),
+            "bench": time.process_time(),
+            "machine": machine_busy_seconds(),
+        }
+
+    @staticmethod
+    def per_event(
+        before: dict[str, float], after: dict[str, float], events: int
+    ) -> dict[str, float]:
+        """µs of CPU per event sent, by part; ``other``: the machine's remainder."""
+        if not before or not events:
+            return {}
+        spent = {k: after[k] - before[k] for k in before}
+        spent["other"] = spent["machine"] - spent["worker"] - spent["model"] - spent["bench"]
+        return {f"{k}_cpu_us_per_event": v / events * 1e6 for k, v in spent.items()}
+
+
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux's ``children`` list of its threads)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core spent not idle (nor waiting for I/O) since boot."""
+    user, nice, system, _idle, _iowait, irq, softirq = (
+        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+    )
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 WARM_STEP = 10_000  # the warm-up step's id in the event ids (never a measured step's)
 
 
@@ -116,9 +165,11 @@ async def run_rates(
     grace: float,
     bound_ms: float,
     warm_s: float = 0.0,
+    meter: CpuMeter | None = None,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The warm-up step at the first rate (``warm_s`` seconds, None when 0), then the
-    measured steps, up to the first one not sustained."""
+    measured steps, up to the first one not sustained (``meter``: CPU per event of
+    each step, by process)."""
     receiver = Receiver(settings)
     reading = asyncio.create_task(receiver.run())
     producer = clients.producer(settings)
@@ -128,7 +179,9 @@ async def run_rates(
     warm_up = None
 
     async def step(number: int, rate: int, length: float) -> dict[str, Any]:
-        return await run_step(receiver, producer, settings, events, number, rate, length, grace)
+        return await run_step(
+            receiver, producer, settings, events, number, rate, length, grace, meter or CpuMeter()
+        )
 
     try:
         # The worker joins its group and the model's first batches run. A loaded
@@ -169,16 +222,19 @@ async def run_step(
     rate: int,
     seconds: float,
     grace: float,
+    meter: CpuMeter,
 ) -> dict[str, Any]:
     """Send one step at ``rate``, wait up to ``grace`` s for its recommendations; its row."""
+    cpu_before = meter.read()
     started = time.monotonic()
     sent = await send_step(producer, settings, events, number, rate, seconds)
     send_s = time.monotonic() - started
     deadline = time.monotonic() + grace
     while len(receiver.received.get(number, ())) < sent and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
+    cpu = meter.per_event(cpu_before, meter.read(), sent)
     lat = np.array(receiver.latencies.get(number, [0.0]))
-    return {
+    return cpu | {
         "target_rate": rate,
         "sent": sent,
         "achieved_input_rate": sent / send_s,
@@ -201,10 +257,21 @@ def report_step(label: str, row: dict[str, Any], bound_ms: float) -> bool:
         f"  {label}: in {row['achieved_input_rate']:.0f}/s, {got}/{sent} recommended, "
         f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms"
         + (f", batch {row['mean_batch_size']:.1f}" if "mean_batch_size" in row else "")
+        + cpu_line(row)
         + ("" if row["sustained"] else "  (not sustained)"),
         flush=True,
     )
     return bool(row["sustained"])
+
+
+def cpu_line(row: dict[str, Any]) -> str:
+    """``row``'s CPU per event by part, as printed ("" when not measured)."""
+    parts = [
+        f"{part} {row[key]:.0f}"
+        for part in ("worker", "model", "bench", "other")
+        if (key := f"{part}_cpu_us_per_event") in row and (part != "model" or row[key] >= 1)
+    ]
+    return f"; CPU µs/event: {', '.join(parts)}" if parts else ""
 
 
 def run_scorer(
@@ -222,7 +289,15 @@ def run_scorer(
             # The worker's own settings: its /metrics port is scraped between steps.
             settings = Settings.from_env(worker.env)
             warm_up, steps = asyncio.run(
-                run_rates(settings, rates, args.seconds, args.grace, args.bound_ms, args.warm_s)
+                run_rates(
+                    settings,
+                    rates,
+                    args.seconds,
+                    args.grace,
+                    args.bound_ms,
+                    args.warm_s,
+                    CpuMeter(worker.pid),
+                )
             )
     ok = [s for s in steps if s["sustained"]]
     best = max(ok, key=lambda s: s["target_rate"]) if ok else None

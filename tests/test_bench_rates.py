@@ -4,11 +4,14 @@ checked: the machine's speed varies)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
-from scripts.bench_rates import report_step, summarise
+from scripts.bench_rates import CpuMeter, children, cpu_line, report_step, summarise
 
 
 def step(**changes: Any) -> dict[str, Any]:
@@ -49,3 +52,31 @@ def test_summary_over_rounds() -> None:
         "median_p99_ms": 200.0,
     }
     assert summary["t"][500]["median_p50_ms"] == 5.0 and summary["t"][500]["rounds"] == 1
+
+
+def test_cpu_per_event_by_part() -> None:
+    before = {"worker": 1.0, "model": 0.5, "bench": 2.0, "machine": 10.0}
+    after = {"worker": 1.4, "model": 0.7, "bench": 2.1, "machine": 11.0}
+    cpu = CpuMeter.per_event(before, after, events=1000)
+    assert cpu["worker_cpu_us_per_event"] == pytest.approx(400.0)
+    assert cpu["model_cpu_us_per_event"] == pytest.approx(200.0)
+    assert cpu["other_cpu_us_per_event"] == pytest.approx(300.0)  # 1.0 - 0.4 - 0.2 - 0.1
+    assert cpu_line(cpu) == "; CPU µs/event: worker 400, model 200, bench 100, other 300"
+    assert CpuMeter.per_event({}, after, events=1000) == {}  # not measured
+    assert cpu_line({}) == ""
+
+
+def test_cpu_meter_reads_a_process_and_its_children() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert child.pid in children(os.getpid())
+        first = CpuMeter(os.getpid()).read()
+        sum(i * i for i in range(300_000))  # some CPU in this process
+        second = CpuMeter(os.getpid()).read()
+    finally:
+        child.kill()
+        child.wait()
+    assert set(first) == {"worker", "model", "bench", "machine"}
+    assert second["worker"] >= first["worker"]
+    assert second["machine"] >= first["machine"] > 0
+    assert CpuMeter().read() == {}  # no worker: not measured
