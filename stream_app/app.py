@@ -106,7 +106,7 @@ def create_app(settings: Settings) -> faust.App:
     """The worker's app. Data flows one way: an event from the input topic is applied
     to state, scored, adjusted and published (:class:`~stream_app.agents.Agents`)."""
     compat.apply()
-    fetch_wait.apply(settings.fetch_max_wait_ms)
+    fetch_wait.apply(settings.fetch_max_wait_ms, settings.fetch_min_bytes)
     if settings.store == "rocksdb" and settings.bulk_restore:
         table_manager.enable_bulk_restore(settings)
     app = faust.App(settings.app_id, **faust_settings(settings))

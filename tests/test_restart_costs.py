@@ -22,10 +22,11 @@ def worker_app(tmp_path: Path, **fields: Any) -> faust.App:
 
 
 async def test_the_worker_consumer_gets_the_configured_fetch_wait(tmp_path: Path) -> None:
-    app = worker_app(tmp_path, fetch_max_wait_ms=77)
+    app = worker_app(tmp_path, fetch_max_wait_ms=77, fetch_min_bytes=4321)
     consumer = app.consumer._thread._create_worker_consumer(app.transport)
     try:
         assert consumer._fetch_max_wait_ms == 77  # Faust's own: 1500
+        assert consumer._fetch_min_bytes == 4321  # aiokafka's own: 1
     finally:
         await consumer.stop()
 
