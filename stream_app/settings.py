@@ -197,7 +197,7 @@ class Settings(BaseSettings):
         "of two running workers with one id, the older stops",
     )
     fetch_max_wait_ms: int = Field(
-        20,
+        10,
         ge=0,
         le=1500,
         description="how long the broker holds the worker's fetch open while less than "
@@ -206,7 +206,7 @@ class Settings(BaseSettings):
         "restore) queue behind an open fetch",
     )
     fetch_min_bytes: int = Field(
-        64 * 1024,
+        16 * 1024,
         ge=1,
         description="the broker answers the worker's fetch once this much input is there, or "
         "after `fetch_max_wait_ms`; `1` answers as soon as one record is there, which at "
