@@ -13,13 +13,13 @@ and ``STREAMREC_FETCH_MIN_BYTES``, on the consumer Faust creates, before it star
   empty, so each offset lookup of Faust's recovery (highwaters, then earliest
   offsets) waited up to 1.5 s, and so did the first fetch of input after the
   recovery.
-- **The minimum.** With ``fetch_min_bytes=1`` the broker answers as soon as one
-  record is there: at a moderate input rate every few records wake the consumer's
-  thread, then the batch loop, and each small batch pays a produce round trip and
-  its acks. Held until 16 KiB or 10 ms, at 1,000 events/s the worker used about a
-  third less CPU per event and the broker about a fifth less, at the same latency
-  (docs/benchmarks.md). The price: an idle worker sends an empty fetch every
-  ``fetch_max_wait_ms`` (about 0.08 of a core at 10 ms, 0.016 at 100).
+- **The minimum.** With ``fetch_min_bytes=1`` (the default) the broker answers as
+  soon as one record is there: at a moderate input rate every few records wake the
+  consumer's thread, then the batch loop, and each small batch pays a produce round
+  trip and its acks. Held until 16 KiB or 10 ms, at 1,000 events/s the Markov
+  worker used about a third less CPU per event, for about 5 ms more latency, and
+  an idle worker sent an empty fetch every 10 ms (about 0.08 of a core, against
+  0.016 at 100): docs/benchmarks.md, "Small batches cost twice".
 """
 
 from __future__ import annotations
