@@ -19,6 +19,7 @@ from scripts.bench_pipeline import DATASET, ROOT, cpu_seconds, git_commit, isola
 from stream_app.harness import Stack, broker_running, broker_settings, settings_env
 from stream_app.kafka import clients
 from stream_app.kafka.producer import Pacer, dataset_events, send_event
+from stream_app.processes import child_pids
 from stream_app.serializers import decode_value
 from stream_app.settings import Settings
 
@@ -119,7 +120,7 @@ class CpuMeter:
             return {}
         return {
             "worker": cpu_seconds([self.worker_pid]),
-            "model": cpu_seconds(children(self.worker_pid)),
+            "model": cpu_seconds(child_pids(self.worker_pid)),
             "bench": time.process_time(),
             "machine": machine_busy_seconds(),
         }
@@ -134,17 +135,6 @@ class CpuMeter:
         spent = {k: after[k] - before[k] for k in before}
         spent["other"] = spent["machine"] - spent["worker"] - spent["model"] - spent["bench"]
         return {f"{k}_cpu_us_per_event": v / events * 1e6 for k, v in spent.items()}
-
-
-def children(pid: int) -> list[int]:
-    """The processes ``pid`` started (Linux's ``children`` list of its threads)."""
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return out
 
 
 def machine_busy_seconds() -> float:

@@ -12,6 +12,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started and that still run (Linux: the ``children`` list
+    of each of its threads)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):  # a thread or the process just ended
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
 def die_with_parent() -> None:
     """Linux: the child gets SIGTERM when its parent dies, so none is orphaned."""
     with contextlib.suppress(OSError):

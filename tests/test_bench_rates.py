@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from scripts.bench_rates import CpuMeter, children, cpu_line, report_step, summarise
+from scripts.bench_rates import CpuMeter, cpu_line, report_step, summarise
+from stream_app.processes import child_pids
 
 
 def step(**changes: Any) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def test_cpu_per_event_by_part() -> None:
 def test_cpu_meter_reads_a_process_and_its_children() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        assert child.pid in children(os.getpid())
+        assert child.pid in child_pids(os.getpid())
         first = CpuMeter(os.getpid()).read()
         sum(i * i for i in range(300_000))  # some CPU in this process
         second = CpuMeter(os.getpid()).read()

@@ -15,16 +15,12 @@ from pathlib import Path
 import pytest
 
 from stream_app.harness import free_port, settings_env
+from stream_app.processes import child_pids
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 STOP_BOUND_S = 20  # generous for a loaded 2-core machine; a few seconds when idle
-
-
-def children_of(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
 
 
 def alive(pid: int) -> bool:
@@ -73,7 +69,7 @@ def test_demo_prints_recommendations_and_ctrl_c_stops_everything(tmp_path: Path)
         recs = [ln for ln in lines if ln.startswith("user")]
         assert len(recs) >= 20, "".join(lines[-40:])
         assert all("| top: " in ln and "| because: " in ln for ln in recs)
-        kids = children_of(demo.pid)
+        kids = child_pids(demo.pid)
         assert len(kids) >= 2  # the broker JVM and the worker
         os.killpg(demo.pid, signal.SIGINT)  # a terminal's Ctrl-C
         interrupted = time.monotonic()
