@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from models.nn.dropout import Dropout
-from models.nn.sasrec import CausalSelfAttention
+from models.nn.sasrec import CausalSelfAttention, newest, pick
 
 LN_EPS = 1e-12  # BSARec's TF-style LayerNorm epsilon
 POSITIONS = ("absolute", "relative")
@@ -74,6 +74,16 @@ class FrequencyFilter(nn.Module):
         mixed = low + self.sqrt_beta.square() * (x - low)
         return self.norm(x + self.drop(mixed))
 
+    def last(self, x: torch.Tensor, mask: torch.Tensor | None, at: torch.Tensor) -> torch.Tensor:
+        """(B, L, d), (B, L, 1), (B,) -> (B, d): :meth:`forward` at position ``at`` only."""
+        width = x.shape[1]
+        rows = self.toeplitz[at, :width]  # type: ignore[index]
+        src = x * mask if self.window and mask is not None else x
+        low = torch.bmm(rows.unsqueeze(1), src).squeeze(1)
+        x_at = pick(x, at)
+        mixed = low + self.sqrt_beta.square() * (x_at - low)
+        return self.norm(x_at + self.drop(mixed))
+
 
 class BSARecBlock(nn.Module):
     def __init__(
@@ -101,6 +111,14 @@ class BSARecBlock(nn.Module):
         h = attended
         if self.alpha:  # alpha = 0 skips the filter (and its parameters) entirely
             h = self.alpha * self.filter(x, mask) + (1.0 - self.alpha) * attended
+        return self.ffn_norm(h + self.drop(self.ffn(h)))
+
+    def last(self, x: torch.Tensor, mask: torch.Tensor | None, at: torch.Tensor) -> torch.Tensor:
+        """(B, L, d), (B, L, 1), (B,) -> (B, d): :meth:`forward` at position ``at`` only."""
+        attended = self.attn_norm(pick(x, at) + self.drop(self.attn.last(x, at)))
+        h = attended
+        if self.alpha:
+            h = self.alpha * self.filter.last(x, mask, at) + (1.0 - self.alpha) * attended
         return self.ffn_norm(h + self.drop(self.ffn(h)))
 
 
@@ -155,6 +173,25 @@ class BSARecEncoder(nn.Module):
         return (pos + (self.max_len - n).unsqueeze(1)).clamp(0, self.max_len - 1)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        h, mask = self._inputs(x, lengths)
+        for block in self.blocks:
+            h = block(h, mask)
+        return h
+
+    def last(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) -> (B, d): the state after each sequence's newest event, as
+        :meth:`forward` gives it there; the last block runs at that position only."""
+        h, mask = self._inputs(x, lengths)
+        for block in self.blocks[:-1]:
+            h = block(h, mask)
+        final = self.blocks[-1]
+        assert isinstance(final, BSARecBlock)
+        return final.last(h, mask, newest(lengths))
+
+    def _inputs(
+        self, x: torch.Tensor, lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The first block's input, and (window scope) the (B, L, 1) mask of real events."""
         if self.positions is not None:
             x = x + self.positions(self._slots(x, lengths))
         if self.shift is not None:
@@ -163,7 +200,4 @@ class BSARecEncoder(nn.Module):
         if self.window and lengths is not None:
             real = torch.arange(x.shape[1], device=x.device) < lengths.unsqueeze(1)
             mask = real.unsqueeze(-1).to(x.dtype)
-        h = self.drop(self.norm(x))
-        for block in self.blocks:
-            h = block(h, mask)
-        return h
+        return self.drop(self.norm(x)), mask

@@ -62,6 +62,18 @@ class SequenceRecommender(nn.Module):
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.encode(self.content(batch), batch.lengths)
 
+    def encode_last(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) inputs -> (B, d): :meth:`last_state` of :meth:`encode`, computed
+        for the newest events only where the encoder can (the attention encoders'
+        last block: their feed-forward at one position, not at every one)."""
+        if isinstance(self.encoder, SASRecEncoder | BSARecEncoder) and len(self.encoder.blocks):
+            return self.encoder.last(x, lengths)
+        return self.last_state(self.encode(x, lengths), lengths)
+
+    def newest_state(self, batch: Batch) -> torch.Tensor:
+        """(B, d): the state after each sequence's newest event (:meth:`encode_last`)."""
+        return self.encode_last(self.content(batch), batch.lengths)
+
     @staticmethod
     def last_state(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, L, d) -> (B, d): the state after each sequence's most recent event."""

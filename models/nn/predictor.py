@@ -44,7 +44,7 @@ class Predictor:
     ) -> torch.Tensor:
         """Differentiable in ``x`` (the (B, L, d) event inputs): (B, n_items) blended scores."""
         net = self.network
-        h = net.last_state(net.encode(x, batch.lengths), batch.lengths)
+        h = net.encode_last(x, batch.lengths)
         purchase = net.purchase_logits(h) if net.config.purchase_trained else None
         return blend(net.next_logits(h), purchase, transition_logp, self.weights, batch.items)
 
@@ -61,7 +61,7 @@ class Predictor:
         """(B, n_items) log P(next = j) from the next-item head alone."""
         self.network.eval()
         batch = batch.to(self.device)
-        h = self.network.last_state(self.network(batch), batch.lengths)
+        h = self.network.newest_state(batch)
         return torch.log_softmax(self.network.next_logits(h), dim=-1)
 
     @torch.no_grad()

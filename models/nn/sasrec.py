@@ -52,6 +52,39 @@ class CausalSelfAttention(nn.Module):
         )
         return self.out(y.transpose(1, 2).reshape(b, length, dim))
 
+    def last(self, x: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+        """(B, L, d), (B,) -> (B, d): :meth:`forward` at position ``at`` of each row
+        only. Keys and values are projected everywhere, the query at ``at`` alone."""
+        b, length, dim = x.shape
+        heads, width = self.n_heads, dim // self.n_heads
+        w, bias = self.qkv.weight, self.qkv.bias
+        q = F.linear(pick(x, at), w[:dim], bias[:dim]).view(b, heads, 1, width)
+        k, v = F.linear(x, w[dim:], bias[dim:]).view(b, length, 2, heads, width).unbind(2)
+        pos = torch.arange(length, device=x.device)
+        mask = self._mask(length, x.device)
+        if mask is None:  # causal: the row's own and earlier positions
+            keys = (pos <= at.unsqueeze(1)).view(b, 1, 1, length)
+        else:  # the lag bias of row ``at``, -inf above it already
+            keys = mask[:, at].transpose(0, 1).unsqueeze(2)
+        y = F.scaled_dot_product_attention(
+            q,
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            attn_mask=keys,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        return self.out(y.reshape(b, dim))
+
+
+def pick(x: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """(B, L, d), (B,) -> (B, d): each row's vector at position ``at``."""
+    return x.gather(1, at.view(-1, 1, 1).expand(-1, 1, x.shape[-1])).squeeze(1)
+
+
+def newest(lengths: torch.Tensor) -> torch.Tensor:
+    """(B,) each sequence's newest position (right padding: ``length - 1``)."""
+    return (lengths - 1).clamp(min=0)
+
 
 class Block(nn.Module):
     def __init__(self, dim: int, n_heads: int, dropout: float) -> None:
@@ -65,6 +98,11 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop(self.attn(self.norm1(x)))
         return x + self.drop(self.ffn(self.norm2(x)))
+
+    def last(self, x: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+        """(B, L, d), (B,) -> (B, d): :meth:`forward` at position ``at`` of each row only."""
+        x_at = pick(x, at) + self.drop(self.attn.last(self.norm1(x), at))
+        return x_at + self.drop(self.ffn(self.norm2(x_at)))
 
 
 class SASRecEncoder(nn.Module):
@@ -87,3 +125,15 @@ class SASRecEncoder(nn.Module):
         for block in self.blocks:
             h = block(h)
         return self.norm(h)
+
+    def last(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) -> (B, d): the state after each sequence's newest event, as
+        :meth:`forward` gives it there. Only the earlier blocks run at every position;
+        the last block's feed-forward, the costliest part, runs at the newest alone."""
+        pos = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
+        h = self.drop(x + self.positions(pos))
+        for block in self.blocks[:-1]:
+            h = block(h)
+        final = self.blocks[-1]
+        assert isinstance(final, Block)
+        return self.norm(final.last(h, newest(lengths)))

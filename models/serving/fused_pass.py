@@ -24,13 +24,13 @@ always in float32.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from models.nn.batching import Batch
-from models.nn.heads import seen_mask
 from models.nn.predictor import Predictor
 from models.nn.vocab import FIRST
 from models.serving.influence import differentiable_scores, grad_x_input, graph_for_inputs
@@ -65,32 +65,43 @@ class ServingPass:
         self._log_apop = torch.from_numpy(self._log_apop64.astype(np.float32)).to(dev)
 
     def run(self, batch: Batch, k: int, influences: bool) -> ServedBatch:
+        return self.run_many([batch], k, influences)[0]
+
+    def run_many(self, batches: Sequence[Batch], k: int, influences: bool) -> list[ServedBatch]:
+        """Each batch (one padding width) through the encoder, then all their rows
+        through the catalogue-wide pass at once: its products read the whole item
+        table however few the rows, so one pass per batch would read it again."""
         if not self.fast:
-            return self._generic(batch, k, influences)
+            return [self._generic(batch, k, influences) for batch in batches]
         net = self.predictor.network
+        rows = Rows(batches)
         if not influences:
             with torch.inference_mode():
-                h = net.last_state(net(batch), batch.lengths)
-                top_scores, top_cols, _, _ = self._rank(h, batch, k, need_softmax=False)
-            return ServedBatch(top_scores.cpu(), top_cols.cpu(), None)
+                h = torch.cat([net.newest_state(batch) for batch in batches])
+                top_scores, top_cols, _, _ = self._rank(h, rows, k, need_softmax=False)
+            return rows.served(top_scores.cpu(), top_cols.cpu(), None)
         with graph_for_inputs():
-            x = net.content(batch).detach().requires_grad_(True)
-            h = net.last_state(net.encode(x, batch.lengths), batch.lengths)
+            xs = [net.content(batch).detach().requires_grad_(True) for batch in batches]
+            hs = [net.encode_last(x, batch.lengths) for x, batch in zip(xs, batches, strict=True)]
             with torch.no_grad():
-                top_scores, top_cols, probs, trans_top = self._rank(h.detach(), batch, k, True)
+                h = torch.cat(hs).detach()
+                top_scores, top_cols, probs, trans_top = self._rank(h, rows, k, True)
                 top = top_cols[:, 0]
                 assert probs is not None  # asked for above
                 grad_h = self.n * (net.item_table[FIRST:][top] - self.product.mixture(probs))
-            (grad_x,) = torch.autograd.grad(h, x, grad_outputs=grad_h)
-        contrib = (grad_x * x.detach()).sum(-1) * batch.mask
-        if self.t:
-            evidence = self.t * (trans_top - self._log_pop[top])
-            last = (batch.lengths - 1).unsqueeze(1)
-            contrib.scatter_add_(1, last, evidence.unsqueeze(1).to(contrib.dtype))
-        return ServedBatch(top_scores.cpu(), top_cols.cpu(), contrib.cpu())
+            grads = torch.autograd.grad(hs, xs, grad_outputs=rows.split(grad_h))
+        evidence = self.t * (trans_top - self._log_pop[top]) if self.t else None
+        contribs = []
+        for batch, x, grad_x, ev in zip(batches, xs, grads, rows.split(evidence), strict=True):
+            contrib = (grad_x * x.detach()).sum(-1) * batch.mask
+            if ev is not None:
+                last = (batch.lengths - 1).unsqueeze(1)
+                contrib.scatter_add_(1, last, ev.unsqueeze(1).to(contrib.dtype))
+            contribs.append(contrib.cpu())
+        return rows.served(top_scores.cpu(), top_cols.cpu(), contribs)
 
     def _rank(
-        self, h: torch.Tensor, batch: Batch, k: int, need_softmax: bool
+        self, h: torch.Tensor, rows: Rows, k: int, need_softmax: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Top-k of the blended score; softmax(L) and log P_T(top | last) for the gradient."""
         logits = self.product.logits(h)  # (B, N)
@@ -105,7 +116,8 @@ class ServingPass:
         # Ranking needs only n * L + t * log(a p) (+ sparse corrections): reuse the logits.
         rank = logits.mul_(self.n) if self.n != 1 else logits
         if self.seen:  # a constant per (row, item): ranks and scores, never gradients
-            rank.sub_(seen_mask(batch.items, rank.shape[1]), alpha=self.seen)
+            seen_rows, seen_cols = rows.seen()
+            rank.index_put_((seen_rows, seen_cols), rank.new_tensor(-self.seen), accumulate=True)
         if not self.t:
             top_rank, top_cols = rank.topk(k, dim=1)
             no_transitions = torch.zeros(len(h), device=h.device)
@@ -113,7 +125,7 @@ class ServingPass:
         trans = self.predictor.transitions
         assert trans is not None
         a = self.predictor.weights.transition_alpha
-        last = self.predictor.last_items(batch)
+        last = rows.last_items(self.predictor)
         log_tot = trans.log_totals(last, a)
         # Observed successors sit above the popularity floor by log P_T - floor.
         r, c, logp = trans.observed(last, a, log_tot)
@@ -145,3 +157,47 @@ class ServingPass:
             top_scores, top_cols = scores.detach().topk(k, dim=1)
             raw = grad_x_input(pred, batch, x, scores, top_cols[:, 0], tlogp)
         return ServedBatch(top_scores.cpu(), top_cols.cpu(), raw)
+
+
+class Rows:
+    """The rows of several batches, stacked in order for the catalogue-wide pass."""
+
+    def __init__(self, batches: Sequence[Batch]) -> None:
+        self.batches = batches
+        self.sizes = [len(batch.lengths) for batch in batches]
+
+    def split(self, t: torch.Tensor | None) -> Sequence[torch.Tensor | None]:
+        """``t``'s rows back to their batches."""
+        if t is None:
+            return [None] * len(self.batches)
+        return t.split(self.sizes)
+
+    def seen(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row and column of each item in a row's window, once each."""
+        items = [batch.items for batch in self.batches]
+        n_cols = 1 + max(int(i.max()) for i in items)
+        keys = []
+        offset = 0
+        for part in items:
+            row = torch.arange(offset, offset + len(part), device=part.device).unsqueeze(1)
+            keys.append((row * n_cols + part)[part >= FIRST])
+            offset += len(part)
+        unique = torch.cat(keys).unique()  # an item twice in a window is demoted once
+        return unique // n_cols, unique % n_cols - FIRST
+
+    def last_items(self, predictor: Predictor) -> np.ndarray:
+        return np.concatenate([predictor.last_items(batch) for batch in self.batches])
+
+    def served(
+        self,
+        top_scores: torch.Tensor,
+        top_cols: torch.Tensor,
+        contributions: Sequence[torch.Tensor] | None,
+    ) -> list[ServedBatch]:
+        contribs = contributions if contributions is not None else [None] * len(self.batches)
+        return [
+            ServedBatch(scores, cols, contrib)
+            for scores, cols, contrib in zip(
+                top_scores.split(self.sizes), top_cols.split(self.sizes), contribs, strict=True
+            )
+        ]

@@ -34,7 +34,7 @@ from models.nn.batching import collate
 from models.nn.config import ModelConfig
 from models.nn.predictor import Predictor
 from models.serving import checkpoint
-from models.serving.fused_pass import ServingPass
+from models.serving.fused_pass import ServedBatch, ServingPass
 from models.serving.influence import influences, normalised_weights
 from models.training.data import EncodedSequence, encode
 
@@ -129,15 +129,10 @@ class NeuralScorer:
 
     def score(self, sequences: Sequence[Sequence[Interaction]], k: int) -> list[Scored]:
         encoded = [self._encode(seq) for seq in sequences]
-        groups = width_groups([self.width_for(len(enc.items)) for enc in encoded])
-        out: list[Scored | None] = [None] * len(encoded)
-        for width, idx in groups:
-            for j in range(0, len(idx), self.batch_size):
-                chunk = idx[j : j + self.batch_size]
-                scored = self._score_group([encoded[i] for i in chunk], k, width)
-                for i, res in zip(chunk, scored, strict=True):
-                    out[i] = res
-        return out  # type: ignore[return-value]
+        out: list[Scored] = []
+        for start in range(0, len(encoded), self.batch_size):
+            out += self._score_part(encoded[start : start + self.batch_size], k)
+        return out
 
     def _encode(self, seq: Sequence[Interaction]) -> EncodedSequence:
         cfg = self._ckpt.network.config
@@ -149,15 +144,30 @@ class NeuralScorer:
             enc.ts = None  # the model never saw real gaps; keep train and serve alike
         return enc
 
-    def _score_group(self, encoded: list[EncodedSequence], k: int, width: int) -> list[Scored]:
+    def _score_part(self, encoded: list[EncodedSequence], k: int) -> list[Scored]:
+        """One catalogue-wide pass for ``encoded``, padded in groups of similar length."""
         cfg = self._ckpt.network.config
-        batch = collate(encoded, cfg.max_len, cfg.use_time, width)
-        if self._device.type == "cuda":
-            batch = batch.pin_memory().to(self._device, non_blocking=True)
-        else:
-            batch = batch.to(self._device)
+        groups = width_groups([self.width_for(len(enc.items)) for enc in encoded])
+        batches = []
+        for width, idx in groups:
+            batch = collate([encoded[i] for i in idx], cfg.max_len, cfg.use_time, width)
+            if self._device.type == "cuda":
+                batch = batch.pin_memory().to(self._device, non_blocking=True)
+            else:
+                batch = batch.to(self._device)
+            batches.append(batch)
         n_top = max(1, min(k, cfg.n_items))  # >= 1 so influences always have an item to explain
-        served = self._serving.run(batch, n_top, self.influence_method == "grad_x_input")
+        influences = self.influence_method == "grad_x_input"
+        served = self._serving.run_many(batches, n_top, influences)
+        out: list[Scored | None] = [None] * len(encoded)
+        for (_, idx), one in zip(groups, served, strict=True):
+            group = [encoded[i] for i in idx]
+            for i, res in zip(idx, self._answers(group, one, k), strict=True):
+                out[i] = res
+        return out  # type: ignore[return-value]
+
+    def _answers(self, encoded: list[EncodedSequence], served: ServedBatch, k: int) -> list[Scored]:
+        cfg = self._ckpt.network.config
         if not torch.isfinite(served.top_scores).all():
             raise RuntimeError(f"{self.name} {self.version}: non-finite scores")
         lengths = [len(e.items) for e in encoded]

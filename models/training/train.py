@@ -232,7 +232,7 @@ def tune_blend(
     net.eval()
     for idx in length_buckets([len(s.items) for s in inputs], 512, rng=None):
         batch = collate([inputs[i] for i in idx], cfg.max_len, cfg.use_time).to(predictor.device)
-        h = net.last_state(net(batch), batch.lengths)
+        h = net.newest_state(batch)
         purchase = net.purchase_logits(h) if cfg.purchase_trained else None
         base = blend(net.next_logits(h), purchase, None, cfg.blend)
         seen = seen_mask(batch.items, base.shape[1])

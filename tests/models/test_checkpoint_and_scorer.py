@@ -116,6 +116,32 @@ def test_serving_pass_matches_the_reference_scores_and_influences(
         np.testing.assert_allclose(s.influences, ref_w[row], atol=1e-5)
 
 
+@pytest.mark.parametrize("seen", [0.0, 2.0])
+def test_histories_of_several_padding_widths_score_as_they_do_alone(
+    tmp_path: Path, arch: str, seen: float, make_network: Factory
+) -> None:
+    """Padding groups share one catalogue-wide pass: each row's answer is its own."""
+    net = make_network(arch, max_len=20)
+    net.config.blend.seen = seen
+    _save(tmp_path, net)
+    scorer = NeuralScorer.load(tmp_path, device="cpu")
+    rng = np.random.default_rng(1)
+    histories = [
+        [Interaction(ITEMS[int(i)], "view", 1000 * t) for t, i in enumerate(rng.integers(0, 30, n))]
+        for n in [3] * 17 + [15] * 17 + [40]
+    ]
+    widths = {scorer.width_for(len(h)) for h in histories}
+    assert len(widths) == 3  # 8, 16 and the window of 20: three groups, one pass
+    together = scorer.score(histories, k=5)
+    for history, answer in zip(histories, together, strict=True):
+        [alone] = scorer.score([history], k=5)
+        assert [i for i, _ in answer.items] == [i for i, _ in alone.items]
+        np.testing.assert_allclose(
+            [v for _, v in answer.items], [v for _, v in alone.items], rtol=1e-5
+        )
+        np.testing.assert_allclose(answer.influences, alone.influences, atol=1e-5)
+
+
 def test_a_large_seen_weight_never_recommends_the_window(
     tmp_path: Path, make_network: Factory
 ) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 from models.nn.batching import collate
@@ -65,3 +66,29 @@ def test_event_type_changes_the_output(arch: str, make_network: Factory, make_se
     view = net(collate([make_seq([2, 3], [2, 2])], 8, False))
     buy = net(collate([make_seq([2, 3], [2, 5])], 8, False))
     assert not torch.allclose(view[0, 1], buy[0, 1])
+
+
+@pytest.mark.parametrize(
+    "variant", [{}, {"positions": "relative"}, {"filter_scope": "causal"}, {"n_layers": 1}]
+)
+def test_the_newest_state_alone_equals_the_full_pass_and_its_gradient(
+    arch: str, variant: dict[str, object], make_network: Factory, make_seq: Factory
+) -> None:
+    """``encode_last`` (the last block at the newest event only) == the newest state of
+    the full pass, in value and in its gradient with respect to every event input."""
+    if "positions" in variant and arch != "bsarec":
+        pytest.skip("relative positions are a bsarec option")
+    net = make_network(arch, **variant)
+    seqs = [make_seq([2, 3, 4]), make_seq([5]), make_seq(list(range(2, 14))), make_seq([7, 7])]
+    batch = collate(seqs, max_len=8, use_time=False, width=8)
+    x = net.content(batch).detach()
+    x_full, x_last = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    full = net.last_state(net.encode(x_full, batch.lengths), batch.lengths)
+    last = net.encode_last(x_last, batch.lengths)
+    torch.testing.assert_close(last, full)
+    direction = torch.randn_like(full)
+    (grad_full,) = torch.autograd.grad(full, x_full, direction)
+    (grad_last,) = torch.autograd.grad(last, x_last, direction)
+    torch.testing.assert_close(grad_last, grad_full)
+    assert grad_last[0, :3].abs().sum() > 0  # every real event matters...
+    assert grad_last[1, 1:].abs().sum() == 0  # ...and padding never does
