@@ -25,6 +25,7 @@ from stream_app.settings import Settings
 
 MARKOV_RATES = [250, 500, 750, 1000, 1250, 1500, 2000, 3000, 5000]
 MODEL_RATES = [250, 500, 750, 1000, 1250, 1500, 2000]
+PACE_MS = 10.0  # the producer sends a burst per 10 ms (docs/benchmarks.md)
 
 
 class Receiver:
@@ -54,9 +55,15 @@ class Receiver:
 
 
 async def send_step(
-    producer: Any, settings: Settings, events: Any, step: int, rate: float, seconds: float
+    producer: Any,
+    settings: Settings,
+    events: Any,
+    step: int,
+    rate: float,
+    seconds: float,
+    pace_ms: float = PACE_MS,
 ) -> int:
-    pacer = Pacer(rate)
+    pacer = Pacer(rate, grain=pace_ms / 1000)
     n = int(rate * seconds)
     pending = []
     for i in range(n):
@@ -156,10 +163,11 @@ async def run_rates(
     bound_ms: float,
     warm_s: float = 0.0,
     meter: CpuMeter | None = None,
+    pace_ms: float = PACE_MS,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The warm-up step at the first rate (``warm_s`` seconds, None when 0), then the
     measured steps, up to the first one not sustained (``meter``: CPU per event of
-    each step, by process)."""
+    each step, by process; ``pace_ms``: the producer's bursts, :class:`Pacer`)."""
     receiver = Receiver(settings)
     reading = asyncio.create_task(receiver.run())
     producer = clients.producer(settings)
@@ -170,7 +178,13 @@ async def run_rates(
 
     async def step(number: int, rate: int, length: float) -> dict[str, Any]:
         return await run_step(
-            receiver, producer, settings, events, number, rate, length, grace, meter or CpuMeter()
+            receiver,
+            producer,
+            settings,
+            events,
+            (number, rate, length, pace_ms),
+            grace,
+            meter or CpuMeter(),
         )
 
     try:
@@ -208,16 +222,16 @@ async def run_step(
     producer: Any,
     settings: Settings,
     events: Any,
-    number: int,
-    rate: int,
-    seconds: float,
+    load: tuple[int, int, float, float],
     grace: float,
     meter: CpuMeter,
 ) -> dict[str, Any]:
-    """Send one step at ``rate``, wait up to ``grace`` s for its recommendations; its row."""
+    """Send one step (``load``: its number, rate, seconds and pace in ms), wait up to
+    ``grace`` s for its recommendations; its row."""
+    number, rate, seconds, pace_ms = load
     cpu_before = meter.read()
     started = time.monotonic()
-    sent = await send_step(producer, settings, events, number, rate, seconds)
+    sent = await send_step(producer, settings, events, number, rate, seconds, pace_ms)
     send_s = time.monotonic() - started
     deadline = time.monotonic() + grace
     while len(receiver.received.get(number, ())) < sent and time.monotonic() < deadline:
@@ -287,6 +301,7 @@ def run_scorer(
                     args.bound_ms,
                     args.warm_s,
                     CpuMeter(worker.pid),
+                    args.pace_ms,
                 )
             )
     ok = [s for s in steps if s["sustained"]]
@@ -314,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds at the first rate before the measured steps, not measured (0: none)",
     )
     ap.add_argument("--bound-ms", type=float, default=1000.0, help="p99 bound of a sustained step")
+    ap.add_argument(
+        "--pace-ms",
+        type=float,
+        default=PACE_MS,
+        help="the producer sends each step in bursts of this many ms of events",
+    )
     ap.add_argument("--markov-rates", default=",".join(map(str, MARKOV_RATES)))
     ap.add_argument("--model-rates", default=",".join(map(str, MODEL_RATES)))
     ap.add_argument("--adjust", default="on,off", help="the adjuster: on, off or both")
@@ -359,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "seconds_per_step": args.seconds,
         "warm_up_seconds": args.warm_s,
+        "producer_burst_ms": args.pace_ms,
         "settings": args.set,
         "dataset": str(DATASET),
         "machine": {

@@ -81,3 +81,34 @@ def test_cpu_meter_reads_a_process_and_its_children() -> None:
     assert second["worker"] >= first["worker"]
     assert second["machine"] >= first["machine"] > 0
     assert CpuMeter().read() == {}  # no worker: not measured
+
+
+@pytest.mark.parametrize(("grain", "wake_ups"), [(0.002, 33), (0.010, 9)])
+def test_the_pacer_keeps_the_rate_and_sleeps_once_a_grain(
+    monkeypatch: pytest.MonkeyPatch, grain: float, wake_ups: int
+) -> None:
+    """100 sends at 1,000/s take 0.1 s whatever the grain; a coarser grain wakes the
+    sender fewer times (each wake-up of a sleeping process costs CPU of its own)."""
+    import asyncio
+
+    from stream_app.kafka import producer
+
+    clock = [0.0]
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(producer.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(producer.asyncio, "sleep", sleep)
+
+    async def send_all() -> None:
+        pacer = producer.Pacer(1000, grain=grain)
+        for _ in range(100):
+            await pacer.tick()
+            clock[0] += 1e-6  # the send itself
+
+    asyncio.run(send_all())
+    assert clock[0] == pytest.approx(0.1, abs=grain + 0.001)
+    assert abs(len(sleeps) - wake_ups) <= 2

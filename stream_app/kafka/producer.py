@@ -34,17 +34,23 @@ Partitioner = Callable[[bytes, int], int]  # (key, partition count) -> partition
 
 
 class Pacer:
-    """Holds a loop to ``rate`` iterations per second; ``rate`` <= 0 means no limit."""
+    """Holds a loop to ``rate`` iterations per second; ``rate`` <= 0 means no limit.
 
-    def __init__(self, rate: float) -> None:
+    It sleeps only once it is ``grain`` seconds ahead, so iterations come in bursts
+    of about ``rate * grain``: each wake-up of a sleeping process costs CPU of its
+    own, which a load generator sharing the cores with what it measures takes from it.
+    """
+
+    def __init__(self, rate: float, grain: float = 0.002) -> None:
         self.rate = rate
+        self.grain = grain
         self.count = 0
         self.start = time.monotonic()
 
     async def tick(self) -> None:
         if self.rate > 0:
             ahead = self.count / self.rate - (time.monotonic() - self.start)
-            if ahead > 0.002:
+            if ahead > self.grain:
                 await asyncio.sleep(ahead)
         self.count += 1
 
