@@ -31,6 +31,15 @@ def _save(path: Path, net: SequenceRecommender) -> Transitions:
     return trans
 
 
+def _random_histories(lengths: list[int], seed: int) -> list[list[Interaction]]:
+    """Views of random items, one history of each length."""
+    rng = np.random.default_rng(seed)
+    return [
+        [Interaction(ITEMS[int(i)], "view", 1000 * t) for t, i in enumerate(rng.integers(0, 30, n))]
+        for n in lengths
+    ]
+
+
 def test_round_trip_scores_identically(
     tmp_path: Path, arch: str, make_network: Factory, make_seq: Factory
 ) -> None:
@@ -96,11 +105,7 @@ def test_serving_pass_matches_the_reference_scores_and_influences(
     net.config.blend.seen = seen
     _save(tmp_path, net)
     scorer = NeuralScorer.load(tmp_path, device="cpu")
-    rng = np.random.default_rng(0)
-    histories = [
-        [Interaction(ITEMS[int(i)], "view", 1000 * t) for t, i in enumerate(rng.integers(0, 30, n))]
-        for n in (1, 3, 8, 2, 12, 5)
-    ]
+    histories = _random_histories([1, 3, 8, 2, 12, 5], seed=0)
     out = scorer.score(histories, k=4)
     ckpt = checkpoint.load(tmp_path)
     pred = Predictor(ckpt.network, ckpt.transitions, torch.device("cpu"))
@@ -125,11 +130,7 @@ def test_histories_of_several_padding_widths_score_as_they_do_alone(
     net.config.blend.seen = seen
     _save(tmp_path, net)
     scorer = NeuralScorer.load(tmp_path, device="cpu")
-    rng = np.random.default_rng(1)
-    histories = [
-        [Interaction(ITEMS[int(i)], "view", 1000 * t) for t, i in enumerate(rng.integers(0, 30, n))]
-        for n in [3] * 17 + [15] * 17 + [40]
-    ]
+    histories = _random_histories([3] * 17 + [15] * 17 + [40], seed=1)
     widths = {scorer.width_for(len(h)) for h in histories}
     assert len(widths) == 3  # 8, 16 and the window of 20: three groups, one pass
     together = scorer.score(histories, k=5)
