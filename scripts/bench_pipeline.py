@@ -45,9 +45,10 @@ Latency is from the event's ``ts`` (the producer's wall clock at sending) to the
 consumer receiving its recommendation. The producer sends each step in bursts of
 ``--pace-ms`` (default 10) milliseconds of events: a sender that slept between
 every 2-3 events took 0.08 of a core more at 1,000 events/s, on the cores it
-measures. First, ``--warm-s`` seconds at the first rate, not measured. ``--rounds N`` runs every scorer and adjuster setting N times
-in turns and adds, per rate, the median p50 and p99 and how many rounds sustained
-it. Results go to ``results/bench_rates.json``.
+measures. First, ``--warm-s`` seconds at the first rate, not measured.
+``--rounds N`` runs every scorer and adjuster setting N times in turns and adds,
+per rate, the median p50 and p99 and how many rounds sustained it.
+Results go to ``results/bench_rates.json``.
 
     .venv/bin/python scripts/bench_pipeline.py rates --model-dir runs/beauty-transformer
 

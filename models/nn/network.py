@@ -11,7 +11,7 @@ from models.nn.embedding import EventEmbedding, init_weights
 from models.nn.frequency import BSARecEncoder
 from models.nn.heads import NextItemHead, PurchaseHead
 from models.nn.lstm import RNNEncoder
-from models.nn.sasrec import SASRecEncoder
+from models.nn.sasrec import SASRecEncoder, newest, pick
 from models.nn.vocab import FIRST
 
 
@@ -77,8 +77,7 @@ class SequenceRecommender(nn.Module):
     @staticmethod
     def last_state(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, L, d) -> (B, d): the state after each sequence's most recent event."""
-        idx = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, states.shape[-1])
-        return states.gather(1, idx).squeeze(1)
+        return pick(states, newest(lengths))
 
     def next_logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.next_head(h, self.item_table)

@@ -157,8 +157,8 @@ class NeuralScorer:
                 batch = batch.to(self._device)
             batches.append(batch)
         n_top = max(1, min(k, cfg.n_items))  # >= 1 so influences always have an item to explain
-        influences = self.influence_method == "grad_x_input"
-        served = self._serving.run_many(batches, n_top, influences)
+        with_influences = self.influence_method == "grad_x_input"
+        served = self._serving.run_many(batches, n_top, with_influences)
         out: list[Scored | None] = [None] * len(encoded)
         for (_, idx), one in zip(groups, served, strict=True):
             group = [encoded[i] for i in idx]
