@@ -18,7 +18,6 @@ def popularity_scores(transitions: Transitions, batch: Batch) -> torch.Tensor:
 
 
 def markov_scores(transitions: Transitions, batch: Batch) -> torch.Tensor:
-    idx = (batch.lengths - 1).clamp(min=0).unsqueeze(1)
-    last = batch.items.gather(1, idx).squeeze(1).numpy()
+    last = batch.last_items().numpy()
     # alpha = 1 ranks exactly by transition count, then popularity (see transitions.py).
     return torch.from_numpy(transitions.log_prob(last, alpha=1.0))

@@ -39,6 +39,20 @@ class Batch:
         """(B, L) True at real positions."""
         return self.items != PAD
 
+    def last_items(self) -> torch.Tensor:
+        """(B,) each sequence's newest item."""
+        return self.items.gather(1, newest(self.lengths).unsqueeze(1)).squeeze(1)
+
+
+def newest(lengths: torch.Tensor) -> torch.Tensor:
+    """(B,) each sequence's newest position (right padding: ``length - 1``)."""
+    return (lengths - 1).clamp(min=0)
+
+
+def pick(x: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """(B, L, d), (B,) -> (B, d): each row's vector at position ``at``."""
+    return x.gather(1, at.view(-1, 1, 1).expand(-1, 1, x.shape[-1])).squeeze(1)
+
 
 def collate(
     seqs: Sequence[EncodedSequence], max_len: int, use_time: bool, width: int | None = None

@@ -20,8 +20,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.nn.batching import newest, pick
 from models.nn.dropout import Dropout
-from models.nn.sasrec import CausalSelfAttention, newest, pick
+from models.nn.sasrec import CausalSelfAttention
 
 LN_EPS = 1e-12  # BSARec's TF-style LayerNorm epsilon
 POSITIONS = ("absolute", "relative")

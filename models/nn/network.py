@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.nn.batching import Batch
+from models.nn.batching import Batch, newest, pick
 from models.nn.config import ModelConfig
 from models.nn.embedding import EventEmbedding, init_weights
 from models.nn.frequency import BSARecEncoder
 from models.nn.heads import NextItemHead, PurchaseHead
 from models.nn.lstm import RNNEncoder
-from models.nn.sasrec import SASRecEncoder, newest, pick
+from models.nn.sasrec import SASRecEncoder
 from models.nn.vocab import FIRST
 
 

@@ -29,8 +29,7 @@ class Predictor:
         return self.network.config.blend
 
     def last_items(self, batch: Batch) -> np.ndarray:
-        idx = (batch.lengths - 1).clamp(min=0).unsqueeze(1).cpu()
-        return batch.items.cpu().gather(1, idx).squeeze(1).numpy()
+        return batch.last_items().cpu().numpy()
 
     def transition_logp(self, batch: Batch, alpha: float | None = None) -> torch.Tensor | None:
         if self.transitions is None:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.nn.batching import newest, pick
 from models.nn.dropout import Dropout
 
 
@@ -74,16 +75,6 @@ class CausalSelfAttention(nn.Module):
             dropout_p=self.dropout if self.training else 0.0,
         )
         return self.out(y.reshape(b, dim))
-
-
-def pick(x: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
-    """(B, L, d), (B,) -> (B, d): each row's vector at position ``at``."""
-    return x.gather(1, at.view(-1, 1, 1).expand(-1, 1, x.shape[-1])).squeeze(1)
-
-
-def newest(lengths: torch.Tensor) -> torch.Tensor:
-    """(B,) each sequence's newest position (right padding: ``length - 1``)."""
-    return (lengths - 1).clamp(min=0)
 
 
 class Block(nn.Module):

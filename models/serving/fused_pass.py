@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.nn.batching import Batch
+from models.nn.batching import Batch, newest
 from models.nn.predictor import Predictor
 from models.nn.vocab import FIRST
 from models.serving.influence import differentiable_scores, grad_x_input, graph_for_inputs
@@ -95,7 +95,7 @@ class ServingPass:
         for batch, x, grad_x, ev in zip(batches, xs, grads, rows.split(evidence), strict=True):
             contrib = (grad_x * x.detach()).sum(-1) * batch.mask
             if ev is not None:
-                last = (batch.lengths - 1).unsqueeze(1)
+                last = newest(batch.lengths).unsqueeze(1)
                 contrib.scatter_add_(1, last, ev.unsqueeze(1).to(contrib.dtype))
             contribs.append(contrib.cpu())
         return rows.served(top_scores.cpu(), top_cols.cpu(), contribs)

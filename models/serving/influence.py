@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from models.base import normalise
-from models.nn.batching import Batch, collate
+from models.nn.batching import Batch, collate, newest
 from models.nn.predictor import Predictor
 from models.training.data import EncodedSequence
 
@@ -83,7 +83,7 @@ def grad_x_input(
         log_pop = torch.from_numpy(predictor.transitions.log_pop).to(tlogp)  # type: ignore[union-attr]
         top_logp = tlogp.gather(1, top.unsqueeze(1)).squeeze(1)
         evidence = cfg.blend.transition * (top_logp - log_pop[top])
-        last = (batch.lengths - 1).unsqueeze(1)
+        last = newest(batch.lengths).unsqueeze(1)
         contrib.scatter_add_(1, last, evidence.unsqueeze(1).to(contrib.dtype))
     return contrib.cpu()
 
