@@ -41,6 +41,12 @@ class Settings(BaseSettings):
         None, description="embedded KRaft controller port; unset = the broker port + 1"
     )
     broker_heap: str = Field("512m", description="embedded broker JVM heap (-Xmx)")
+    broker_jvm_options: str = Field(
+        "",
+        description="more options for the embedded broker's JVM, split like a shell "
+        "command line; e.g. `-XX:TieredStopAtLevel=1` compiles less at start on small "
+        "machines (docs/benchmarks.md)",
+    )
     kafka_version: str = Field("4.1.1", description="Apache Kafka release the broker runs")
     kafka_wait_s: float = Field(
         300.0,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import shutil
 import socket
 import subprocess
@@ -117,6 +118,29 @@ def broker_properties(port: int, controller_port: int, host: str, log_dir: Path)
         "log.cleaner.backoff.ms": "1000",
         "auto.create.topics.enable": "true",
     }
+
+
+def broker_command(java: str, cp: str, cfg: Path, settings: Settings) -> list[str]:
+    """The broker's JVM command line: the heap, then ``broker_jvm_options`` (split
+    like a shell would), which may override what comes before them.
+
+    >>> s = Settings(broker_jvm_options="-XX:TieredStopAtLevel=1 '-Dx=a b'")
+    >>> broker_command("java", "jars/*", Path("server.properties"), s)[3:6]
+    ['-XX:+UseG1GC', '-XX:TieredStopAtLevel=1', '-Dx=a b']
+    """
+    heap = settings.broker_heap
+    return [
+        java,
+        f"-Xmx{heap}",
+        f"-Xms{heap}",
+        "-XX:+UseG1GC",
+        *shlex.split(settings.broker_jvm_options),
+        "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+        "-cp",
+        cp,
+        "kafka.Kafka",
+        str(cfg),
+    ]
 
 
 def format_storage(java: str, cp: str, cfg: Path, scram: list[str]) -> None:
@@ -257,20 +281,9 @@ class EmbeddedBroker:
     def _launch(self, java: str, cp: str, cfg: Path) -> subprocess.Popen[bytes]:
         """The broker's JVM, logging to ``broker.log`` in its directory."""
         assert self.dir is not None
-        heap = self.settings.broker_heap
         logfile = open(self.dir / "broker.log", "ab")  # noqa: SIM115 - lives as long as the JVM
         proc = subprocess.Popen(
-            [
-                java,
-                f"-Xmx{heap}",
-                f"-Xms{heap}",
-                "-XX:+UseG1GC",
-                "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-                "-cp",
-                cp,
-                "kafka.Kafka",
-                str(cfg),
-            ],
+            broker_command(java, cp, cfg, self.settings),
             stdout=logfile,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
