@@ -10,6 +10,7 @@ import platform
 import re
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,32 +117,76 @@ def batcher_means(before: dict[str, float], after: dict[str, float]) -> dict[str
 
 class CpuMeter:
     """CPU time over a step: the worker's process, its children (a served model's
-    process), this benchmark's own (producer and consumer), and the whole machine's
-    busy time (``/proc/stat``; the rest is mostly the broker on this machine)."""
+    process), this benchmark's own (producer and consumer), the broker's processes
+    when they run here, with their JIT compiler threads apart (a broker just started
+    spends a share of the cores compiling), and the whole machine's busy time
+    (``/proc/stat``)."""
 
-    def __init__(self, worker_pid: int | None = None) -> None:
+    def __init__(self, worker_pid: int | None = None, broker_pids: Sequence[int] = ()) -> None:
         self.worker_pid = worker_pid
+        self.broker_pids = list(broker_pids)
 
     def read(self) -> dict[str, float]:
         if self.worker_pid is None:
             return {}
-        return {
+        out = {
             "worker": cpu_seconds([self.worker_pid]),
             "model": cpu_seconds(child_pids(self.worker_pid)),
             "bench": time.process_time(),
             "machine": machine_busy_seconds(),
         }
+        if self.broker_pids:
+            out["broker"] = cpu_seconds(self.broker_pids)
+            out["broker_jit"] = thread_cpu_seconds(self.broker_pids, JIT_THREADS)
+        return out
 
     @staticmethod
     def per_event(
         before: dict[str, float], after: dict[str, float], events: int
     ) -> dict[str, float]:
-        """µs of CPU per event sent, by part; ``other``: the machine's remainder."""
+        """µs of CPU per event sent, by part; ``other``: the machine's remainder (a
+        few µs below zero when nothing else ran: the counters are read one by one)."""
         if not before or not events:
             return {}
         spent = {k: after[k] - before[k] for k in before}
-        spent["other"] = spent["machine"] - spent["worker"] - spent["model"] - spent["bench"]
+        parts = ("worker", "model", "bench", "broker")
+        spent["other"] = spent["machine"] - sum(spent.get(part, 0.0) for part in parts)
         return {f"{k}_cpu_us_per_event": v / events * 1e6 for k, v in spent.items()}
+
+
+JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")  # HotSpot's names, cut to 15 characters
+
+
+def broker_pids() -> list[int]:
+    """The Kafka brokers running on this machine (``kafka.Kafka`` JVMs)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"kafka.Kafka" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def thread_cpu_seconds(pids: list[int], prefixes: tuple[str, ...]) -> float:
+    """User plus system CPU time of the processes' threads named with one of ``prefixes``."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue
+            name, _, rest = stat.partition("(")[2].rpartition(")")
+            if name.startswith(prefixes):
+                fields = rest.split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy_seconds() -> float:
@@ -272,9 +317,12 @@ def cpu_line(row: dict[str, Any]) -> str:
     """``row``'s CPU per event by part, as printed ("" when not measured)."""
     parts = [
         f"{part} {row[key]:.0f}"
-        for part in ("worker", "model", "bench", "other")
+        for part in ("worker", "model", "bench", "broker", "other")
         if (key := f"{part}_cpu_us_per_event") in row and (part != "model" or row[key] >= 1)
     ]
+    if "broker_jit_cpu_us_per_event" in row:  # after the broker's own figure
+        at = next(i for i, p in enumerate(parts) if p.startswith("broker"))
+        parts[at] += f" (JIT {row['broker_jit_cpu_us_per_event']:.0f})"
     return f"; CPU µs/event: {', '.join(parts)}" if parts else ""
 
 
@@ -300,7 +348,7 @@ def run_scorer(
                     args.grace,
                     args.bound_ms,
                     args.warm_s,
-                    CpuMeter(worker.pid),
+                    CpuMeter(worker.pid, broker_pids()),
                     args.pace_ms,
                 )
             )

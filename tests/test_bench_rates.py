@@ -7,11 +7,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scripts.bench_rates import CpuMeter, cpu_line, report_step, summarise
+from scripts.bench_pipeline import cpu_seconds
+from scripts.bench_rates import (
+    CpuMeter,
+    broker_pids,
+    cpu_line,
+    report_step,
+    summarise,
+    thread_cpu_seconds,
+)
 from stream_app.processes import child_pids
 
 
@@ -65,6 +74,24 @@ def test_cpu_per_event_by_part() -> None:
     assert cpu_line(cpu) == "; CPU µs/event: worker 400, model 200, bench 100, other 300"
     assert CpuMeter.per_event({}, after, events=1000) == {}  # not measured
     assert cpu_line({}) == ""
+    # The broker measured apart: out of the remainder, its compiler threads shown in it.
+    before |= {"broker": 5.0, "broker_jit": 1.0}
+    after |= {"broker": 5.2, "broker_jit": 1.05}
+    cpu = CpuMeter.per_event(before, after, events=1000)
+    assert cpu["other_cpu_us_per_event"] == pytest.approx(100.0)  # 0.3 - 0.2
+    assert cpu_line(cpu) == (
+        "; CPU µs/event: worker 400, model 200, bench 100, broker 200 (JIT 50), other 100"
+    )
+
+
+def test_thread_cpu_counts_the_named_threads_only() -> None:
+    me = os.getpid()
+    name = Path(f"/proc/{me}/comm").read_text().strip()  # the main thread's, as the kernel keeps it
+    sum(i * i for i in range(300_000))
+    mine = thread_cpu_seconds([me], (name[:15],))
+    assert 0 < mine <= cpu_seconds([me])
+    assert thread_cpu_seconds([me], ("no such thread",)) == 0
+    assert me not in broker_pids()  # no kafka.Kafka on this command line
 
 
 def test_cpu_meter_reads_a_process_and_its_children() -> None:
