@@ -160,14 +160,20 @@ def misplaced_by_crc32(n: int, partitions: int) -> int:
 
 def cpu_seconds(pids: list[int]) -> float:
     """User plus system CPU time the processes used so far (their threads included)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return total / os.sysconf("SC_CLK_TCK")
+    ticks = (stat_ticks(Path(f"/proc/{pid}/stat")) for pid in pids)
+    return sum(t[1] for t in ticks if t is not None) / os.sysconf("SC_CLK_TCK")
+
+
+def stat_ticks(path: Path) -> tuple[str, int] | None:
+    """A process's or thread's ``stat`` file: its name and the user plus system CPU
+    clock ticks it used (None: it is gone)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    name, _, rest = text.partition("(")[2].rpartition(")")
+    fields = rest.split()
+    return name, int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
 
 
 async def time_outputs(

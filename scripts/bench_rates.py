@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from scripts.bench_pipeline import DATASET, ROOT, cpu_seconds, git_commit, isolated
+from scripts.bench_pipeline import DATASET, ROOT, cpu_seconds, git_commit, isolated, stat_ticks
 from stream_app.harness import Stack, broker_running, broker_settings, settings_env
 from stream_app.kafka import clients
 from stream_app.kafka.producer import Pacer, dataset_events, send_event
@@ -177,15 +177,9 @@ def thread_cpu_seconds(pids: list[int], prefixes: tuple[str, ...]) -> float:
             tasks = list(Path(f"/proc/{pid}/task").iterdir())
         except OSError:
             continue
-        for task in tasks:
-            try:
-                stat = (task / "stat").read_text()
-            except OSError:
-                continue
-            name, _, rest = stat.partition("(")[2].rpartition(")")
-            if name.startswith(prefixes):
-                fields = rest.split()
-                total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        for ticks in map(stat_ticks, (task / "stat" for task in tasks)):
+            if ticks is not None and ticks[0].startswith(prefixes):
+                total += ticks[1]
     return total / os.sysconf("SC_CLK_TCK")
 
 
