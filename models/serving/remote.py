@@ -66,8 +66,8 @@ def _serve(conn: Connection, directory: str, options: dict[str, Any], threads: i
         if raw == _STOP:
             return
         try:
-            sequences, k = pickle.loads(raw)
-            answer = _reply(True, scorer.score(sequences, k))
+            rows, k = pickle.loads(raw)
+            answer = _reply(True, scorer.score(_histories(rows), k))
         except Exception as exc:
             answer = _reply(False, exc)
         conn.send_bytes(answer)
@@ -187,4 +187,14 @@ class ProcessScorer:
 
 
 def _request(sequences: Sequence[Sequence[Interaction]], k: int) -> bytes:
-    return pickle.dumps(([list(s) for s in sequences], k))
+    """A batch for the pipe. The events go as plain tuples: pickle writes a named
+    tuple through its class's reduce call, which cost about 1.3 ms for 30 histories
+    of 50 events against 0.3 ms to convert and write plain ones."""
+    return pickle.dumps(([list(map(tuple, s)) for s in sequences], k))
+
+
+def _histories(rows: list[list[tuple[str, str, int]]]) -> list[list[Interaction]]:
+    """The events of :func:`_request` as ``Interaction`` again (``tuple.__new__``: the
+    named tuple's own constructor is a Python function around it)."""
+    new = tuple.__new__
+    return [[new(Interaction, e) for e in row] for row in rows]

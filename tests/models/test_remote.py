@@ -5,6 +5,7 @@ and a failure reported, not hung on."""
 from __future__ import annotations
 
 import asyncio
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from models.base import Interaction
 from models.nn.vocab import ItemVocab
 from models.serving import checkpoint
 from models.serving.microbatch import MicroBatcher
-from models.serving.remote import ProcessScorer
+from models.serving.remote import ProcessScorer, _histories, _request
 from models.serving.scorer import NeuralScorer
 
 ITEMS = [str(100 + i) for i in range(30)]
@@ -50,6 +51,16 @@ def test_the_loop_and_a_thread_get_what_the_model_gives_here(served: Any) -> Non
     on_loop, on_thread = asyncio.run(both())
     assert on_loop == here.score(histories(1), 5)
     assert on_thread == here.score(histories(2), 5)
+
+
+def test_histories_cross_the_pipe_as_plain_tuples_and_come_back_whole() -> None:
+    sent = histories(4)
+    raw = _request(sent, 5)
+    assert b"Interaction" not in raw  # no class reference per event
+    rows, k = pickle.loads(raw)
+    back = _histories(rows)
+    assert (back, k) == (sent, 5)
+    assert all(type(e) is Interaction for row in back for e in row)
 
 
 def test_a_cancelled_batch_answer_goes_to_no_one(served: Any) -> None:
