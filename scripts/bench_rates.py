@@ -309,14 +309,15 @@ def report_step(label: str, row: dict[str, Any], bound_ms: float) -> bool:
 
 def cpu_line(row: dict[str, Any]) -> str:
     """``row``'s CPU per event by part, as printed ("" when not measured)."""
-    parts = [
-        f"{part} {row[key]:.0f}"
-        for part in ("worker", "model", "bench", "broker", "other")
-        if (key := f"{part}_cpu_us_per_event") in row and (part != "model" or row[key] >= 1)
-    ]
-    if "broker_jit_cpu_us_per_event" in row:  # after the broker's own figure
-        at = next(i for i, p in enumerate(parts) if p.startswith("broker"))
-        parts[at] += f" (JIT {row['broker_jit_cpu_us_per_event']:.0f})"
+    parts = []
+    for part in ("worker", "model", "bench", "broker", "other"):
+        key = f"{part}_cpu_us_per_event"
+        if key not in row or (part == "model" and row[key] < 1):
+            continue
+        text = f"{part} {row[key]:.0f}"
+        if part == "broker" and "broker_jit_cpu_us_per_event" in row:
+            text += f" (JIT {row['broker_jit_cpu_us_per_event']:.0f})"
+        parts.append(text)
     return f"; CPU µs/event: {', '.join(parts)}" if parts else ""
 
 
