@@ -29,14 +29,17 @@ in a subprocess and checks both digests agree.
 from __future__ import annotations
 
 import argparse
+import atexit
 import cProfile
 import hashlib
 import itertools
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from collections.abc import Callable
@@ -51,6 +54,7 @@ T0 = 1_780_000_000_000  # the first event's ts (ms); the pinned clock is a day l
 STAGES = ("decode", "state", "markov_learn", "adjust_learn", "score", "adjust_rerank")
 STAGES += ("render", "encode")
 CLOCK = time.thread_time  # this thread's CPU time: the other jobs' turns are not counted
+TABLES: dict[str, Any] = {"kind": "dict", "batch": 200}  # --tables, --batch
 
 
 def messages(n: int) -> list[tuple[bytes, Any]]:
@@ -74,7 +78,8 @@ def messages(n: int) -> list[tuple[bytes, Any]]:
 
 
 def pipeline() -> Any:
-    """The worker's Processor over dict state, the clock it reads pinned."""
+    """The worker's Processor over dict state (or ``--tables rocksdb``), the clock it
+    reads pinned."""
     import stream_app.processor as proc
     from models.markov import DictTransitionStore
     from stream_app.components import State, build_components
@@ -83,8 +88,53 @@ def pipeline() -> Any:
     pinned = T0 + 86_400_000
     proc.time = types.SimpleNamespace(time=lambda: pinned / 1000)  # type: ignore[attr-defined]
     s = Settings().model_copy(update={"adjust": True})
-    state = State(users={}, transitions=DictTransitionStore(s.markov_max_successors), feedback={})
+    if TABLES["kind"] == "rocksdb":
+        state = rocksdb_state(s)
+    else:
+        transitions = DictTransitionStore(s.markov_max_successors)
+        state = State(users={}, transitions=transitions, feedback={})
     return build_components(s, state).processor
+
+
+def rocksdb_state(s: Any) -> Any:
+    """The worker's tables: Faust tables on RocksDB (never started: no broker) behind
+    the batch loop's write-back, in a fresh directory removed at exit."""
+    import faust
+    from faust.types import TP
+
+    from stream_app.components import State
+    from stream_app.state.markov_store import TableTransitionStore
+    from stream_app.state.write_back import WriteBack
+
+    datadir = tempfile.mkdtemp(prefix="profile-worker-")
+    atexit.register(shutil.rmtree, datadir, ignore_errors=True)
+    app = faust.App("profile-worker", store="rocksdb://", datadir=datadir)
+    names = ("users", "items", "feedback")
+    tables = [
+        app.Table(n, partitions=s.partitions, key_type=bytes, value_type=bytes) for n in names
+    ]
+    held = {TP(t.changelog_topic_name, p) for t in tables for p in range(s.partitions)}
+    # What a table's iteration covers, which a started worker's assignment decides.
+    app.assignor.__dict__["assigned_actives"] = lambda: held
+    users, items, feedback = (WriteBack(t) for t in tables)
+    transitions = TableTransitionStore(items, lambda: range(s.partitions), s.markov_max_successors)
+    return State(users, transitions, feedback=feedback)
+
+
+class PartitionEvent:
+    """What a store asks of Faust's current event: its partition (weak-referenceable)."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = types.SimpleNamespace(partition=partition)
+
+
+def write_backs(processor: Any) -> list[Any]:
+    """The processor's tables that hold writes per batch (none over dicts)."""
+    from stream_app.state.write_back import WriteBack
+
+    counts = getattr(processor.learner.store, "table", None)  # none in a DictTransitionStore
+    tables = [counts, processor.users, processor.adjust.feedback.store]
+    return [t for t in tables if isinstance(t, WriteBack)]
 
 
 def run(processor: Any, msgs: list[tuple[bytes, Any]], sink: Callable[[Any], None]) -> float:
@@ -93,12 +143,43 @@ def run(processor: Any, msgs: list[tuple[bytes, Any]], sink: Callable[[Any], Non
     from stream_app.processor import ScoreRequest
 
     ingest, recommend = processor.ingest, processor.recommend
+    stores = write_backs(processor)
+    if stores:
+        return run_batches(processor, stores, msgs, sink)
     start = CLOCK()
     for raw, src in msgs:
         result = ingest(raw, src)
         out = recommend([result]) if isinstance(result, ScoreRequest) else result
         for m in out:
             sink(m)
+    return CLOCK() - start
+
+
+def run_batches(
+    processor: Any, stores: list[Any], msgs: list[tuple[bytes, Any]], sink: Callable[[Any], None]
+) -> float:
+    """:func:`run` over tables written once per batch of ``--batch`` events: each
+    event as Faust's current event, then each batch's changelog records built (not
+    sent) and its writes applied to RocksDB, as the batch loop does once delivered."""
+    from stream_app.processor import ScoreRequest
+    from stream_app.state.write_back import event_context
+
+    ingest, recommend = processor.ingest, processor.recommend
+    events = {p: PartitionEvent(p) for p in {src.partition for _, src in msgs}}
+    size = TABLES["batch"]
+    start = CLOCK()
+    for at in range(0, len(msgs), size):
+        for store in stores:
+            store.begin()
+        for raw, src in msgs[at : at + size]:
+            with event_context(events[src.partition]):
+                result = ingest(raw, src)
+                out = recommend([result]) if isinstance(result, ScoreRequest) else result
+            for m in out:
+                sink(m)
+        for store in stores:
+            store.records()
+            store.apply(events, {})
     return CLOCK() - start
 
 
@@ -210,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--against", type=Path, help="a tree whose outputs must be the same")
     ap.add_argument("--cprofile", type=Path, help="write cProfile stats of one pass here")
     ap.add_argument("--bench", type=float, help="bench_pipeline events/s, for Faust's share")
+    ap.add_argument(
+        "--tables",
+        choices=("dict", "rocksdb"),
+        default="dict",
+        help="state in dicts, or in Faust RocksDB tables written once per batch",
+    )
+    ap.add_argument("--batch", type=int, default=200, help="events per batch (--tables rocksdb)")
     ap.add_argument("--out", type=Path, default=ROOT / "results/profile_worker.json")
     ap.add_argument(
         "--plot",
@@ -219,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--png", type=Path, default=ROOT / "docs/profile-worker.png")
     args = ap.parse_args(argv)
+    TABLES.update(kind=args.tables, batch=args.batch)
     if args.digest:
         print(digest(args.events))
         return 0
@@ -246,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         "stages_us": {k: v * us for k, v in stages.items()},
         "staged_total_us": sum(stages.values()) * us,
         "repeat": args.repeat,
+        "tables": args.tables,
+        "batch": args.batch if args.tables == "rocksdb" else None,
         "commit": code_commit(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "load_average": os.getloadavg(),

@@ -159,3 +159,89 @@ def test_a_sealed_batch_is_read_by_the_next_until_it_is_written(table: Any) -> N
     assert wb.records() == [(topic, 1, b"b", b"second", None), (topic, 1, b"a", None, None)]
     wb.apply({1: p1}, {})
     assert dict(table.data.items()) == {b"b": b"second"}
+
+
+def _batches(seed: int, events: int) -> list[list[tuple[int, str | None, str, int]]]:
+    """A random log of (partition, previous item, item, offset) cut into batches of
+    1 to 40 events; few items, so rows change many times a batch."""
+    import random
+
+    rng = random.Random(seed)
+    prev: dict[int, str | None] = {1: None, 2: None}
+    log = []
+    for offset in range(events):
+        p, item = rng.choice([1, 2]), f"i{min(rng.randrange(12), rng.randrange(12))}"
+        log.append((p, prev[p], item, offset))
+        prev[p] = item
+    out, at = [], 0
+    while at < len(log):
+        size = rng.randint(1, 40)
+        out.append(log[at : at + size])
+        at += size
+    return out
+
+
+def test_markov_rows_are_written_once_a_batch_as_counted_one_at_a_time(table: Any) -> None:
+    """Rows counted into in a batch are held decoded and written once each when the
+    batch is sealed, with the bytes per-event writes would have left; reads in the
+    batch see the held counts."""
+    wb = WriteBack(table)
+    store = TableTransitionStore(wb, lambda: [1, 2], max_successors=4)
+    plain: dict[bytes, bytes] = {}  # the same log, written at every event
+    reference = TableTransitionStore(plain, lambda: [1, 2], max_successors=4)
+    events = {1: fake_event(1), 2: fake_event(2)}
+    for batch in _batches(seed=3, events=1500):
+        wb.begin()
+        changed = set()
+        for p, prev, item, offset in batch:
+            with event_context(events[p]):
+                store.record(prev, item, partition=p, offset=offset)
+            reference.record(prev, item, partition=p, offset=offset)
+            changed |= {f"{p}:{i}".encode() for i in (prev, item) if i is not None}
+            assert dict(store.successors(item)) == dict(reference.successors(item))
+        records = wb.records()
+        assert sorted(key for _, _, key, _, _ in records) == sorted(changed)
+        assert all(value == plain[key] for _, _, key, value, _ in records)
+        wb.apply(events, {})
+    assert dict(table.data.items()) == plain
+
+
+def test_an_aborted_batch_leaves_no_count_in_the_markov_rows(table: Any) -> None:
+    wb = WriteBack(table)
+    store = TableTransitionStore(wb, lambda: [1])
+    p1 = fake_event(1)
+    wb.begin()
+    with event_context(p1):
+        store.record("a", "b", partition=1, offset=1)
+    wb.apply({1: p1}, {})
+    wb.begin()
+    with event_context(p1):
+        store.record("a", "c", partition=1, offset=2)
+        store.record("c", "b", partition=1, offset=3)
+    wb.abort()
+    wb.begin()
+    with event_context(p1):
+        assert dict(store.successors("a")) == {"b": 1}
+        store.record("a", "b", partition=1, offset=2)
+    wb.apply({1: p1}, {})
+    row, at = decode_row_offset(table.data._db_for_partition(1).get(b"1:a"))
+    assert (row.successors, at) == ({"b": 2}, 2)
+    assert table.data._db_for_partition(1).get(b"1:c") is None
+
+
+def test_a_rebalance_during_a_batch_puts_its_held_rows_in_the_batch(table: Any) -> None:
+    wb = WriteBack(table)
+    store = TableTransitionStore(wb, lambda: [1])
+    p1 = fake_event(1)
+    wb.begin()
+    with event_context(p1):
+        store.record("a", "b", partition=1, offset=1)
+    store.invalidate()  # partitions assigned or revoked while the batch waits
+    with event_context(p1):
+        assert dict(store.successors("a")) == {"b": 1}  # read back from the batch's writes
+        store.record("b", "a", partition=1, offset=2)
+    topic = table.changelog_topic_name
+    assert [(t, p, key) for t, p, key, _, _ in wb.records()] == [
+        (topic, 1, b"1:b"),
+        (topic, 1, b"1:a"),
+    ]

@@ -6,6 +6,11 @@ whichever partition came last. Each input partition therefore owns its own
 rows, keyed ``"<partition>:<item>"``; reads add up the rows of every partition
 this worker holds, so one worker sees the whole stream and several workers each
 see their share.
+
+Rows are kept decoded once read (bounded, dropped on a rebalance). Over a
+:class:`~stream_app.state.write_back.WriteBack` in a batch, a row counted into is
+written once, when the batch is sealed: a popular item's row changes at many of
+a batch's events, and is encoded and sent once.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping
 import msgpack
 
 from models.markov import ItemRow, PopularityIndex
+from stream_app.state.write_back import WriteBack
 
 
 def encode_row(row: ItemRow, offset: int = -1) -> bytes:
@@ -63,6 +69,7 @@ class TableTransitionStore:
         local_partitions: Callable[[], Iterable[int]],
         max_successors: int = 50,
         cache_size: int = 100_000,
+        row_cache_size: int = 20_000,
     ) -> None:
         self.table = table
         self.local_partitions = local_partitions
@@ -73,6 +80,15 @@ class TableTransitionStore:
         # up to date as rows change: scoring reads many more rows than learning writes.
         self._merged: dict[str, dict[str, int]] = {}
         self.cache_size = cache_size
+        # Rows decoded, as last counted into: a row is decoded once, not per event.
+        self._rows: dict[bytes, tuple[ItemRow, int]] = {}
+        self.row_cache_size = row_cache_size
+        # In a batch, the rows counted into and not written yet (key -> partition):
+        # a popular item's row is encoded once a batch, not once an event.
+        self._unwritten: dict[bytes, int] = {}
+        self._write_back = table if isinstance(table, WriteBack) else None
+        if self._write_back is not None:
+            self._write_back.holders.append(self)
 
     def record(
         self, prev_item: str | None, item: str, partition: int, offset: int | None = None
@@ -87,22 +103,58 @@ class TableTransitionStore:
         """
         popularity = self.popularity  # build it before the write it would count twice
         key = row_key(partition, item)
-        row, row_at = decode_row_offset(self.table.get(key))
+        row, row_at = self._row(partition, key)
         fresh = offset is None or row_at < offset
         if fresh:
             row.count += 1
-            self.table[key] = encode_row(row, row_at if offset is None else offset)
+            self._counted(partition, key, row, row_at if offset is None else offset)
             popularity.add(item)
         if prev_item is not None:
             pkey = row_key(partition, prev_item)
-            prev, prev_at = decode_row_offset(self.table.get(pkey))
+            prev, prev_at = self._row(partition, pkey)
             # item -> item: the row just counted, judged by what it held before
             if fresh if pkey == key else offset is None or prev_at < offset:
                 replaced = prev.add_successor(item, self.max_successors)
-                self.table[pkey] = encode_row(prev, prev_at if offset is None else offset)
+                self._counted(partition, pkey, prev, prev_at if offset is None else offset)
                 merged = self._merged.get(prev_item)
                 if merged is not None:
                     _count_into(merged, item, replaced)
+
+    def _row(self, partition: int, key: bytes) -> tuple[ItemRow, int]:
+        """``partition``'s row ``key`` and its offset, decoded once."""
+        cached = self._rows.get(key)
+        if cached is None:
+            wb = self._write_back
+            raw = wb.get_in(partition, key) if wb is not None else self.table.get(key)
+            cached = decode_row_offset(raw)
+            if len(self._rows) >= self.row_cache_size:  # crude but bounded, as the merged counts
+                self._rows = {k: self._rows[k] for k in self._unwritten}
+            self._rows[key] = cached
+        return cached
+
+    def _counted(self, partition: int, key: bytes, row: ItemRow, offset: int) -> None:
+        """Keep a row just counted into; written now, or when the batch is sealed."""
+        self._rows[key] = (row, offset)
+        if self._write_back is not None and self._write_back.batching:
+            self._unwritten[key] = partition
+        else:
+            self.table[key] = encode_row(row, offset)
+
+    def write_held(self) -> None:
+        """Write each row counted into in the batch being sealed, once."""
+        if self._write_back is None:
+            return  # every row was written when counted
+        rows, set_in = self._rows, self._write_back.set_in
+        for key, partition in self._unwritten.items():
+            row, offset = rows[key]
+            set_in(partition, key, encode_row(row, offset))
+        self._unwritten.clear()
+
+    def drop_held(self) -> None:
+        """The batch is aborted: its counts were applied to decoded rows in place."""
+        self._unwritten.clear()
+        self._rows.clear()
+        self._merged.clear()
 
     def successors(self, item: str) -> Mapping[str, int]:
         merged = self._merged.get(item)
@@ -114,12 +166,17 @@ class TableTransitionStore:
         # Each partition's row from that partition's store (a write-back table reads
         # any partition; a plain mapping holds them all).
         read_in = getattr(self.table, "get_in", None)
+        rows = self._rows  # decoded already, or counted into and not written yet
         for p in self._held:
             key = row_key(p, item)
-            raw = read_in(p, key) if read_in is not None else self.table.get(key)
-            if raw:
-                for nxt, c in decode_row(raw).successors.items():
-                    merged[nxt] = merged.get(nxt, 0) + c
+            cached = rows.get(key)
+            if cached is None:
+                raw = read_in(p, key) if read_in is not None else self.table.get(key)
+                if not raw:
+                    continue
+                cached = decode_row_offset(raw)
+            for nxt, c in cached[0].successors.items():
+                merged[nxt] = merged.get(nxt, 0) + c
         if len(self._merged) >= self.cache_size:
             self._merged.clear()  # crude but bounded; refills from the table
         self._merged[item] = merged
@@ -145,6 +202,9 @@ class TableTransitionStore:
 
     def invalidate(self) -> None:
         """Forget derived data; call when partitions are assigned or revoked."""
+        if self._unwritten:  # a rebalance during a batch: its counts go in its writes
+            self.write_held()
+        self._rows.clear()
         self._popularity = None
         self._held = None
         self._merged.clear()

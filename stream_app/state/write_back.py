@@ -14,6 +14,8 @@ offset. The local store is thus never ahead of the changelog: a crash before
 delivery leaves both where they were, and the batch is processed again. A
 batch :meth:`~WriteBack.seal`-ed while it is delivered stays visible to the next
 batch's reads until it is applied, so the next batch is processed meanwhile.
+A :class:`Holder` (the Markov counts) keeps its changes decoded through a
+batch and writes each changed key once, when the batch is sealed.
 
 Faust 0.15.3 writes a RocksDB table only while an event is current
 (``Store._set`` takes the partition from ``current_event()``), and reads the
@@ -26,7 +28,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import rocksdict
@@ -58,12 +60,25 @@ def current_partition() -> int:
 Writes = dict[tuple[int, bytes], bytes | None]  # (partition, key) -> value, None: deleted
 
 
+class Holder(Protocol):
+    """A writer that holds a batch's changes to a :class:`WriteBack` decoded (a
+    value changed many times in a batch is then encoded once)."""
+
+    def write_held(self) -> None:
+        """Write every held change (with :meth:`WriteBack.set_in`): the batch is sealed."""
+
+    def drop_held(self) -> None:
+        """Forget every held change and what it was derived from: the batch is aborted."""
+
+
 class WriteBack(MutableMapping[bytes, bytes]):
     def __init__(self, table: faust.Table) -> None:
         self.table = table
         self._pending: Writes | None = None  # the open batch's
         self._sealed: list[Writes] = []  # earlier batches', being delivered, oldest first
         self._read: dict[tuple[int, bytes], bytes | None] = {}  # the store, as read this batch
+        # Writers that keep their changes decoded until the batch is sealed.
+        self.holders: list[Holder] = []
 
     @property
     def batching(self) -> bool:
@@ -79,12 +94,16 @@ class WriteBack(MutableMapping[bytes, bytes]):
         next batch's reads still see them: the next batch can be processed while
         this one is delivered."""
         assert self._pending is not None, "seal() outside a batch"
+        for holder in self.holders:
+            holder.write_held()
         self._sealed.append(self._pending)
         self._pending = None
         self._read = {}
 
     def abort(self) -> None:
         """Forget the open batch's writes (nothing of it was written locally)."""
+        for holder in self.holders:
+            holder.drop_held()
         self._pending = None
         self._read = {}
 
@@ -129,6 +148,12 @@ class WriteBack(MutableMapping[bytes, bytes]):
             self.table[key] = value
         else:
             self._pending[(current_partition(), key)] = value
+
+    def set_in(self, partition: int, key: bytes, value: bytes) -> None:
+        """Hold a write of ``key`` to ``partition``'s store in the open batch,
+        whichever event is current."""
+        assert self._pending is not None, "set_in() outside a batch"
+        self._pending[(partition, key)] = value
 
     def __delitem__(self, key: bytes) -> None:
         if self._pending is None:
