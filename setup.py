@@ -35,6 +35,7 @@ HOT = [
     "stream_app/serializers.py",
     "stream_app/state/markov_store.py",
     "stream_app/state/user_state.py",
+    "stream_app/state/user_store.py",
     "stream_app/state/write_back.py",
 ]
 

@@ -133,7 +133,7 @@ def create_app(settings: Settings) -> faust.App:
         AdjusterCheckpoint(parts.adjust, checkpoint_dir).register(app, settings.adjust_checkpoint_s)
     Agents(settings, topology, parts.processor, server, ((items,), (users, feedback))).register(app)
     Timers(settings, topology, server).register(app)
-    Rebalance(topology.users, transitions, parts.adjust).register(app)
+    Rebalance(topology.users, parts.processor.states, transitions, parts.adjust).register(app)
     register_views(
         app,
         topology.users,

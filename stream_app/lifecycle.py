@@ -21,6 +21,7 @@ from stream_app.control import sweep_headers
 from stream_app.served_model import ModelServer
 from stream_app.settings import Settings
 from stream_app.state.markov_store import TableTransitionStore
+from stream_app.state.user_store import UserStore
 from stream_app.summary import Summary, local_users
 from stream_app.topology import Topology
 
@@ -33,10 +34,12 @@ class Rebalance:
     def __init__(
         self,
         users: faust.Table,
+        states: UserStore,
         transitions: TableTransitionStore,
         adjust: OnlineAdjustment | None,
     ) -> None:
         self.users = users
+        self.states = states
         self.transitions = transitions
         self.adjust = adjust
         self._assigned_at: float | None = None  # when the assignment being restored arrived
@@ -47,6 +50,7 @@ class Rebalance:
         app.on_partitions_revoked.connect(self.on_partitions_revoked)  # type: ignore[arg-type]
 
     async def on_partitions_assigned(self, sender: Any, assigned: Any, **kwargs: Any) -> None:
+        self.states.invalidate()
         self.transitions.invalidate()
         if self.adjust is not None:
             self.adjust.feedback.clear()  # lists of users that moved: the table has them
@@ -61,6 +65,7 @@ class Rebalance:
         monitoring.STATE_USERS.set(len(self.users))
 
     async def on_partitions_revoked(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
+        self.states.invalidate()
         self.transitions.invalidate()
 
 

@@ -29,6 +29,7 @@ from stream_app.routing import REROUTED_HEADER, partition_for
 from stream_app.serializers import value_encoder
 from stream_app.settings import Settings
 from stream_app.state.user_state import UserState
+from stream_app.state.user_store import UserStore
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Processor:
     ) -> None:
         self.settings = settings
         self.users = users
+        self.states = UserStore(users, settings.user_cache_size)
         self.scorer = scorer
         self.learner = learner
         self.adjust = adjust
@@ -134,11 +136,10 @@ class Processor:
         )
         user_id = self.pseudonymize(event.user_id) if self.pseudonymize else event.user_id
         state_key = user_id.encode()
-        stored = self.users.get(state_key)
-        state = UserState.decode(stored)
+        stored = self.states.get(state_key, src.partition)
+        state = stored if stored is not None else UserState()
         observation = None
 
-        state.partition = src.partition
         if src.offset > state.last_offset:
             try:
                 self._check_time(event.ts, state)
@@ -153,7 +154,8 @@ class Processor:
                 s.history_len,
             )
             # last_offset moved even for a repeated event_id: persist either way.
-            self.users[state_key] = state.encode()
+            state.partition = src.partition
+            self.states.put(state_key, src.partition, state)
             if stored is None:
                 monitoring.STATE_USERS.inc()
             if applied and self.learner is not None:
@@ -211,11 +213,11 @@ class Processor:
         cutoff = int(time.time() * 1000) - int(self.settings.user_ttl_s * 1000)
         expired = [
             key
-            for key, raw in list(self.users.items())
-            if (state := UserState.decode(raw)).partition == partition and state.idle_since(cutoff)
+            for key, state in self.states.items()
+            if state.partition == partition and state.idle_since(cutoff)
         ]
         for key in expired:
-            del self.users[key]
+            self.states.delete(key)
             if self.adjust is not None:
                 self.adjust.forget(key.decode())  # its open lists (and table entry) too
         monitoring.USERS_EXPIRED.inc(len(expired))
@@ -236,10 +238,10 @@ class Processor:
         user_id = self.pseudonymize(request.user_id) if self.pseudonymize else request.user_id
         key = user_id.encode()
         deleted = 0
-        stored = self.users.get(key)
+        stored = self.states.get(key, src.partition)
         if stored is not None:
-            deleted = len(UserState.decode(stored).records)
-            del self.users[key]
+            deleted = len(stored.records)
+            self.states.delete(key)
             monitoring.STATE_USERS.dec()
         if self.adjust is not None:
             self.adjust.forget(user_id)

@@ -255,6 +255,12 @@ class Settings(BaseSettings):
 
     # --- events and state ----------------------------------------------------
     history_len: int = Field(50, ge=1, description="events kept per user")
+    user_cache_size: int = Field(
+        10_000,
+        ge=0,
+        description="users' states kept decoded in the worker's memory (a state changed in a "
+        "batch is encoded and written once); at most about `history_len` events each",
+    )
     user_ttl_s: float = Field(
         30 * 86400, gt=0, description="a user with no event for this long (30 days) is forgotten"
     )

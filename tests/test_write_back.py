@@ -245,3 +245,39 @@ def test_a_rebalance_during_a_batch_puts_its_held_rows_in_the_batch(table: Any) 
         (topic, 1, b"1:b"),
         (topic, 1, b"1:a"),
     ]
+
+
+def test_user_states_are_written_once_a_batch_as_put_one_at_a_time(table: Any) -> None:
+    """Users' states held decoded through a batch, erasures among them: the batch's
+    records and the store at the end are what per-event writes leave, and sweeps
+    (``items``) see the held states."""
+    import random
+
+    from stream_app.state.user_state import UserState
+    from stream_app.state.user_store import UserStore
+
+    rng = random.Random(5)
+    wb, plain = WriteBack(table), {}
+    store, reference = UserStore(wb, cache_size=3), UserStore(plain)
+    events = {1: fake_event(1), 2: fake_event(2)}
+    for batch in range(60):
+        wb.begin()
+        for offset in range(batch * 20, batch * 20 + rng.randint(1, 20)):
+            key = f"u{rng.randrange(6)}".encode()
+            p, erase = 1 + key[-1] % 2, rng.random() < 0.1  # a user's one partition
+            for users in (store, reference):
+                with event_context(events[p]):
+                    state = users.get(key, p)
+                    if erase and state is not None:
+                        users.delete(key)
+                        continue
+                    state = state or UserState()
+                    state.apply(f"i{offset % 7}", "click", offset, None, offset, max_len=4)
+                    state.partition = p
+                    users.put(key, p, state)
+        with event_context(events[1]):
+            assert dict(store.items()) == dict(reference.items())
+        records = wb.records()
+        assert all(value == plain.get(key) for _, _, key, value, _ in records)
+        wb.apply(events, {})
+    assert dict(table.data.items()) == plain
