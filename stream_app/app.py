@@ -140,7 +140,7 @@ def create_app(settings: Settings) -> faust.App:
         settings,
         parts.processor.pseudonymize,
         topology.local_partitions,
-        partial(cache_sizes, transitions, parts.adjust),
+        partial(cache_sizes, transitions, parts.processor.states, parts.adjust),
     )
     return app
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from stream_app.adjustment import OnlineAdjustment
 from stream_app.state.markov_store import TableTransitionStore
+from stream_app.state.user_store import UserStore
 
 
 def _size(obj: Any, attr: str) -> int:
@@ -24,11 +25,15 @@ def _size(obj: Any, attr: str) -> int:
 
 
 def cache_sizes(
-    transitions: TableTransitionStore, adjust: OnlineAdjustment | None
+    transitions: TableTransitionStore, states: UserStore, adjust: OnlineAdjustment | None
 ) -> dict[str, int]:
-    """Entries held per cache: the Markov read cache, and the adjuster's open
-    lists, last lists and item signals (absent with the adjuster off)."""
-    sizes = {"markov_merged_successors": _size(transitions, "_merged")}
+    """Entries held per cache: the Markov read caches, the users' decoded states, and
+    the adjuster's open lists, last lists and item signals (absent with the adjuster off)."""
+    sizes = {
+        "markov_merged_successors": _size(transitions, "_merged"),
+        "markov_decoded_rows": _size(transitions, "_rows"),
+        "users_decoded_states": _size(states, "_states"),
+    }
     if adjust is not None:
         sizes["adjuster_open_lists_users"] = len(adjust.feedback)
         sizes["adjuster_last_lists_users"] = _size(adjust, "_last")

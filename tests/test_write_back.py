@@ -206,13 +206,20 @@ def test_markov_rows_are_written_once_a_batch_as_counted_one_at_a_time(table: An
     assert dict(table.data.items()) == plain
 
 
-def test_an_aborted_batch_leaves_no_count_in_the_markov_rows(table: Any) -> None:
+def _a_to_b_held(table: Any) -> tuple[WriteBack, TableTransitionStore, Any]:
+    """Markov rows over a write-back of ``table``, a batch open with a -> b counted
+    in partition 1, and that partition's event."""
     wb = WriteBack(table)
     store = TableTransitionStore(wb, lambda: [1])
     p1 = fake_event(1)
     wb.begin()
     with event_context(p1):
         store.record("a", "b", partition=1, offset=1)
+    return wb, store, p1
+
+
+def test_an_aborted_batch_leaves_no_count_in_the_markov_rows(table: Any) -> None:
+    wb, store, p1 = _a_to_b_held(table)
     wb.apply({1: p1}, {})
     wb.begin()
     with event_context(p1):
@@ -230,12 +237,7 @@ def test_an_aborted_batch_leaves_no_count_in_the_markov_rows(table: Any) -> None
 
 
 def test_a_rebalance_during_a_batch_puts_its_held_rows_in_the_batch(table: Any) -> None:
-    wb = WriteBack(table)
-    store = TableTransitionStore(wb, lambda: [1])
-    p1 = fake_event(1)
-    wb.begin()
-    with event_context(p1):
-        store.record("a", "b", partition=1, offset=1)
+    wb, store, p1 = _a_to_b_held(table)
     store.invalidate()  # partitions assigned or revoked while the batch waits
     with event_context(p1):
         assert dict(store.successors("a")) == {"b": 1}  # read back from the batch's writes
@@ -281,3 +283,15 @@ def test_user_states_are_written_once_a_batch_as_put_one_at_a_time(table: Any) -
         assert all(value == plain.get(key) for _, _, key, value, _ in records)
         wb.apply(events, {})
     assert dict(table.data.items()) == plain
+
+
+def test_the_decoded_rows_and_states_are_reported_among_the_caches() -> None:
+    from stream_app.caches import cache_sizes
+    from stream_app.state.user_state import UserState
+    from stream_app.state.user_store import UserStore
+
+    transitions, states = TableTransitionStore({}, lambda: [0]), UserStore({})
+    transitions.record("a", "b", partition=0, offset=0)
+    states.put(b"u", 0, UserState())
+    sizes = cache_sizes(transitions, states, None)
+    assert (sizes["markov_decoded_rows"], sizes["users_decoded_states"]) == (2, 1)
