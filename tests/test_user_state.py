@@ -26,3 +26,18 @@ def test_encoding_round_trip_and_empty() -> None:
     s.apply("y", "purchase", 2, "id", 1, 5)
     assert UserState.decode(s.encode()) == s
     assert UserState.decode(None) == UserState()
+
+
+def test_the_history_follows_the_records_and_a_copy_handed_out_stays() -> None:
+    import random
+
+    rng = random.Random(11)
+    s = UserState()
+    handed = []
+    for off in range(200):  # late events inserted, the oldest trimmed
+        s.apply(f"i{rng.randrange(9)}", "click", rng.randrange(100), None, off, max_len=6)
+        history = s.interactions()
+        assert [tuple(e) for e in history] == [r[:3] for r in s.records]
+        handed.append((history, [tuple(e) for e in history]))
+    assert all([tuple(e) for e in h] == frozen for h, frozen in handed)
+    assert UserState.decode(s.encode()).interactions() == s.interactions()

@@ -50,6 +50,12 @@ class UserState:
     records: list[Record] = field(default_factory=list)
     last_offset: int = -1  # input offset of the last event applied (-1: none)
     partition: int | None = None  # input partition owning the user (for expiry sweeps)
+    # The records as Interactions, kept along with them: a state kept decoded hands
+    # its history out at every event, and building 50 tuples costs more than copying.
+    _history: list[Interaction] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._history = [_new(Interaction, (i, kind, ts)) for i, kind, ts, _ in self.records]
 
     def apply(
         self,
@@ -72,12 +78,18 @@ class UserState:
         if event_id is not None and event_id in map(_EVENT_ID, records):
             return False
         rec = Record(item_id, event_type, ts, event_id)
+        seen = _new(Interaction, (item_id, event_type, ts))
+        history = self._history
         if not records or records[-1].ts <= ts:  # in order, the usual case
             records.append(rec)
+            history.append(seen)
         else:  # bisect_right keeps arrival order among equal timestamps
-            records.insert(bisect.bisect_right([r.ts for r in records], ts), rec)
+            at = bisect.bisect_right([r.ts for r in records], ts)
+            records.insert(at, rec)
+            history.insert(at, seen)
         if len(records) > max_len:
             del records[: len(records) - max_len]
+            del history[: len(history) - max_len]
         return True
 
     def position_of(self, event_id: str | None, ts: int, item_id: str) -> int:
@@ -93,7 +105,8 @@ class UserState:
         return self.records[-1].ts if self.records else None
 
     def interactions(self) -> list[Interaction]:
-        return [_new(Interaction, (item, kind, ts)) for item, kind, ts, _ in self.records]
+        """The history, oldest first: a copy, which later events do not change."""
+        return list(self._history)
 
     def idle_since(self, cutoff_ms: int) -> bool:
         """True when the newest event is older than ``cutoff_ms`` (or there is none)."""
