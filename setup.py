@@ -33,9 +33,9 @@ HOT = [
     "stream_app/processor.py",
     "stream_app/routing.py",
     "stream_app/serializers.py",
+    "stream_app/state/decoded.py",
     "stream_app/state/markov_store.py",
     "stream_app/state/user_state.py",
-    "stream_app/state/user_store.py",
     "stream_app/state/write_back.py",
 ]
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from stream_app.adjustment import OnlineAdjustment
+from stream_app.state.decoded import Decoded
 from stream_app.state.markov_store import TableTransitionStore
-from stream_app.state.user_store import UserStore
+from stream_app.state.user_state import UserState
 
 
 def _size(obj: Any, attr: str) -> int:
@@ -25,14 +26,14 @@ def _size(obj: Any, attr: str) -> int:
 
 
 def cache_sizes(
-    transitions: TableTransitionStore, states: UserStore, adjust: OnlineAdjustment | None
+    transitions: TableTransitionStore, states: Decoded[UserState], adjust: OnlineAdjustment | None
 ) -> dict[str, int]:
     """Entries held per cache: the Markov read caches, the users' decoded states, and
     the adjuster's open lists, last lists and item signals (absent with the adjuster off)."""
     sizes = {
         "markov_merged_successors": _size(transitions, "_merged"),
-        "markov_decoded_rows": _size(transitions, "_rows"),
-        "users_decoded_states": _size(states, "_states"),
+        "markov_decoded_rows": _size(transitions.rows, "values"),
+        "users_decoded_states": _size(states, "values"),
     }
     if adjust is not None:
         sizes["adjuster_open_lists_users"] = len(adjust.feedback)

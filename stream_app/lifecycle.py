@@ -20,8 +20,9 @@ from stream_app.adjustment import OnlineAdjustment
 from stream_app.control import sweep_headers
 from stream_app.served_model import ModelServer
 from stream_app.settings import Settings
+from stream_app.state.decoded import Decoded
 from stream_app.state.markov_store import TableTransitionStore
-from stream_app.state.user_store import UserStore
+from stream_app.state.user_state import UserState
 from stream_app.summary import Summary, local_users
 from stream_app.topology import Topology
 
@@ -34,7 +35,7 @@ class Rebalance:
     def __init__(
         self,
         users: faust.Table,
-        states: UserStore,
+        states: Decoded[UserState],
         transitions: TableTransitionStore,
         adjust: OnlineAdjustment | None,
     ) -> None:

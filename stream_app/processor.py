@@ -28,8 +28,8 @@ from stream_app.pseudonym import Pseudonymizer
 from stream_app.routing import REROUTED_HEADER, partition_for
 from stream_app.serializers import value_encoder
 from stream_app.settings import Settings
+from stream_app.state.decoded import Decoded
 from stream_app.state.user_state import UserState
-from stream_app.state.user_store import UserStore
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,8 @@ class Processor:
     ) -> None:
         self.settings = settings
         self.users = users
-        self.states = UserStore(users, settings.user_cache_size)
+        # Users' states decoded once read; changed in a batch, written once.
+        self.states = Decoded(users, UserState.decode, UserState.encode, settings.user_cache_size)
         self.scorer = scorer
         self.learner = learner
         self.adjust = adjust

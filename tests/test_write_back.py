@@ -255,12 +255,13 @@ def test_user_states_are_written_once_a_batch_as_put_one_at_a_time(table: Any) -
     (``items``) see the held states."""
     import random
 
+    from stream_app.state.decoded import Decoded
     from stream_app.state.user_state import UserState
-    from stream_app.state.user_store import UserStore
 
     rng = random.Random(5)
     wb, plain = WriteBack(table), {}
-    store, reference = UserStore(wb, cache_size=3), UserStore(plain)
+    store = Decoded(wb, UserState.decode, UserState.encode, size=3)
+    reference = Decoded(plain, UserState.decode, UserState.encode, size=100)
     events = {1: fake_event(1), 2: fake_event(2)}
     for batch in range(60):
         wb.begin()
@@ -287,10 +288,11 @@ def test_user_states_are_written_once_a_batch_as_put_one_at_a_time(table: Any) -
 
 def test_the_decoded_rows_and_states_are_reported_among_the_caches() -> None:
     from stream_app.caches import cache_sizes
+    from stream_app.state.decoded import Decoded
     from stream_app.state.user_state import UserState
-    from stream_app.state.user_store import UserStore
 
-    transitions, states = TableTransitionStore({}, lambda: [0]), UserStore({})
+    transitions = TableTransitionStore({}, lambda: [0])
+    states = Decoded({}, UserState.decode, UserState.encode, size=100)
     transitions.record("a", "b", partition=0, offset=0)
     states.put(b"u", 0, UserState())
     sizes = cache_sizes(transitions, states, None)

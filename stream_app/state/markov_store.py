@@ -20,11 +20,15 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping
 import msgpack
 
 from models.markov import ItemRow, PopularityIndex
-from stream_app.state.write_back import WriteBack
+from stream_app.state.decoded import Decoded
 
 
 def encode_row(row: ItemRow, offset: int = -1) -> bytes:
     return msgpack.packb([row.count, row.successors, offset], use_bin_type=True)
+
+
+def _encode_row_offset(row_offset: tuple[ItemRow, int]) -> bytes:
+    return encode_row(*row_offset)
 
 
 def decode_row(raw: bytes | None) -> ItemRow:
@@ -80,15 +84,10 @@ class TableTransitionStore:
         # up to date as rows change: scoring reads many more rows than learning writes.
         self._merged: dict[str, dict[str, int]] = {}
         self.cache_size = cache_size
-        # Rows decoded, as last counted into: a row is decoded once, not per event.
-        self._rows: dict[bytes, tuple[ItemRow, int]] = {}
-        self.row_cache_size = row_cache_size
-        # In a batch, the rows counted into and not written yet (key -> partition):
-        # a popular item's row is encoded once a batch, not once an event.
-        self._unwritten: dict[bytes, int] = {}
-        self._write_back = table if isinstance(table, WriteBack) else None
-        if self._write_back is not None:
-            self._write_back.holders.append(self)
+        # Each row and its offset, decoded once; counted into in a batch, written once.
+        self.rows = Decoded(
+            table, decode_row_offset, _encode_row_offset, row_cache_size, self._merged.clear
+        )
 
     def record(
         self, prev_item: str | None, item: str, partition: int, offset: int | None = None
@@ -121,40 +120,11 @@ class TableTransitionStore:
                     _count_into(merged, item, replaced)
 
     def _row(self, partition: int, key: bytes) -> tuple[ItemRow, int]:
-        """``partition``'s row ``key`` and its offset, decoded once."""
-        cached = self._rows.get(key)
-        if cached is None:
-            wb = self._write_back
-            raw = wb.get_in(partition, key) if wb is not None else self.table.get(key)
-            cached = decode_row_offset(raw)
-            if len(self._rows) >= self.row_cache_size:  # crude but bounded, as the merged counts
-                self._rows = {k: self._rows[k] for k in self._unwritten}
-            self._rows[key] = cached
-        return cached
+        """``partition``'s row ``key`` and its offset (an empty row: none yet)."""
+        return self.rows.get(key, partition) or (ItemRow(), -1)
 
     def _counted(self, partition: int, key: bytes, row: ItemRow, offset: int) -> None:
-        """Keep a row just counted into; written now, or when the batch is sealed."""
-        self._rows[key] = (row, offset)
-        if self._write_back is not None and self._write_back.batching:
-            self._unwritten[key] = partition
-        else:
-            self.table[key] = encode_row(row, offset)
-
-    def write_held(self) -> None:
-        """Write each row counted into in the batch being sealed, once."""
-        if self._write_back is None:
-            return  # every row was written when counted
-        rows, set_in = self._rows, self._write_back.set_in
-        for key, partition in self._unwritten.items():
-            row, offset = rows[key]
-            set_in(partition, key, encode_row(row, offset))
-        self._unwritten.clear()
-
-    def drop_held(self) -> None:
-        """The batch is aborted: its counts were applied to decoded rows in place."""
-        self._unwritten.clear()
-        self._rows.clear()
-        self._merged.clear()
+        self.rows.put(key, partition, (row, offset))
 
     def successors(self, item: str) -> Mapping[str, int]:
         merged = self._merged.get(item)
@@ -166,7 +136,7 @@ class TableTransitionStore:
         # Each partition's row from that partition's store (a write-back table reads
         # any partition; a plain mapping holds them all).
         read_in = getattr(self.table, "get_in", None)
-        rows = self._rows  # decoded already, or counted into and not written yet
+        rows = self.rows.values  # decoded already, or counted into and not written yet
         for p in self._held:
             key = row_key(p, item)
             cached = rows.get(key)
@@ -202,9 +172,7 @@ class TableTransitionStore:
 
     def invalidate(self) -> None:
         """Forget derived data; call when partitions are assigned or revoked."""
-        if self._unwritten:  # a rebalance during a batch: its counts go in its writes
-            self.write_held()
-        self._rows.clear()
+        self.rows.invalidate()  # during a batch: its counts go in its writes
         self._popularity = None
         self._held = None
         self._merged.clear()
