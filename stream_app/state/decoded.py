@@ -1,10 +1,10 @@
 """A table's values kept decoded, each changed one written once a batch.
 
 Two of the worker's tables are read and written at almost every event: the
-users' states and the Markov rows. Decoding a 50-event history takes 15-20 µs, a
-tenth of the worker's path for the event. :class:`Decoded` keeps the values it
-read decoded, up to ``size`` (crude but bounded: past it, all but the open
-batch's changed values are dropped). Over a
+users' states and the Markov rows. Decoding a 50-event history takes about 20 µs
+(with its list of interactions), a tenth of the worker's path for the event.
+:class:`Decoded` keeps the values it read decoded, up to ``size`` (crude but
+bounded: past it, all but the open batch's changed values are dropped). Over a
 :class:`~stream_app.state.write_back.WriteBack` in a batch, a changed value is
 held decoded and encoded once, when the batch is sealed; over a plain mapping
 (a replay over dicts), and outside a batch, it is written at once.
