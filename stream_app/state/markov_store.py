@@ -106,7 +106,7 @@ class TableTransitionStore:
         fresh = offset is None or row_at < offset
         if fresh:
             row.count += 1
-            self._counted(partition, key, row, row_at if offset is None else offset)
+            self.rows.put(key, partition, (row, row_at if offset is None else offset))
             popularity.add(item)
         if prev_item is not None:
             pkey = row_key(partition, prev_item)
@@ -114,7 +114,7 @@ class TableTransitionStore:
             # item -> item: the row just counted, judged by what it held before
             if fresh if pkey == key else offset is None or prev_at < offset:
                 replaced = prev.add_successor(item, self.max_successors)
-                self._counted(partition, pkey, prev, prev_at if offset is None else offset)
+                self.rows.put(pkey, partition, (prev, prev_at if offset is None else offset))
                 merged = self._merged.get(prev_item)
                 if merged is not None:
                     _count_into(merged, item, replaced)
@@ -122,9 +122,6 @@ class TableTransitionStore:
     def _row(self, partition: int, key: bytes) -> tuple[ItemRow, int]:
         """``partition``'s row ``key`` and its offset (an empty row: none yet)."""
         return self.rows.get(key, partition) or (ItemRow(), -1)
-
-    def _counted(self, partition: int, key: bytes, row: ItemRow, offset: int) -> None:
-        self.rows.put(key, partition, (row, offset))
 
     def successors(self, item: str) -> Mapping[str, int]:
         merged = self._merged.get(item)
@@ -134,19 +131,12 @@ class TableTransitionStore:
         if self._held is None:
             self._held = list(self.local_partitions())
         # Each partition's row from that partition's store (a write-back table reads
-        # any partition; a plain mapping holds them all).
-        read_in = getattr(self.table, "get_in", None)
-        rows = self.rows.values  # decoded already, or counted into and not written yet
+        # any partition; a plain mapping holds them all), or as counted into.
         for p in self._held:
-            key = row_key(p, item)
-            cached = rows.get(key)
-            if cached is None:
-                raw = read_in(p, key) if read_in is not None else self.table.get(key)
-                if not raw:
-                    continue
-                cached = decode_row_offset(raw)
-            for nxt, c in cached[0].successors.items():
-                merged[nxt] = merged.get(nxt, 0) + c
+            row = self.rows.get(row_key(p, item), p)
+            if row is not None:
+                for nxt, c in row[0].successors.items():
+                    merged[nxt] = merged.get(nxt, 0) + c
         if len(self._merged) >= self.cache_size:
             self._merged.clear()  # crude but bounded; refills from the table
         self._merged[item] = merged

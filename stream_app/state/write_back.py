@@ -14,8 +14,9 @@ offset. The local store is thus never ahead of the changelog: a crash before
 delivery leaves both where they were, and the batch is processed again. A
 batch :meth:`~WriteBack.seal`-ed while it is delivered stays visible to the next
 batch's reads until it is applied, so the next batch is processed meanwhile.
-A :class:`Holder` (the Markov counts) keeps its changes decoded through a
-batch and writes each changed key once, when the batch is sealed.
+A :class:`Holder` (:class:`~stream_app.state.decoded.Decoded`: the users'
+states, the Markov counts) keeps its changes decoded through a batch and writes
+each changed key once, when the batch is sealed.
 
 Faust 0.15.3 writes a RocksDB table only while an event is current
 (``Store._set`` takes the partition from ``current_event()``), and reads the
